@@ -1,0 +1,225 @@
+"""The training input pipeline: TFRecord slice shards to batches in [-1, 1].
+
+Reads the shards directly (not through `tfds.load`) so that parsing is
+batched: one `parse_example` and one `decode_raw` per thousand records, which
+is 2-3x faster than parsing records one by one. Works on TFDS-built datasets
+and on the synthetic shards written by `kgan.sampling` alike, since both use
+`kgan.schema`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from kgan import schema
+
+DEFAULT_DATA_DIR = "records"
+_PARSE_BATCH = 1024
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset name or directory has no shards for a split."""
+
+
+def resolve_dataset_dir(data: str, data_dir: str | None = None) -> str:
+    """Finds the directory that holds a dataset's shards.
+
+    Args:
+      data: a directory holding `*.tfrecord*` shards (a TFDS version directory
+        or a synthetic dataset), or a TFDS-style name "builder/config" (or
+        "builder/config/version") under `data_dir`; the newest version wins.
+      data_dir: the dataset home, `records/` by default.
+
+    Returns:
+      The directory path.
+
+    Raises:
+      DatasetNotFoundError: when nothing with shards is found.
+    """
+    if os.path.isdir(data) and glob.glob(os.path.join(data, "*.tfrecord*")):
+        return data
+    base = os.path.join(data_dir or DEFAULT_DATA_DIR, data)
+    if os.path.isdir(base) and glob.glob(os.path.join(base, "*.tfrecord*")):
+        return base
+    if os.path.isdir(base):
+        versions = sorted(
+            (v for v in os.listdir(base) if _VERSION_RE.match(v)),
+            key=lambda v: tuple(int(p) for p in v.split(".")),
+        )
+        for version in reversed(versions):
+            candidate = os.path.join(base, version)
+            if glob.glob(os.path.join(candidate, "*.tfrecord*")):
+                return candidate
+    raise DatasetNotFoundError(
+        f"no slice dataset at {data!r} (looked in {os.path.abspath(data)} and "
+        f"{os.path.abspath(base)}): build one with scripts/make_records.py"
+    )
+
+
+def shard_files(data: str, split: str = "train", data_dir: str | None = None) -> list[str]:
+    """Lists the shard files of one split, sorted for determinism."""
+    directory = resolve_dataset_dir(data, data_dir)
+    files = sorted(glob.glob(os.path.join(directory, f"*-{split}.tfrecord*")))
+    if not files:
+        present = sorted({os.path.basename(f).split(".tfrecord")[0].rsplit("-", 1)[-1]
+                          for f in glob.glob(os.path.join(directory, "*.tfrecord*"))})
+        raise DatasetNotFoundError(
+            f"dataset {directory} has no {split!r} split (splits present: {present})"
+        )
+    return files
+
+
+def image_size_of(files: Sequence[str]) -> int:
+    """Reads the slice size from the first record (all records share it)."""
+    for record in tf.data.TFRecordDataset(list(files)[:1]).take(1):
+        parsed = tf.io.parse_single_example(record, {"image": schema.FEATURE_SPEC["image"]})
+        n = len(parsed["image"].numpy())
+        size = int(round(n ** 0.5))
+        if size * size != n:
+            raise ValueError(f"{files[0]}: image of {n} bytes is not a square uint8 slice")
+        return size
+    raise DatasetNotFoundError(f"{files[0]} holds no records")
+
+
+def _parse_batch(serialized: tf.Tensor, size: int) -> dict:
+    parsed = tf.io.parse_example(serialized, schema.FEATURE_SPEC)
+    pixels = tf.io.decode_raw(parsed["image"], tf.uint8)
+    parsed["image"] = tf.reshape(pixels, [-1, size, size, 1])
+    return parsed
+
+
+def _numeric_labels(record: dict) -> dict:
+    """Keeps the labels a compiled train step can take (no strings)."""
+    fraction = record["tumour_fraction"]
+    return {
+        "modality": tf.cast(record["modality"], tf.int32),
+        "plane": tf.cast(record["plane"], tf.int32),
+        "slice_index": tf.cast(record["slice_index"], tf.int32),
+        "tumour_fraction": fraction,
+        "tumour": tf.cast(fraction > schema.TUMOUR_PRESENT_FRACTION, tf.int32),
+        "grade": tf.cast(record["grade"], tf.int32),
+        "synthetic": tf.cast(record["synthetic"], tf.int32),
+    }
+
+
+def to_unit_range(images_uint8: tf.Tensor) -> tf.Tensor:
+    """Stored uint8 pixels to float32 in [-1, 1], the generators' tanh range."""
+    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+
+
+def load_slices(
+    data: str,
+    split: str = "train",
+    *,
+    batch_size: int = 64,
+    modalities: Iterable[str] | None = None,
+    data_dir: str | None = None,
+    shuffle_seed: int | None = 0,
+    shuffle_buffer: int = 10_000,
+    cache: bool = True,
+    drop_remainder: bool = True,
+    repeat: bool = False,
+    with_ids: bool = False,
+) -> tf.data.Dataset:
+    """Builds the tf.data pipeline of (images, labels) for training or evaluation.
+
+    Shards are interleaved, parsed in large batches, filtered by modality,
+    cached in memory, shuffled with a seed, re-batched and prefetched.
+
+    Args:
+      data: dataset name or directory (see `resolve_dataset_dir`).
+      split: "train", "validation" or "test".
+      batch_size: images per batch.
+      modalities: names from `schema.MODALITIES` to keep; all when None.
+      data_dir: the dataset home for names.
+      shuffle_seed: seed of the shuffle (same seed, same order); None to
+        keep file order (evaluation).
+      shuffle_buffer: shuffle buffer size in slices.
+      cache: keep the decoded slices in memory after the first epoch.
+      drop_remainder: drop a last partial batch (static shapes for XLA).
+      repeat: repeat forever.
+      with_ids: add "case_id" and "source" strings to the labels (not for
+        compiled train steps).
+
+    Returns:
+      A dataset of (images float32 [B, S, S, 1] in [-1, 1], labels dict of
+      int32/float32 [B] tensors).
+    """
+    files = shard_files(data, split, data_dir)
+    size = image_size_of(files)
+    keep = None
+    if modalities is not None:
+        names = list(modalities)
+        unknown = [m for m in names if m not in schema.MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown modalities {unknown}; choose from {schema.MODALITIES}")
+        keep = tf.constant([schema.MODALITIES.index(m) for m in names], tf.int64)
+
+    files_ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = files_ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.batch(_PARSE_BATCH).map(
+        lambda s: _parse_batch(s, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    ds = ds.unbatch()
+    if keep is not None:
+        ds = ds.filter(lambda r: tf.reduce_any(tf.equal(r["modality"], keep)))
+
+    def split_record(record):
+        labels = _numeric_labels(record)
+        if with_ids:
+            labels["case_id"] = record["case_id"]
+            labels["source"] = record["source"]
+        return record["image"], labels
+
+    ds = ds.map(split_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.map(lambda x, y: (to_unit_range(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_arrays(
+    data: str,
+    split: str,
+    *,
+    modalities: Iterable[str] | None = None,
+    data_dir: str | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Loads a whole split into memory, in file order (for evaluation).
+
+    Returns:
+      images float32 [N, S, S, 1] in [-1, 1] and a dict of label arrays,
+      including "case_id" as Python strings.
+    """
+    ds = load_slices(
+        data, split, batch_size=4096, modalities=modalities, data_dir=data_dir,
+        shuffle_seed=None, cache=False, drop_remainder=False, with_ids=True,
+    )
+    images, labels = [], {}
+    for x, y in ds:
+        images.append(x.numpy())
+        for key, value in y.items():
+            labels.setdefault(key, []).append(value.numpy())
+    if not images:
+        raise DatasetNotFoundError(f"dataset {data!r} split {split!r} has no slices for {modalities}")
+    out = {k: np.concatenate(v) for k, v in labels.items()}
+    for key in ("case_id", "source"):
+        out[key] = np.array([s.decode("utf-8") for s in out[key]])
+    return np.concatenate(images), out
