@@ -1,0 +1,468 @@
+"""Export trained generators as SavedModels that TF Serving loads.
+
+Layout (what TF Serving's file-system source watches)::
+
+    exports/<name>/<integer version>/
+        saved_model.pb, variables/
+        assets.extra/tf_serving_warmup_requests   # PredictionLog records, one per signature
+        assets.extra/kgan_metadata.json           # GAN, recipe, sizes, modalities, dataset, ...
+
+Signatures (named inputs and outputs, so REST and gRPC clients address them by name):
+
+* ``serving_default``: ``z`` float32 [N, latent] (+ ``modality``, ``tumour`` int32 [N] when
+  conditional) -> ``images`` float32 [N, S, S, 1] in [-1, 1].
+* ``sample``: ``seed`` int64 [], ``count`` int32 [] (+ ``modality``, ``tumour`` int32 [] when
+  conditional) -> ``images`` and ``png_bytes`` (string [N], 8-bit grayscale PNGs). The latent
+  vectors come from a stateless Philox generator keyed by ``[seed, 0]``, so a seed always gives
+  the same images. The PNG output ends in ``_bytes`` because TF Serving's REST API base64-encodes
+  string outputs only under that suffix; a raw PNG in JSON would corrupt the response.
+
+Requests that would crash or silently misbehave (a wrong latent size, NaN latents, a count above
+the exported maximum, a modality the generator was not trained on) fail inside the graph with a
+`tf.debugging` assertion, which TF Serving returns as an INVALID_ARGUMENT error naming the problem.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import shutil
+import uuid
+from typing import Any, Mapping
+
+import numpy as np
+import tensorflow as tf
+
+import kgan
+from kgan import schema
+from kgan.sampling import (
+    METADATA_FILE,
+    PNG_OUTPUT,
+    WARMUP_FILE,
+    latent_vectors,
+    images_to_uint8_tensor,
+)
+
+#: Default largest batch one request may ask for (images and PNG bytes of a 64x64 batch of
+#: 1024 are ~20 MB: enough for augmentation, small enough not to exhaust a server).
+DEFAULT_MAX_COUNT = 1024
+_VERSION_RE = re.compile(r"^\d+$")
+
+
+class ExportError(ValueError):
+    """Raised when a generator or run directory cannot be exported."""
+
+
+# --------------------------------------------------------------------------------------------
+# Versions and atomic writes
+
+
+def existing_versions(out_base: str) -> list[int]:
+    """Integer version directories under an export base, ascending."""
+    if not os.path.isdir(out_base):
+        return []
+    return sorted(int(v) for v in os.listdir(out_base)
+                  if _VERSION_RE.match(v) and os.path.isdir(os.path.join(out_base, v)))
+
+
+def next_version(out_base: str) -> int:
+    """The version number the next export gets: 1, or one past the highest present."""
+    versions = existing_versions(out_base)
+    return versions[-1] + 1 if versions else 1
+
+
+def _publish(tmp_dir: str, out_base: str) -> str:
+    """Renames a finished export into the next free version directory.
+
+    `os.rename` of a directory onto an existing non-empty directory fails, so two exports
+    racing for the same number cannot overwrite each other: the loser takes the next number.
+    """
+    for _ in range(100):
+        target = os.path.join(out_base, str(next_version(out_base)))
+        try:
+            os.rename(tmp_dir, target)
+            return target
+        except OSError:
+            if not os.path.exists(target):
+                raise
+    raise ExportError(f"could not find a free version directory under {out_base}")
+
+
+# --------------------------------------------------------------------------------------------
+# Inspecting the generator
+
+
+def _input_shapes(generator) -> list[tuple]:
+    try:
+        inputs = generator.inputs
+    except AttributeError:
+        inputs = None
+    if not inputs:
+        raise ExportError(
+            f"generator {getattr(generator, 'name', generator)!r} has no symbolic inputs; "
+            "export a functional or Sequential keras.Model built with keras.Input"
+        )
+    return [tuple(t.shape) for t in inputs]
+
+
+def describe_generator(generator) -> dict:
+    """Reads latent size, image size and conditioning from a generator's inputs and output.
+
+    Returns:
+      dict with latent_dim, image_size, conditional.
+
+    Raises:
+      ExportError: when the model's I/O is not the contract's
+        ``generator(z)`` / ``generator([z, modality, tumour])`` -> [N, S, S, 1].
+    """
+    shapes = _input_shapes(generator)
+    if len(shapes) not in (1, 3):
+        raise ExportError(
+            f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
+        )
+    z_shape = shapes[0]
+    if len(z_shape) != 2 or z_shape[1] is None:
+        raise ExportError(f"latent input must be [N, latent_dim], got {z_shape}")
+    out_shape = tuple(generator.outputs[0].shape)
+    if len(out_shape) != 4 or out_shape[1] != out_shape[2] or out_shape[3] != 1:
+        raise ExportError(f"generator output must be [N, S, S, 1], got {out_shape}")
+    return {
+        "latent_dim": int(z_shape[1]),
+        "image_size": int(out_shape[1]),
+        "conditional": len(shapes) == 3,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The exported functions
+
+
+def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_modalities,
+                     max_count: int):
+    """Returns (serving_fn, sample_fn, serving_signature, sample_signature)."""
+    shapes = _input_shapes(generator)
+    cond_ranks = [len(s) for s in shapes[1:]]
+    allowed = tf.constant(sorted(allowed_modalities), tf.int32)
+    allowed_text = ", ".join(f"{i} ({schema.MODALITIES[i]})" for i in sorted(allowed_modalities))
+
+    def run_generator(z, modality=None, tumour=None):
+        if conditional:
+            conds = []
+            for value, rank in zip((modality, tumour), cond_ranks):
+                conds.append(tf.reshape(value, [-1, 1]) if rank == 2 else value)
+            images = generator([z, conds[0], conds[1]], training=False)
+        else:
+            images = generator(z, training=False)
+        # Clipping documents the range for every GAN (a no-op after tanh; BEGAN's decoder is
+        # clipped already, but an exported model should not depend on that).
+        return tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0)
+
+    def check_conditions(modality, tumour, n):
+        checks = [
+            tf.debugging.assert_equal(
+                tf.size(modality), n,
+                message="modality must have one entry per latent vector (shape [N])"),
+            tf.debugging.assert_equal(
+                tf.size(tumour), n,
+                message="tumour must have one entry per latent vector (shape [N])"),
+        ]
+        with tf.control_dependencies(checks):
+            known = tf.reduce_any(tf.equal(tf.reshape(modality, [-1, 1]), allowed[None, :]), axis=1)
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_all(known), True,
+                message=f"modality must be one of {allowed_text}: the modalities this "
+                        f"generator was trained on (indices into {list(schema.MODALITIES)})"))
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_all((tumour == 0) | (tumour == 1)), True,
+                message="tumour must be 0 (no tumour) or 1 (tumour)"))
+        return checks
+
+    def check_latents(z):
+        rank = tf.debugging.assert_rank(z, 2, message=f"z must have shape [N, {latent_dim}]")
+        with tf.control_dependencies([rank]):
+            shape = tf.shape(z)
+            checks = [
+                tf.debugging.assert_equal(
+                    shape[1], latent_dim, message=f"z must have shape [N, {latent_dim}]"),
+                tf.debugging.assert_less_equal(
+                    shape[0], max_count,
+                    message=f"at most {max_count} latent vectors per request"),
+            ]
+        with tf.control_dependencies(checks):
+            checks.append(tf.debugging.assert_all_finite(z, "z contains NaN or Inf"))
+        return checks, shape[0]
+
+    def check_count(count):
+        return [
+            tf.debugging.assert_greater_equal(count, 1, message="count must be at least 1"),
+            tf.debugging.assert_less_equal(
+                count, max_count, message=f"count must be at most {max_count} (the exported "
+                                          "max_count); ask several times with other seeds"),
+        ]
+
+    def png_of(images):
+        pixels = images_to_uint8_tensor(images)
+        return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
+
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    count_spec = tf.TensorSpec([], tf.int32, name="count")
+
+    if conditional:
+        def serving_fn(z, modality, tumour):
+            checks, n = check_latents(z)
+            with tf.control_dependencies(checks):
+                checks = check_conditions(modality, tumour, n)
+            with tf.control_dependencies(checks):
+                return {"images": run_generator(z, modality, tumour)}
+
+        def sample_fn(seed, count, modality, tumour):
+            checks = check_count(count)
+            with tf.control_dependencies(checks):
+                modalities = tf.fill([count], modality)
+                tumours = tf.fill([count], tumour)
+                checks = check_conditions(modalities, tumours, count)
+            with tf.control_dependencies(checks):
+                z = latent_vectors(seed, count, latent_dim)
+                images = run_generator(z, modalities, tumours)
+                return {"images": images, PNG_OUTPUT: png_of(images)}
+
+        serving_sig = [z_spec, tf.TensorSpec([None], tf.int32, name="modality"),
+                       tf.TensorSpec([None], tf.int32, name="tumour")]
+        sample_sig = [seed_spec, count_spec, tf.TensorSpec([], tf.int32, name="modality"),
+                      tf.TensorSpec([], tf.int32, name="tumour")]
+    else:
+        def serving_fn(z):
+            checks, _ = check_latents(z)
+            with tf.control_dependencies(checks):
+                return {"images": run_generator(z)}
+
+        def sample_fn(seed, count):
+            with tf.control_dependencies(check_count(count)):
+                z = latent_vectors(seed, count, latent_dim)
+                images = run_generator(z)
+                return {"images": images, PNG_OUTPUT: png_of(images)}
+
+        serving_sig = [z_spec]
+        sample_sig = [seed_spec, count_spec]
+    return serving_fn, sample_fn, serving_sig, sample_sig
+
+
+# --------------------------------------------------------------------------------------------
+# Warm-up requests
+
+
+def warmup_requests(*, model_name: str, latent_dim: int, conditional: bool,
+                    modality: int, batch_sizes=(1, 8)) -> list:
+    """Builds the PredictionLog records TF Serving replays before it reports a model ready.
+
+    One `serving_default` request per batch size (so the first real requests of those sizes do
+    not pay for graph warm-up) and one `sample` request. Latents are fixed (seeded) numbers.
+    """
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    def request(signature, inputs):
+        req = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        for key, value in inputs.items():
+            req.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=req))
+
+    rng = np.random.default_rng(0)
+    logs = []
+    for n in batch_sizes:
+        inputs = {"z": rng.standard_normal((n, latent_dim)).astype(np.float32)}
+        if conditional:
+            inputs["modality"] = np.full([n], modality, np.int32)
+            inputs["tumour"] = (np.arange(n) % 2).astype(np.int32)
+        logs.append(request("serving_default", inputs))
+    inputs = {"seed": np.int64(0), "count": np.int32(1)}
+    if conditional:
+        inputs["modality"] = np.int32(modality)
+        inputs["tumour"] = np.int32(1)
+    logs.append(request("sample", inputs))
+    return logs
+
+
+def _write_warmup(path: str, logs) -> None:
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def export_generator(
+    generator,
+    out_base: str,
+    *,
+    metadata: Mapping[str, Any],
+    max_count: int = DEFAULT_MAX_COUNT,
+    model_name: str | None = None,
+) -> str:
+    """Exports a Keras generator to ``out_base/<next integer version>/``.
+
+    The export is written into a hidden temporary directory beside the versions and renamed
+    into place when complete, so TF Serving (which polls ``out_base``) never sees a half-written
+    version.
+
+    Args:
+      generator: a keras.Model with the contract's I/O: ``generator(z)`` or
+        ``generator([z, modality, tumour])`` -> float32 [N, S, S, 1] in [-1, 1].
+      out_base: the model's base directory (TF Serving's ``base_path``).
+      metadata: facts stored in ``assets.extra/kgan_metadata.json``; should hold at least
+        "gan", and "modalities" (names the generator was trained on, default all four),
+        "dataset" (training dataset identity), "recipe" (the training config). Latent size,
+        image size and conditioning are read from the model and checked against any given.
+      max_count: the largest batch a request may ask for.
+      model_name: name in the warm-up requests' ModelSpec; defaults to basename(out_base).
+
+    Returns:
+      The version directory written.
+
+    Raises:
+      ExportError: when the generator's I/O or the metadata are inconsistent.
+    """
+    import keras
+
+    described = describe_generator(generator)
+    meta = dict(metadata)
+    for key, value in described.items():
+        if key in meta and meta[key] is not None and meta[key] != value:
+            raise ExportError(
+                f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}")
+        meta[key] = value
+    modalities = list(meta.get("modalities") or schema.MODALITIES)
+    unknown = [m for m in modalities if m not in schema.MODALITIES]
+    if unknown:
+        raise ExportError(f"unknown modalities {unknown}; choose from {schema.MODALITIES}")
+    if int(max_count) < 1:
+        raise ExportError(f"max_count must be positive, got {max_count}")
+    allowed = [schema.MODALITIES.index(m) for m in modalities]
+
+    meta.update({
+        "format": "kgan-generator-savedmodel/1",
+        "gan": meta.get("gan", "unknown"),
+        "modalities": modalities,
+        "modality_index": {m: i for i, m in enumerate(schema.MODALITIES)},
+        "synthetic": True,
+        "value_range": [-1.0, 1.0],
+        "dtype": "float32",
+        "channels": 1,
+        "max_count": int(max_count),
+        "latent_distribution": "standard normal; sample: stateless Philox keyed by [seed, 0]",
+        "png": "8-bit grayscale, pixel = round((image + 1) * 127.5), as kgan.schema.to_uint8",
+        "signatures": {
+            "serving_default": {
+                "inputs": {"z": ["float32", [None, described["latent_dim"]]],
+                           **({"modality": ["int32", [None]], "tumour": ["int32", [None]]}
+                              if described["conditional"] else {})},
+                "outputs": {"images": ["float32", [None, described["image_size"],
+                                                   described["image_size"], 1]]},
+            },
+            "sample": {
+                "inputs": {"seed": ["int64", []], "count": ["int32", []],
+                           **({"modality": ["int32", []], "tumour": ["int32", []]}
+                              if described["conditional"] else {})},
+                "outputs": {"images": ["float32", [None, described["image_size"],
+                                                   described["image_size"], 1]],
+                            PNG_OUTPUT: ["string", [None]]},
+            },
+        },
+        "kgan_version": kgan.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+
+    serving_fn, sample_fn, serving_sig, sample_sig = _build_endpoints(
+        generator, latent_dim=described["latent_dim"], conditional=described["conditional"],
+        allowed_modalities=allowed, max_count=int(max_count))
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serving_default", serving_fn, input_signature=serving_sig)
+    archive.add_endpoint("sample", sample_fn, input_signature=sample_sig)
+
+    os.makedirs(out_base, exist_ok=True)
+    tmp_dir = os.path.join(out_base, f".tmp-export-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        archive.write_out(tmp_dir, verbose=False)
+        extra = os.path.join(tmp_dir, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        name = model_name or os.path.basename(os.path.normpath(out_base))
+        _write_warmup(os.path.join(extra, WARMUP_FILE), warmup_requests(
+            model_name=name, latent_dim=described["latent_dim"],
+            conditional=described["conditional"], modality=allowed[0]))
+        with open(os.path.join(extra, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        return _publish(tmp_dir, out_base)
+    finally:
+        if os.path.exists(tmp_dir):
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _plane_of(config: Mapping[str, Any]) -> str | None:
+    plane = config.get("plane")
+    if plane in schema.PLANES:
+        return plane
+    dataset = str(config.get("dataset") or config.get("data") or "")
+    for part in re.split(r"[/_\-]", dataset):
+        if part in schema.PLANES:
+            return part
+    return None
+
+
+def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) -> dict:
+    """Maps a training run's resolved config.json to the export metadata."""
+    dataset = {k: v for k, v in config.items() if k.startswith("dataset") or k in ("data", "data_dir")}
+    meta = {
+        "gan": config.get("gan", "unknown"),
+        "recipe": dict(config),
+        "modalities": list(config.get("modalities") or schema.MODALITIES),
+        "dataset": dataset or None,
+        "plane": _plane_of(config),
+        "seed": config.get("seed"),
+    }
+    for key in ("image_size", "latent_dim", "conditional"):
+        if key in config:
+            meta[key] = config[key]
+    if run_dir is not None:
+        meta["run"] = os.path.abspath(run_dir)
+    return meta
+
+
+def export_run(run_dir: str, out_base: str, **kwargs) -> str:
+    """Exports a training run's generator (``run_dir/generator.keras`` + ``config.json``).
+
+    Args:
+      run_dir: ``runs/<name>/`` as written by training.
+      out_base: ``exports/<name>/``.
+      **kwargs: passed to `export_generator` (max_count, model_name).
+
+    Returns:
+      The version directory written.
+    """
+    import keras
+
+    config_path = os.path.join(run_dir, "config.json")
+    model_path = os.path.join(run_dir, "generator.keras")
+    for path in (config_path, model_path):
+        if not os.path.isfile(path):
+            raise ExportError(f"{path} is missing: is {run_dir} a kgan training run directory?")
+    try:
+        with open(config_path) as f:
+            config = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{config_path} is not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise ExportError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
+    try:
+        generator = keras.models.load_model(model_path, compile=False)
+    except Exception as e:  # keras raises many types for a bad archive
+        raise ExportError(f"{model_path} could not be loaded as a Keras model: {e}") from e
+    return export_generator(generator, out_base, metadata=metadata_from_config(config, run_dir),
+                            **kwargs)

@@ -1,0 +1,528 @@
+"""Draw synthetic slices from an exported generator and write them where people need them.
+
+`GeneratorSampler` loads only the SavedModel (``tf.saved_model.load``) and its
+``assets.extra/kgan_metadata.json``: no kgan model code and no Keras, so any pipeline with
+TensorFlow can draw slices. Writers turn a batch into:
+
+* ``grid``: one PNG of all slices, each upsampled to ``display_size`` pixels (default 256)
+  and captioned with its modality, under a title that says the images are synthetic;
+* ``png``: one PNG per slice (native size unless ``display_size`` is given);
+* ``nifti``: one uint8 NIfTI stack per modality (slices along the third axis);
+* ``tfrecord``: shards ``synthetic-<split>.tfrecord-0000k-of-0000n`` in the `kgan.schema`
+  record format (``synthetic=1``), which `kgan.pipeline.load_slices(DIR, split)` reads, so a
+  training pipeline mixes them in with one line::
+
+      mixed = tf.data.Dataset.sample_from_datasets(
+          [load_slices(real_dir), load_slices(synthetic_dir)], weights=[0.7, 0.3], seed=0)
+
+Labels the generator cannot know are written as "unknown" values, documented in
+docs/serving.md: ``slice_index=-1``, ``grade=0`` ("unknown"); ``tumour_fraction`` is the
+requested condition (1.0 or 0.0) for conditional generators and -1.0 for unconditional ones;
+``modality`` is -1 for an unconditional generator trained on several modalities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+import uuid
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from kgan import schema
+
+METADATA_FILE = "kgan_metadata.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
+#: Name of the PNG output of the `sample` signature. TF Serving's REST API base64-encodes a
+#: string output only when its name ends in "_bytes".
+PNG_OUTPUT = "png_bytes"
+FORMATS = ("grid", "png", "nifti", "tfrecord")
+DEFAULT_DISPLAY_SIZE = 256
+UNKNOWN_MODALITY = -1
+DISPLAY_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
+_VERSION_RE = re.compile(r"^\d+$")
+
+
+# --------------------------------------------------------------------------------------------
+# Shared with kgan.export: the latent stream and the pixel mapping
+
+
+def latent_vectors(seed, count, latent_dim: int, stream=0) -> tf.Tensor:
+    """Standard-normal latents from a stateless Philox generator keyed by ``[seed, stream]``.
+
+    The exported `sample` signature uses stream 0; `GeneratorSampler.generate` uses stream k for
+    the k-th chunk of ``max_count`` vectors, so its first chunk equals `sample`'s output and
+    different seeds never share a stream.
+    """
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
+    shape = tf.stack([tf.cast(count, tf.int32), tf.constant(latent_dim, tf.int32)])
+    return tf.random.stateless_normal(shape, seed=key, dtype=tf.float32, alg="philox")
+
+
+def images_to_uint8_tensor(images: tf.Tensor) -> tf.Tensor:
+    """[-1, 1] floats to uint8 pixels, the same mapping as `kgan.schema.to_uint8`."""
+    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
+    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def resolve_export_dir(path: str) -> str:
+    """A version directory, or the newest version under an export base directory."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.isdir(path):
+        versions = sorted(int(v) for v in os.listdir(path)
+                          if _VERSION_RE.match(v)
+                          and os.path.isfile(os.path.join(path, v, "saved_model.pb")))
+        if versions:
+            return os.path.join(path, str(versions[-1]))
+    raise FileNotFoundError(
+        f"no exported generator at {path}: expected saved_model.pb there or in an integer "
+        "version directory below it (write one with scripts/export.py)")
+
+
+@dataclasses.dataclass
+class SampleBatch:
+    """Generated slices with the conditions and ids that writers label them with."""
+
+    images: np.ndarray  # float32 [N, S, S, 1] in [-1, 1]
+    modality: np.ndarray  # int32 [N], index into schema.MODALITIES or UNKNOWN_MODALITY
+    tumour: np.ndarray | None  # int32 [N] (0/1) for conditional generators, else None
+    sample_ids: list[str]
+    seed: int
+
+
+class GeneratorSampler:
+    """Draws slices from an exported generator without any kgan model code.
+
+    Args:
+      path: an export version directory (``exports/NAME/3``) or base (``exports/NAME``; the
+        newest version is used).
+
+    Attributes:
+      path: the version directory loaded.
+      metadata: the export's kgan_metadata.json as a dict.
+      image_size, latent_dim, conditional, max_count, gan: from the metadata.
+      modalities: names of the modalities the generator was trained on.
+    """
+
+    def __init__(self, path: str):
+        self.path = resolve_export_dir(path)
+        meta_path = os.path.join(self.path, "assets.extra", METADATA_FILE)
+        try:
+            with open(meta_path) as f:
+                self.metadata: dict[str, Any] = json.load(f)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"{meta_path} is missing: {self.path} was not written by kgan.export") from e
+        self._model = tf.saved_model.load(self.path)
+        for name in ("serving_default", "sample"):
+            if name not in self._model.signatures:
+                raise ValueError(f"{self.path} has no {name!r} signature "
+                                 f"(has {sorted(self._model.signatures)})")
+        self.image_size = int(self.metadata["image_size"])
+        self.latent_dim = int(self.metadata["latent_dim"])
+        self.conditional = bool(self.metadata["conditional"])
+        self.max_count = int(self.metadata.get("max_count", 1024))
+        self.gan = str(self.metadata.get("gan", "unknown"))
+        self.modalities = list(self.metadata.get("modalities") or schema.MODALITIES)
+
+    @property
+    def signatures(self):
+        """The SavedModel's signatures (serving_default, sample)."""
+        return self._model.signatures
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _modality_index(self, value) -> int:
+        if isinstance(value, (str, np.str_)):
+            name = str(value).lower()
+            if name not in schema.MODALITIES:
+                raise ValueError(f"unknown modality {value!r}; choose from {self.modalities}")
+            index = schema.MODALITIES.index(name)
+        else:
+            index = int(value)
+        if not 0 <= index < len(schema.MODALITIES) or schema.MODALITIES[index] not in self.modalities:
+            raise ValueError(f"modality {value!r} is not one this generator was trained on "
+                             f"({self.modalities})")
+        return index
+
+    def conditions(self, count: int, modality=None, tumour=None):
+        """Resolves per-sample (modality, tumour) int32 arrays for `count` samples.
+
+        For conditional generators, None draws a balanced mix: sample i gets the
+        (i mod M)-th trained modality and tumour ((i div M) mod 2). Scalars broadcast; strings
+        name modalities. For unconditional generators tumour is None and modality is the single
+        trained modality, or UNKNOWN_MODALITY (-1) when it was trained on several.
+        """
+        n_mod = len(self.modalities)
+        if not self.conditional:
+            if tumour is not None:
+                raise ValueError("this generator is unconditional: it cannot be asked for a tumour")
+            trained = self._modality_index(self.modalities[0]) if n_mod == 1 else UNKNOWN_MODALITY
+            if modality is not None:
+                asked = {self._modality_index(m) for m in np.atleast_1d(np.asarray(modality))}
+                if asked != {trained}:
+                    raise ValueError(
+                        f"this generator is unconditional (trained on {self.modalities}): "
+                        "it cannot be asked for a modality")
+            return np.full([count], trained, np.int32), None
+        index = np.arange(count)
+        if modality is None:
+            mods = np.array([self._modality_index(m) for m in self.modalities], np.int32)[index % n_mod]
+        else:
+            values = np.atleast_1d(np.asarray(modality))
+            mods = np.array([self._modality_index(m) for m in values], np.int32)
+            mods = _broadcast(mods, count, "modality")
+        if tumour is None:
+            tums = ((index // n_mod) % 2).astype(np.int32)
+        else:
+            tums = _broadcast(np.atleast_1d(np.asarray(tumour)).astype(np.int32), count, "tumour")
+            if not np.isin(tums, (0, 1)).all():
+                raise ValueError(f"tumour must be 0 or 1, got {sorted(set(tums.tolist()))}")
+        return mods, tums
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def latents(self, count: int, seed: int = 0) -> np.ndarray:
+        """The latent vectors `generate` uses: chunk k of max_count from stream [seed, k]."""
+        chunks = [latent_vectors(seed, min(self.max_count, count - start), self.latent_dim,
+                                 start // self.max_count).numpy()
+                  for start in range(0, count, self.max_count)]
+        return np.concatenate(chunks) if chunks else np.zeros([0, self.latent_dim], np.float32)
+
+    def generate_batch(self, count: int, seed: int = 0, modality=None, tumour=None) -> SampleBatch:
+        """Like `generate`, also returning the conditions and sample ids."""
+        count = int(count)
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        mods, tums = self.conditions(count, modality, tumour)
+        z = self.latents(count, seed)
+        serve = self._model.signatures["serving_default"]
+        images = []
+        for start in range(0, count, self.max_count):
+            stop = min(count, start + self.max_count)
+            inputs = {"z": tf.constant(z[start:stop])}
+            if self.conditional:
+                inputs["modality"] = tf.constant(mods[start:stop])
+                inputs["tumour"] = tf.constant(tums[start:stop])
+            images.append(serve(**inputs)["images"].numpy())
+        ids = [f"synthetic-{self.gan}-seed{seed}-{i:06d}" for i in range(count)]
+        return SampleBatch(np.concatenate(images), mods, tums, ids, int(seed))
+
+    def generate(self, count: int, seed: int = 0, modality=None, tumour=None) -> np.ndarray:
+        """Generates `count` slices, float32 [N, S, S, 1] in [-1, 1], deterministic per seed.
+
+        For a single modality and tumour value and count <= max_count this equals the exported
+        `sample` signature's images for the same seed.
+        """
+        return self.generate_batch(count, seed, modality, tumour).images
+
+    def sample(self, seed: int, count: int, modality=None, tumour=None) -> dict:
+        """Calls the exported `sample` signature (what a TF Serving client gets).
+
+        Returns:
+          {"images": float32 [N, S, S, 1], "png_bytes": list of PNG bytes}.
+        """
+        inputs = {"seed": tf.constant(seed, tf.int64), "count": tf.constant(count, tf.int32)}
+        if self.conditional:
+            if modality is None or tumour is None:
+                raise ValueError("a conditional generator's sample needs modality and tumour")
+            inputs["modality"] = tf.constant(self._modality_index(modality), tf.int32)
+            inputs["tumour"] = tf.constant(int(tumour), tf.int32)
+        out = self._model.signatures["sample"](**inputs)
+        return {"images": out["images"].numpy(), PNG_OUTPUT: list(out[PNG_OUTPUT].numpy())}
+
+
+def _broadcast(values: np.ndarray, count: int, name: str) -> np.ndarray:
+    if values.size == 1:
+        return np.full([count], values.reshape(-1)[0], np.int32)
+    if values.size != count:
+        raise ValueError(f"{name} has {values.size} entries for {count} samples")
+    return values.astype(np.int32)
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic file helpers
+
+
+def _tmp_beside(path: str) -> str:
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    tmp = _tmp_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _resample(name: str):
+    from PIL import Image
+
+    table = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
+    if name not in table:
+        raise ValueError(f"resample must be one of {sorted(table)}, got {name!r}")
+    return table[name]
+
+
+def _upsample(pixels: np.ndarray, size: int | None, resample: str) -> np.ndarray:
+    from PIL import Image
+
+    if size is None or size == pixels.shape[0]:
+        return pixels
+    if size < 1:
+        raise ValueError(f"display size must be positive, got {size}")
+    return np.asarray(Image.fromarray(pixels).resize((size, size), _resample(resample)))
+
+
+def caption(batch: SampleBatch, i: int) -> str:
+    """The text under slice i of a grid: modality (and tumour condition when conditional)."""
+    index = int(batch.modality[i])
+    text = DISPLAY_NAMES[schema.MODALITIES[index]] if index >= 0 else f"#{i}"
+    if batch.tumour is not None:
+        text += " · tumour" if batch.tumour[i] else " · no tumour"
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Writers
+
+
+def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DISPLAY_SIZE,
+               columns: int | None = None, resample: str = "nearest",
+               title: str | None = None) -> str:
+    """Writes one PNG with every slice upsampled to `display_size` and captioned.
+
+    Args:
+      batch: slices and their labels.
+      path: the .png to write.
+      display_size: pixels per slice side on screen ("show me bigger images").
+      columns: slices per row; about sqrt(N) by default.
+      resample: "nearest" (shows the true pixels) or "bicubic" (smoother).
+      title: text above the grid; says "SYNTHETIC" and the GAN by default.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    n = len(batch.images)
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / columns)
+    font_px = max(12, display_size // 12)
+    try:
+        font = ImageFont.load_default(size=font_px)
+    except (TypeError, ImportError, OSError):  # Pillow without FreeType: fixed bitmap font
+        font = ImageFont.load_default()
+    gap, cap_h, title_h = 4, font_px + 8, font_px + 14
+    width = columns * display_size + (columns + 1) * gap
+    height = title_h + rows * (display_size + cap_h + gap) + gap
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    title = title or f"SYNTHETIC slices (seed {batch.seed}) - not patient data"
+    draw.text((gap, 4), title, fill=255, font=font)
+    pixels = schema.to_uint8(batch.images[..., 0])
+    for i in range(n):
+        r, c = divmod(i, columns)
+        x = gap + c * (display_size + gap)
+        y = title_h + r * (display_size + cap_h + gap)
+        canvas.paste(Image.fromarray(_upsample(pixels[i], display_size, resample)), (x, y))
+        draw.text((x + 2, y + display_size + 3), caption(batch, i), fill=255, font=font)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    _write_bytes(path, buffer.getvalue())
+    return path
+
+
+def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = None,
+               resample: str = "nearest") -> list[str]:
+    """Writes one 8-bit grayscale PNG per slice, named by sample id and modality."""
+    os.makedirs(out_dir, exist_ok=True)
+    pixels = schema.to_uint8(batch.images[..., 0])
+    paths = []
+    for i, sample_id in enumerate(batch.sample_ids):
+        index = int(batch.modality[i])
+        label = schema.MODALITIES[index] if index >= 0 else "any"
+        if batch.tumour is not None:
+            label += "-tumour" if batch.tumour[i] else "-notumour"
+        path = os.path.join(out_dir, f"{sample_id}-{label}.png")
+        _write_bytes(path, _png_bytes(_upsample(pixels[i], display_size, resample)))
+        paths.append(path)
+    return paths
+
+
+def slices_to_volume(pixels: np.ndarray) -> np.ndarray:
+    """[N, S, S] image rows (top row first) to a [S, S, N] volume a NIfTI viewer shows upright.
+
+    Voxel (x, y, k) is pixel (row S-1-y, column x) of slice k: x runs left to right and y
+    bottom to top, as viewers display the first two axes.
+    """
+    return np.ascontiguousarray(np.transpose(pixels[:, ::-1, :], (2, 1, 0)))
+
+
+def volume_to_slices(volume: np.ndarray) -> np.ndarray:
+    """Inverse of `slices_to_volume`."""
+    return np.ascontiguousarray(np.transpose(volume, (2, 1, 0))[:, ::-1, :])
+
+
+def write_nifti(batch: SampleBatch, out_dir: str, *, description: str = "") -> list[str]:
+    """Writes uint8 NIfTI stacks, one per modality, slices along the third axis (1 mm voxels)."""
+    import nibabel as nib
+
+    os.makedirs(out_dir, exist_ok=True)
+    pixels = schema.to_uint8(batch.images[..., 0])
+    paths = []
+    for index in sorted(set(batch.modality.tolist())):
+        keep = batch.modality == index
+        name = schema.MODALITIES[index] if index >= 0 else "any"
+        image = nib.Nifti1Image(slices_to_volume(pixels[keep]), np.eye(4))
+        image.header["descrip"] = (description or f"kgan synthetic {name}, not patient data")[:79]
+        path = os.path.join(out_dir, f"synthetic-{name}.nii.gz")
+        tmp = _tmp_beside(path)
+        try:
+            nib.save(image, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        paths.append(path)
+    return paths
+
+
+def shard_name(split: str, index: int, shards: int) -> str:
+    """``synthetic-<split>.tfrecord-0000k-of-0000n``, matched by `load_slices(DIR, split)`."""
+    return f"synthetic-{split}.tfrecord-{index:05d}-of-{shards:05d}"
+
+
+def write_tfrecords(batch: SampleBatch, out_dir: str, *, gan: str, plane: str,
+                    split: str = "train", shards: int = 1) -> list[str]:
+    """Writes the slices as `kgan.schema` records marked synthetic.
+
+    Each shard is written to a hidden temporary file and renamed into place; shards of the
+    same split left by an earlier call with another shard count are removed afterwards, so
+    the directory always holds exactly one consistent synthetic split.
+
+    Args:
+      batch: slices and labels.
+      out_dir: the dataset directory (give it to `kgan.pipeline.load_slices`).
+      gan: recorded as source "synthetic:<gan>".
+      plane: name in `schema.PLANES` the generator was trained on.
+      split: split name in the file names.
+      shards: number of files.
+    """
+    if plane not in schema.PLANES:
+        raise ValueError(f"plane must be one of {schema.PLANES}, got {plane!r}: the export's "
+                         "metadata has no plane; pass plane= (--plane)")
+    if shards < 1:
+        raise ValueError(f"shards must be positive, got {shards}")
+    os.makedirs(out_dir, exist_ok=True)
+    pixels = schema.to_uint8(batch.images)
+    plane_index = schema.PLANES.index(plane)
+    paths = []
+    for k, part in enumerate(np.array_split(np.arange(len(pixels)), shards)):
+        path = os.path.join(out_dir, shard_name(split, k, shards))
+        tmp = _tmp_beside(path)
+        try:
+            with tf.io.TFRecordWriter(tmp) as writer:
+                for i in part:
+                    fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
+                    writer.write(schema.encode_example(
+                        pixels[i], modality=int(batch.modality[i]), plane=plane_index,
+                        slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
+                        grade=0, source=f"synthetic:{gan}", synthetic=True))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        paths.append(path)
+    keep = {os.path.basename(p) for p in paths}
+    prefix = f"synthetic-{split}.tfrecord-"
+    for name in os.listdir(out_dir):
+        if name.startswith(prefix) and name not in keep:
+            os.remove(os.path.join(out_dir, name))
+    return paths
+
+
+def write_samples(
+    model: str | GeneratorSampler,
+    out_dir: str,
+    *,
+    count: int,
+    fmt: str = "grid",
+    seed: int = 0,
+    modality=None,
+    tumour=None,
+    display_size: int | None = None,
+    resample: str = "nearest",
+    plane: str | None = None,
+    split: str = "train",
+    shards: int = 1,
+) -> list[str]:
+    """Draws `count` slices from an export and writes them in one format (scripts/sample.py).
+
+    Also writes ``kgan_samples.json``: the export, seed and per-sample ids and conditions.
+
+    Returns:
+      The paths written (data files first, the manifest last).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    sampler = model if isinstance(model, GeneratorSampler) else GeneratorSampler(model)
+    batch = sampler.generate_batch(count, seed, modality, tumour)
+    os.makedirs(out_dir, exist_ok=True)
+    if fmt == "grid":
+        size = display_size or DEFAULT_DISPLAY_SIZE
+        title = (f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data"
+                 + ("" if sampler.conditional or len(sampler.modalities) == 1 else
+                    f" - unconditional, trained on {', '.join(DISPLAY_NAMES[m] for m in sampler.modalities)}"))
+        paths = [write_grid(batch, os.path.join(out_dir, f"grid-seed{seed}.png"),
+                            display_size=size, resample=resample, title=title)]
+    elif fmt == "png":
+        paths = write_pngs(batch, out_dir, display_size=display_size, resample=resample)
+    elif fmt == "nifti":
+        paths = write_nifti(batch, out_dir,
+                            description=f"kgan synthetic {sampler.gan} seed {seed}")
+    else:
+        plane = plane or sampler.metadata.get("plane")
+        paths = write_tfrecords(batch, out_dir, gan=sampler.gan, plane=plane, split=split,
+                                shards=shards)
+    manifest = {
+        "model": os.path.abspath(sampler.path),
+        "gan": sampler.gan,
+        "format": fmt,
+        "seed": int(seed),
+        "count": int(count),
+        "synthetic": True,
+        "value_range": [-1.0, 1.0],
+        "files": [os.path.basename(p) for p in paths],
+        "samples": [
+            {"id": sample_id,
+             "modality": (schema.MODALITIES[m] if m >= 0 else None),
+             **({"tumour": int(batch.tumour[i])} if batch.tumour is not None else {})}
+            for i, (sample_id, m) in enumerate(zip(batch.sample_ids, batch.modality.tolist()))
+        ],
+        "export_metadata": sampler.metadata,
+    }
+    manifest_path = os.path.join(out_dir, "kgan_samples.json")
+    _write_bytes(manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+    return paths + [manifest_path]
