@@ -1,0 +1,339 @@
+"""Small Keras callbacks for GAN training: stop on divergence, log to TensorBoard, save safely.
+
+They share one `RunHealth` so that nothing is saved once training has gone bad: a NaN loss
+reported at step t means the weights after step t-1's update may already be broken, so the
+checkpoint and generator savers also check that every weight is finite before writing, and a
+divergence stops all further saving. The last good checkpoint and `generator.keras` survive.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import schema
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced NaN/Inf or exceeded a divergence limit (the message says where)."""
+
+
+class RunHealth:
+    """Shared flag: once set, savers stop writing and the reason is kept for the report."""
+
+    def __init__(self) -> None:
+        self.diverged = False
+        self.reason = ""
+        self.step: int | None = None
+
+    def fail(self, reason: str, step: int | None = None) -> None:
+        if not self.diverged:
+            self.diverged, self.reason, self.step = True, reason, step
+
+
+def bad_values(logs: Mapping | None, limits: Mapping[str, float] | None = None) -> dict:
+    """Returns {metric: value} for each value that is NaN/Inf or whose magnitude exceeds its limit."""
+    bad = {}
+    for key, value in (logs or {}).items():
+        try:
+            x = float(np.asarray(value, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            continue  # non-scalar or non-numeric entries are not metrics
+        if not math.isfinite(x):
+            bad[key] = x
+        elif limits and key in limits and abs(x) > limits[key]:
+            bad[key] = x
+    return bad
+
+
+def weights_finite(variables: Sequence) -> bool:
+    """True when every variable holds only finite numbers (checked on the device, one scalar back)."""
+    checks = []
+    for v in variables:
+        value = tf.convert_to_tensor(v)
+        if value.dtype.is_floating:
+            checks.append(tf.reduce_all(tf.math.is_finite(value)))
+    return bool(tf.reduce_all(tf.stack(checks)).numpy()) if checks else True
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training when a metric turns NaN/Inf or exceeds a limit, and says which and when.
+
+    Like Keras's `TerminateOnNaN`, but it watches every metric (a GAN has no single "loss"), takes
+    magnitude limits for divergence (e.g. a WGAN critic whose Wasserstein estimate explodes), and
+    flags the shared `RunHealth` so the checkpoint savers keep the last good state.
+
+    Args:
+      health: the run's shared flag.
+      limits: {metric name: largest allowed |value|}.
+      step_offset: steps done before this fit call (for the message after a resume).
+      raise_error: raise `TrainingDivergedError` at once instead of stopping gracefully.
+    """
+
+    def __init__(self, health: RunHealth, limits: Mapping[str, float] | None = None,
+                 step_offset: int = 0, raise_error: bool = False) -> None:
+        super().__init__()
+        self.health = health
+        self.limits = dict(limits or {})
+        self.step = step_offset
+        self.raise_error = raise_error
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        bad = bad_values(logs, self.limits)
+        if not bad:
+            return
+        parts = []
+        for key, value in sorted(bad.items()):
+            if math.isfinite(value):
+                parts.append(f"|{key}| = {abs(value):.4g} > limit {self.limits[key]:.4g}")
+            else:
+                parts.append(f"{key} = {value}")
+        reason = (f"training diverged at step {self.step} (batch {batch} of this epoch): "
+                  + ", ".join(parts))
+        self.health.fail(reason, self.step)
+        self.model.stop_training = True
+        if self.raise_error:
+            raise TrainingDivergedError(reason)
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Keeps the run's global step variable in sync with the batches done (it goes in checkpoints)."""
+
+    def __init__(self, step_var: tf.Variable) -> None:
+        super().__init__()
+        self.step_var = step_var
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_var.assign_add(1)
+
+
+class CheckpointEvery(keras.callbacks.Callback):
+    """Saves a `tf.train.CheckpointManager` every `every` steps and at each epoch end.
+
+    Place it after `StepCounter` so the saved step counts the batch just done. Skips saving once
+    the run is unhealthy or a weight is not finite, so the newest checkpoint is always good.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, step_var: tf.Variable, every: int,
+                 health: RunHealth, check_variables: Callable[[], Sequence] | None = None) -> None:
+        super().__init__()
+        self.manager = manager
+        self.step_var = step_var
+        self.every = int(every)
+        self.health = health
+        self.check_variables = check_variables
+        self.last_saved_step = -1
+        self.skipped = 0
+
+    def _save(self) -> None:
+        step = int(self.step_var.numpy())
+        if step == self.last_saved_step or self.health.diverged:
+            return
+        variables = self.check_variables() if self.check_variables else self.model.variables
+        if not weights_finite(variables):
+            self.health.fail(f"non-finite weights after step {step}; not saving", step)
+            self.model.stop_training = True
+            self.skipped += 1
+            return
+        self.manager.save(checkpoint_number=step)
+        self.last_saved_step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.step_var.numpy()) % self.every == 0 and not bad_values(logs):
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not bad_values(logs):
+            self._save()
+
+
+def save_model_atomic(model: keras.Model, path: str) -> None:
+    """Saves a `.keras` file via a temporary file and `os.replace`: readers never see half a file."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class GeneratorSaver(keras.callbacks.Callback):
+    """Writes `generator.keras` atomically at every epoch end (and on demand), while healthy."""
+
+    def __init__(self, path: str, health: RunHealth) -> None:
+        super().__init__()
+        self.path = path
+        self.health = health
+        self.saves = 0
+
+    def save(self) -> bool:
+        generator = self.model.generator
+        if self.health.diverged or not weights_finite(generator.variables):
+            return False
+        save_model_atomic(generator, self.path)
+        self.saves += 1
+        return True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not bad_values(logs):
+            self.save()
+
+
+def _scalar(value) -> float | None:
+    try:
+        return float(np.asarray(value, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError):
+        return None
+
+
+def current_learning_rate(optimizer) -> float:
+    """The learning rate the optimiser uses at its current iteration (schedules evaluated)."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer
+    return float(np.asarray(optimizer.learning_rate))
+
+
+class ScalarLogger(keras.callbacks.Callback):
+    """Writes every metric and both learning rates to TensorBoard.
+
+    Per step (every `every` steps) under `train/<metric>` with the run's global step, so curves
+    continue across resumes; per epoch under `epoch/<metric>`. Learning rates as `lr/d` and
+    `lr/g` (from `model.d_optimizer` / `model.g_optimizer`).
+    """
+
+    def __init__(self, writer, every: int = 10, step_offset: int = 0) -> None:
+        super().__init__()
+        self.writer = writer
+        self.every = int(every)
+        self.step = step_offset
+
+    def _rates(self) -> dict:
+        rates = {}
+        for tag, name in (("lr/d", "d_optimizer"), ("lr/g", "g_optimizer")):
+            opt = getattr(self.model, name, None)
+            if opt is not None:
+                rates[tag] = current_learning_rate(opt)
+        return rates
+
+    def _write(self, prefix: str, logs: Mapping | None, step: int) -> None:
+        with self.writer.as_default(step=step):
+            for key, value in (logs or {}).items():
+                x = _scalar(value)
+                if x is not None:
+                    tf.summary.scalar(f"{prefix}/{key}", x)
+            if prefix == "train":
+                for tag, rate in self._rates().items():
+                    tf.summary.scalar(tag, rate)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0:
+            self._write("train", logs, self.step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._write("epoch", logs, epoch + 1)
+        self.writer.flush()
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
+    """Tiles [N, S, S, 1] images in [-1, 1] into one uint8 [H, W] grid (row-major, padded black)."""
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"expected images [N, S, S(, 1)], got shape {images.shape}")
+    n, h, w = images.shape
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / columns))
+    grid = np.zeros((rows * (h + pad) + pad, columns * (w + pad) + pad), np.uint8)
+    pixels = schema.to_uint8(images)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + c * (w + pad)
+        grid[top:top + h, left:left + w] = pixels[i]
+    return grid
+
+
+def fixed_latents(count: int, latent_dim: int, seed: int, conditional: bool = False):
+    """The fixed generator inputs of the sample grid: the same latents every epoch and resume.
+
+    Conditional: each modality gets `count // 4` rows (tumour off for the first half of its
+    samples, on for the second), all modalities sharing the same latents so rows compare.
+    Returns (inputs for `generator(...)`, {modality name: slice of the batch} or None).
+    """
+    rng = np.random.default_rng(seed)
+    if not conditional:
+        return rng.standard_normal((count, latent_dim)).astype(np.float32), None
+    per = max(1, count // len(schema.MODALITIES))
+    z = np.tile(rng.standard_normal((per, latent_dim)).astype(np.float32), (len(schema.MODALITIES), 1))
+    modality = np.repeat(np.arange(len(schema.MODALITIES), dtype=np.int32), per)
+    tumour = np.tile((np.arange(per) >= per // 2).astype(np.int32), len(schema.MODALITIES))
+    groups = {m: slice(i * per, (i + 1) * per) for i, m in enumerate(schema.MODALITIES)}
+    return [z, modality, tumour], groups
+
+
+def generate(generator, inputs, batch_size: int = 64) -> np.ndarray:
+    """Runs the generator in inference mode, in batches, returning float32 numpy."""
+    first = inputs[0] if isinstance(inputs, list) else inputs
+    out = []
+    for start in range(0, len(first), batch_size):
+        chunk = ([x[start:start + batch_size] for x in inputs] if isinstance(inputs, list)
+                 else inputs[start:start + batch_size])
+        out.append(np.asarray(generator(chunk, training=False), np.float32))
+    return np.concatenate(out)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Logs a grid of samples from a fixed latent batch to TensorBoard after each epoch.
+
+    Unconditional: one image `samples`. Conditional: one image per modality, `samples/<modality>`
+    (left half without tumour, right half with), so the label is in the tag. Optionally also
+    writes `samples-epoch<NNN>.png` into `png_dir`.
+    """
+
+    def __init__(self, writer, inputs, groups: Mapping[str, slice] | None = None,
+                 every: int = 1, png_dir: str | None = None) -> None:
+        super().__init__()
+        self.writer = writer
+        self.inputs = inputs
+        self.groups = groups
+        self.every = max(1, int(every))
+        self.png_dir = png_dir
+
+    def grids(self) -> dict:
+        images = generate(self.model.generator, self.inputs)
+        if not self.groups:
+            return {"samples": image_grid(images)}
+        return {f"samples/{m}": image_grid(images[s], columns=s.stop - s.start if
+                                             s.stop - s.start <= 16 else None)
+                for m, s in self.groups.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        grids = self.grids()
+        with self.writer.as_default(step=epoch + 1):
+            for tag, grid in grids.items():
+                tf.summary.image(tag, grid[None, :, :, None], step=epoch + 1)
+        self.writer.flush()
+        if self.png_dir:
+            stacked = np.concatenate(list(grids.values()), axis=0)
+            write_png(stacked, os.path.join(self.png_dir, f"samples-epoch{epoch + 1:03d}.png"))
+
+
+def write_png(grid: np.ndarray, path: str) -> None:
+    """Writes a uint8 grid as PNG atomically."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(tf.io.encode_png(np.asarray(grid, np.uint8)[..., None] if grid.ndim == 2
+                                 else grid).numpy())
+    os.replace(tmp, path)

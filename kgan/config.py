@@ -1,0 +1,484 @@
+"""Training recipes: TOML files over the paper's defaults, overridable from the command line.
+
+A recipe is read in three layers, later ones winning:
+
+1. the defaults for the chosen GAN (the values of Han et al. 2017 and of each GAN's own paper:
+   64x64, batch 64, 100 epochs, latent 100, the GAN's optimiser);
+2. a TOML file (`configs/*.toml`);
+3. command-line overrides, as dotted keys (`train.epochs=3`) or as bare keys when the name is
+   unique across sections (`epochs=3`).
+
+Unknown keys are errors that name the file and the key, so a typo never silently trains the
+paper's recipe instead of yours. The resolved recipe is saved as `runs/<name>/config.json`, which
+`kgan.export` reads to describe the generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+GANS = ("dcgan", "wgan", "wgan-gp", "began")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTE = ("auto", "none", "mirrored")
+
+
+class ConfigError(ValueError):
+    """A recipe file or override is malformed; the message names the source and the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Generator/discriminator shape (passed to `kgan.gans.build_gan`)."""
+
+    image_size: int = 64
+    latent_dim: int = 100
+    conditional: bool = False
+    #: Base number of filters; 0 keeps the network's own default (DCGAN 64, BEGAN n = 64).
+    width: int = 0
+    #: BEGAN's auto-encoder bottleneck h.
+    bottleneck: int = 64
+
+
+@dataclass
+class DataConfig:
+    """Which slices to train on."""
+
+    #: "phantom" builds (if missing) and uses the built-in phantom cohort; anything else is a
+    #: dataset name ("brats_slices/sagittal_64") or a directory of shards for `load_slices`.
+    source: str = "phantom"
+    plane: str = "sagittal"
+    split: str = "train"
+    #: Modalities to keep (all four, as in the paper, by default).
+    modalities: list = field(default_factory=lambda: ["t1", "t1ce", "t2", "flair"])
+    #: Phantom cohort size; 0 keeps the data module's default.
+    patients: int = 0
+    data_dir: str = "records"
+    #: Slices in the shuffle buffer; the whole split when it is smaller.
+    shuffle_buffer: int = 100_000
+
+
+@dataclass
+class OptimizerConfig:
+    """One optimiser. Decay: lr = max(min_learning_rate, lr0 * decay_rate ** floor(t / decay_steps))
+    with t the optimiser's own update count (a WGAN critic counts n_critic updates per step)."""
+
+    name: str = "adam"
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    decay_rate: float = 1.0
+    decay_steps: int = 0
+    min_learning_rate: float = 0.0
+
+
+@dataclass
+class OptimizersConfig:
+    d: OptimizerConfig = field(default_factory=OptimizerConfig)
+    g: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class TrainConfig:
+    """The loop: sizes, lengths, checkpoints, devices."""
+
+    batch_size: int = 64
+    epochs: int = 100
+    #: Training steps per epoch; 0 means one pass over the data (slices // batch_size).
+    steps_per_epoch: int = 0
+    seed: int = 0
+    #: Save a checkpoint every this many steps (and at every epoch end).
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3
+    #: Write scalars to TensorBoard every this many steps.
+    log_every: int = 10
+    #: Samples in the fixed-latent grid logged every epoch.
+    num_samples: int = 64
+    jit_compile: bool = True
+    mixed_precision: str = "none"
+    distribute: str = "auto"
+    #: Stop when a watched metric's magnitude exceeds its limit (divergence), besides NaN/Inf.
+    divergence_limits: dict = field(default_factory=dict)
+    #: Keras progress bar verbosity (0 silent, 1 bar, 2 one line per epoch).
+    verbose: int = 1
+
+
+@dataclass
+class OutputConfig:
+    logdir: str = "runs"
+    export_dir: str = "exports"
+    export: bool = True
+
+
+@dataclass
+class Config:
+    """A full, resolved training recipe."""
+
+    gan: str = "wgan"
+    #: Run name: runs/<name>/ and exports/<name>/. Empty: the recipe file's stem, else the GAN.
+    name: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: GAN-specific parameters passed as keyword arguments to `build_gan` (n_critic, clip_value,
+    #: gp_weight, gamma, lambda_k, ...).
+    gan_params: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizersConfig = field(default_factory=OptimizersConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.output.logdir, self.name)
+
+    @property
+    def export_base(self) -> str:
+        return os.path.join(self.output.export_dir, self.name)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The free-form sections: any key is accepted (the GAN builder validates them).
+_FREE_SECTIONS = {"gan_params", "train.divergence_limits"}
+
+
+def _paper_optimizer(gan: str) -> OptimizersConfig:
+    """Each GAN's published optimiser."""
+    if gan == "dcgan":  # Radford et al. 2016
+        opt = OptimizerConfig("adam", 2e-4, beta_1=0.5, beta_2=0.999)
+    elif gan == "wgan":  # Arjovsky et al. 2017; Han et al. 2017
+        opt = OptimizerConfig("rmsprop", 5e-5, rho=0.9)
+    elif gan == "wgan-gp":  # Gulrajani et al. 2017
+        opt = OptimizerConfig("adam", 1e-4, beta_1=0.0, beta_2=0.9)
+    elif gan == "began":  # Berthelot et al. 2017: Adam 1e-4, decayed, with a floor
+        opt = OptimizerConfig("adam", 1e-4, beta_1=0.5, beta_2=0.999, decay_rate=0.5,
+                              decay_steps=25_000, min_learning_rate=2e-5)
+    else:
+        raise ConfigError(f"unknown gan {gan!r}; choose from {GANS}")
+    return OptimizersConfig(d=dataclasses.replace(opt), g=dataclasses.replace(opt))
+
+
+def _paper_gan_params(gan: str) -> dict:
+    if gan == "wgan":
+        return {"n_critic": 5, "clip_value": 0.01}
+    if gan == "wgan-gp":
+        return {"n_critic": 5, "gp_weight": 10.0}
+    if gan == "began":
+        return {"gamma": 0.5, "lambda_k": 0.001}
+    return {}
+
+
+def defaults(gan: str) -> Config:
+    """The paper's recipe for one GAN (64x64, batch 64, 100 epochs, latent 100)."""
+    if gan not in GANS:
+        raise ConfigError(f"unknown gan {gan!r}; choose from {GANS}")
+    return Config(gan=gan, optimizer=_paper_optimizer(gan), gan_params=_paper_gan_params(gan))
+
+
+def _merge(obj: Any, values: Mapping, source: str, prefix: str = "") -> None:
+    """Writes a nested mapping into nested dataclasses, rejecting unknown keys."""
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(
+                f"{source}: unknown key {path!r}; known keys here: {sorted(names)}"
+            )
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {path!r} is a section; give a table, not {value!r}")
+            _merge(current, value, source, path + ".")
+        elif path in _FREE_SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {path!r} must be a table, got {value!r}")
+            current.update(value)
+        else:
+            setattr(obj, key, _coerce(current, value, source, path))
+
+
+def _coerce(current: Any, value: Any, source: str, path: str) -> Any:
+    """Checks a value against the type of the default it replaces."""
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(current, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif isinstance(current, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(current, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(current, list):
+        if isinstance(value, list):
+            return list(value)
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        return value
+    raise ConfigError(
+        f"{source}: {path!r} must be {type(current).__name__}, got {value!r}"
+    )
+
+
+def _leaf_paths(obj: Any, prefix: str = "") -> list[str]:
+    paths = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        path = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            paths.extend(_leaf_paths(value, path + "."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Splits "key=value" and reads the value as a TOML literal (strings need no quotes)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected key=value")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_override(config: Config, key: str, value: Any, source: str = "command line") -> None:
+    """Sets one field by dotted path, or by bare name when unique across sections."""
+    parts = key.split(".")
+    free = [s for s in _FREE_SECTIONS if key.startswith(s + ".")]
+    if free:
+        section = config
+        for part in free[0].split("."):
+            section = getattr(section, part)
+        section[key[len(free[0]) + 1:]] = value
+        return
+    if len(parts) == 1:
+        matches = [p for p in _leaf_paths(config) if p.split(".")[-1] == key]
+        if key in matches:  # a top-level field ("name", "gan") wins over nested namesakes
+            matches = [key]
+        if len(matches) > 1:
+            raise ConfigError(f"{source}: {key!r} is ambiguous; say which: {matches}")
+        if not matches:
+            raise ConfigError(f"{source}: unknown key {key!r}; known keys: {_leaf_paths(config)}")
+        parts = matches[0].split(".")
+    nested: dict = {}
+    cursor = nested
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    _merge(config, nested, source)
+
+
+def load_toml(path: str) -> dict:
+    """Reads a recipe file with errors that name it."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"recipe file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def resolve(
+    gan: str | None = None,
+    config_file: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    set_items: list[str] | None = None,
+) -> Config:
+    """Builds the resolved recipe: GAN defaults, then the file, then overrides.
+
+    Args:
+      gan: the GAN; if None, taken from the file (`gan = ...`), else "wgan" (the paper's).
+      config_file: a TOML recipe.
+      overrides: {dotted-or-bare key: value} from typed command-line flags.
+      set_items: ["key=value", ...] from `--set`.
+
+    Returns:
+      The validated `Config`.
+    """
+    values = load_toml(config_file) if config_file else {}
+    file_gan = values.get("gan")
+    if gan and file_gan and gan != file_gan:
+        raise ConfigError(f"{config_file}: recipe is for gan {file_gan!r} but --gan {gan} was given")
+    config = defaults(gan or file_gan or "wgan")
+    if config_file:
+        _merge(config, values, config_file)
+        if not config.name:
+            config.name = os.path.splitext(os.path.basename(config_file))[0]
+    for key, value in (overrides or {}).items():
+        apply_override(config, key, value)
+    for item in set_items or []:
+        key, value = parse_override(item)
+        apply_override(config, key, value, source=f"--set {item}")
+    if not config.name:
+        config.name = config.gan
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Rejects recipes that cannot train, with the offending field named."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"recipe {config.name!r}: {message}")
+
+    need(config.gan in GANS, f"gan must be one of {GANS}, got {config.gan!r}")
+    m, t = config.model, config.train
+    need(m.image_size >= 16 and (m.image_size & (m.image_size - 1)) == 0,
+         f"model.image_size must be a power of two >= 16, got {m.image_size}")
+    need(m.latent_dim > 0, f"model.latent_dim must be positive, got {m.latent_dim}")
+    need(m.width >= 0, f"model.width must be >= 0, got {m.width}")
+    need(t.batch_size > 0, f"train.batch_size must be positive, got {t.batch_size}")
+    need(t.epochs > 0, f"train.epochs must be positive, got {t.epochs}")
+    need(t.steps_per_epoch >= 0, f"train.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
+    need(t.checkpoint_every > 0, f"train.checkpoint_every must be positive, got {t.checkpoint_every}")
+    need(t.keep_checkpoints > 0, f"train.keep_checkpoints must be positive")
+    need(t.log_every > 0, f"train.log_every must be positive")
+    need(t.mixed_precision in MIXED_PRECISION,
+         f"train.mixed_precision must be one of {MIXED_PRECISION}, got {t.mixed_precision!r}")
+    need(t.distribute in DISTRIBUTE,
+         f"train.distribute must be one of {DISTRIBUTE}, got {t.distribute!r}")
+    for key, limit in t.divergence_limits.items():
+        need(isinstance(limit, (int, float)) and limit > 0,
+             f"train.divergence_limits.{key} must be a positive number, got {limit!r}")
+    need(bool(config.data.modalities), "data.modalities must not be empty")
+    for which in ("d", "g"):
+        o = getattr(config.optimizer, which)
+        need(o.name in OPTIMIZERS, f"optimizer.{which}.name must be one of {OPTIMIZERS}, got {o.name!r}")
+        need(o.learning_rate > 0, f"optimizer.{which}.learning_rate must be positive")
+        need(0 < o.decay_rate <= 1, f"optimizer.{which}.decay_rate must be in (0, 1]")
+        need(o.decay_rate == 1 or o.decay_steps > 0,
+             f"optimizer.{which}.decay_steps must be positive when decay_rate < 1")
+    need(bool(config.name) and os.sep not in config.name and config.name not in (".", ".."),
+         f"name must be a plain directory name, got {config.name!r}")
+
+
+def from_dict(values: Mapping) -> Config:
+    """Rebuilds a `Config` from `to_dict()` output (e.g. a run's config.json)."""
+    values = dict(values)
+    values = {k: v for k, v in values.items() if k not in ("resolved",)}
+    config = defaults(values.get("gan", "wgan"))
+    config.gan_params = {}
+    _merge(config, values, "config.json")
+    return config
+
+
+def save_json(config: Config, path: str, extra: Mapping | None = None) -> None:
+    """Writes the resolved recipe atomically (with `extra` facts such as the dataset's path)."""
+    data = config.to_dict()
+    if extra:
+        data["resolved"] = dict(extra)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# --- optimisers --------------------------------------------------------------------------------
+
+def _keras():
+    import keras  # deferred: reading a recipe should not import TensorFlow
+
+    return keras
+
+
+def make_schedule(o: OptimizerConfig):
+    """The learning rate: a constant, or a staircase decay held above a floor."""
+    if o.decay_rate >= 1.0:
+        return o.learning_rate
+    cls = __getattr__("StepDecayWithFloor")
+    return cls(o.learning_rate, o.decay_rate, o.decay_steps, o.min_learning_rate)
+
+
+def make_optimizer(o: OptimizerConfig):
+    """A Keras optimiser from its recipe."""
+    keras = _keras()
+    lr = make_schedule(o)
+    if o.name == "adam":
+        return keras.optimizers.Adam(lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
+    if o.name == "rmsprop":
+        return keras.optimizers.RMSprop(lr, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon)
+    if o.name == "sgd":
+        return keras.optimizers.SGD(lr, momentum=o.momentum)
+    raise ConfigError(f"unknown optimizer {o.name!r}; choose from {OPTIMIZERS}")
+
+
+def __getattr__(name: str):
+    # StepDecayWithFloor subclasses a Keras class; build it on first use so that importing
+    # kgan.config (e.g. to validate a recipe) does not import TensorFlow.
+    if name == "StepDecayWithFloor":
+        if name in globals():
+            return globals()[name]
+        cls = _make_step_decay_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def _make_step_decay_class():
+    keras = _keras()
+
+    @keras.saving.register_keras_serializable(package="kgan")
+    class StepDecayWithFloor(keras.optimizers.schedules.LearningRateSchedule):
+        """lr(t) = max(floor, lr0 * rate ** floor(t / steps)): BEGAN's decay with a lower bound."""
+
+        def __init__(self, initial_learning_rate, decay_rate, decay_steps, min_learning_rate=0.0):
+            self.initial_learning_rate = float(initial_learning_rate)
+            self.decay_rate = float(decay_rate)
+            self.decay_steps = int(decay_steps)
+            self.min_learning_rate = float(min_learning_rate)
+
+        def __call__(self, step):
+            ops = keras.ops
+            k = ops.floor(ops.cast(step, "float32") / float(self.decay_steps))
+            lr = self.initial_learning_rate * ops.power(self.decay_rate, k)
+            return ops.maximum(lr, self.min_learning_rate)
+
+        def get_config(self):
+            return {
+                "initial_learning_rate": self.initial_learning_rate,
+                "decay_rate": self.decay_rate,
+                "decay_steps": self.decay_steps,
+                "min_learning_rate": self.min_learning_rate,
+            }
+
+    return StepDecayWithFloor
+
+
+def total_steps_hint(config: Config, slices: int) -> int:
+    """Training steps a recipe takes on `slices` training slices (for messages and tests)."""
+    per_epoch = config.train.steps_per_epoch or max(1, slices // config.train.batch_size)
+    return per_epoch * config.train.epochs
+
+
+__all__ = [
+    "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimizerConfig", "OptimizersConfig",
+    "OutputConfig", "TrainConfig", "GANS", "apply_override", "defaults", "from_dict", "load_toml",
+    "make_optimizer", "make_schedule", "parse_override", "resolve", "save_json", "validate",
+    "total_steps_hint",
+]
