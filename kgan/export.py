@@ -405,31 +405,48 @@ def export_generator(
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def _plane_of(config: Mapping[str, Any]) -> str | None:
-    plane = config.get("plane")
-    if plane in schema.PLANES:
-        return plane
-    dataset = str(config.get("dataset") or config.get("data") or "")
-    for part in re.split(r"[/_\-]", dataset):
-        if part in schema.PLANES:
-            return part
+def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = config.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _lookup(config: Mapping[str, Any], key: str, *sections: str):
+    """A key at the top level of config.json or inside one of its sections."""
+    if key in config:
+        return config[key]
+    for section in sections:
+        if key in _section(config, section):
+            return _section(config, section)[key]
     return None
 
 
 def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) -> dict:
-    """Maps a training run's resolved config.json to the export metadata."""
-    dataset = {k: v for k, v in config.items() if k.startswith("dataset") or k in ("data", "data_dir")}
+    """Maps a training run's resolved config.json to the export metadata.
+
+    Accepts the nested layout `kgan.config.save_json` writes (model/data/train sections plus
+    "resolved" facts about the dataset) and a flat one (image_size, latent_dim, ... at the top).
+    """
+    data = _section(config, "data")
+    dataset = {k: v for k, v in data.items() if k in ("source", "split", "patients", "data_dir")}
+    dataset.update({k: v for k, v in config.items() if k.startswith("dataset")})
+    dataset.update(_section(config, "resolved"))
+    plane = _lookup(config, "plane", "data")
+    if plane not in schema.PLANES:  # a TFDS config name such as "sagittal_64" still tells it
+        text = " ".join(str(v) for v in dataset.values())
+        plane = next((p for p in schema.PLANES if p in text), None)
     meta = {
         "gan": config.get("gan", "unknown"),
+        "name": config.get("name"),
         "recipe": dict(config),
-        "modalities": list(config.get("modalities") or schema.MODALITIES),
+        "modalities": list(_lookup(config, "modalities", "data") or schema.MODALITIES),
         "dataset": dataset or None,
-        "plane": _plane_of(config),
-        "seed": config.get("seed"),
+        "plane": plane,
+        "seed": _lookup(config, "seed", "train"),
     }
     for key in ("image_size", "latent_dim", "conditional"):
-        if key in config:
-            meta[key] = config[key]
+        value = _lookup(config, key, "model")
+        if value is not None:
+            meta[key] = value
     if run_dir is not None:
         meta["run"] = os.path.abspath(run_dir)
     return meta

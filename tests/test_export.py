@@ -1,0 +1,424 @@
+"""Export to a TF Serving SavedModel: signatures, determinism, warm-up, metadata, bad requests.
+
+No model server can be installed here, so the export is checked the ways TF Serving would use
+it: `saved_model_cli`, replaying the warm-up PredictRequests against the loaded SavedModel, and
+the REST request bodies from docs/serving.md converted to tensors with TF Serving's JSON rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan import export, schema
+from kgan.sampling import METADATA_FILE, PNG_OUTPUT, WARMUP_FILE, latent_vectors
+
+REPO = Path(__file__).resolve().parents[1]
+LATENT, SIZE = 8, 16
+
+
+def make_generator(conditional: bool, latent_dim: int = LATENT, size: int = SIZE, seed: int = 0):
+    """A tiny functional generator with the contract's I/O (built-in layers only)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((latent_dim,), name="z")
+    if conditional:
+        modality = keras.Input((), dtype="int32", name="modality")
+        tumour = keras.Input((), dtype="int32", name="tumour")
+        h = keras.layers.Concatenate()([
+            z, keras.layers.Embedding(len(schema.MODALITIES), 4)(modality),
+            keras.layers.Embedding(2, 4)(tumour)])
+        inputs = [z, modality, tumour]
+    else:
+        h, inputs = z, z
+    h = keras.layers.Dense((size // 4) ** 2 * 8)(h)
+    h = keras.layers.Reshape((size // 4, size // 4, 8))(h)
+    h = keras.layers.Conv2DTranspose(4, 4, strides=2, padding="same")(h)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.ReLU()(h)
+    out = keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(h)
+    return keras.Model(inputs, out, name="generator")
+
+
+METADATA = {"gan": "dcgan", "modalities": ["t1", "flair"], "plane": "sagittal",
+            "dataset": {"source": "phantom_slices/sagittal_16"}}
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    """(generator, version dir, loaded SavedModel) for a conditional generator on t1+flair."""
+    generator = make_generator(True)
+    base = tmp_path_factory.mktemp("exports") / "cond"
+    version = export.export_generator(generator, str(base), metadata=METADATA, max_count=16)
+    return generator, version, tf.saved_model.load(version)
+
+
+@pytest.fixture(scope="module")
+def unconditional(tmp_path_factory):
+    generator = make_generator(False, seed=1)
+    base = tmp_path_factory.mktemp("exports") / "uncond"
+    version = export.export_generator(generator, str(base), metadata={"gan": "wgan"})
+    return generator, version, tf.saved_model.load(version)
+
+
+def _z(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, LATENT)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def test_reloaded_export_gives_the_in_memory_generators_images(conditional, unconditional):
+    generator, _, loaded = unconditional
+    z = _z(5)
+    served = loaded.signatures["serving_default"](z=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(served, generator(z, training=False).numpy(), atol=1e-6)
+    assert served.dtype == np.float32 and served.shape == (5, SIZE, SIZE, 1)
+
+    generator, _, loaded = conditional
+    m = np.array([0, 3, 0, 3, 3], np.int32)
+    t = np.array([0, 0, 1, 1, 0], np.int32)
+    served = loaded.signatures["serving_default"](
+        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(t))["images"].numpy()
+    np.testing.assert_allclose(served, generator([z, m, t], training=False).numpy(), atol=1e-6)
+    assert -1.0 <= served.min() and served.max() <= 1.0
+    # The condition matters: another tumour flag gives other images for the same z.
+    other = loaded.signatures["serving_default"](
+        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(1 - t))["images"].numpy()
+    assert np.abs(other - served).max() > 1e-4
+
+
+def test_sample_is_deterministic_per_seed_and_pngs_hold_the_images(conditional):
+    generator, _, loaded = conditional
+    sample = loaded.signatures["sample"]
+    args = dict(count=tf.constant(4), modality=tf.constant(3), tumour=tf.constant(1))
+    a = sample(seed=tf.constant(11, tf.int64), **args)
+    b = sample(seed=tf.constant(11, tf.int64), **args)
+    c = sample(seed=tf.constant(12, tf.int64), **args)
+    np.testing.assert_array_equal(a["images"].numpy(), b["images"].numpy())
+    assert a[PNG_OUTPUT].numpy().tolist() == b[PNG_OUTPUT].numpy().tolist()
+    assert np.abs(a["images"].numpy() - c["images"].numpy()).max() > 1e-3
+    # The latents are the documented stateless Philox stream [seed, 0].
+    z = tf.random.stateless_normal([4, LATENT], seed=[11, 0], alg="philox").numpy()
+    np.testing.assert_array_equal(z, latent_vectors(11, 4, LATENT).numpy())
+    expected = generator([z, np.full(4, 3, np.int32), np.ones(4, np.int32)], training=False)
+    np.testing.assert_allclose(a["images"].numpy(), expected.numpy(), atol=1e-6)
+    # Each PNG decodes to the image mapped to uint8 exactly as the record schema does.
+    pngs = a[PNG_OUTPUT].numpy()
+    assert pngs.shape == (4,)
+    for png, image in zip(pngs, a["images"].numpy()):
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        decoded = tf.io.decode_png(png).numpy()
+        np.testing.assert_array_equal(decoded, schema.to_uint8(image))
+
+
+def test_versions_count_up_and_no_temporary_directory_is_left(tmp_path):
+    generator = make_generator(False)
+    base = tmp_path / "gen"
+    first = export.export_generator(generator, str(base), metadata={"gan": "dcgan"})
+    second = export.export_generator(generator, str(base), metadata={"gan": "dcgan"})
+    assert (Path(first).name, Path(second).name) == ("1", "2")
+    (base / "7").mkdir()  # a version copied in by hand: the next export goes above it
+    assert export.next_version(str(base)) == 8
+    assert sorted(os.listdir(base)) == ["1", "2", "7"]
+    assert (Path(second) / "saved_model.pb").is_file()
+    assert (Path(second) / "assets.extra" / WARMUP_FILE).is_file()
+
+
+def test_saved_model_cli_lists_both_signatures_with_named_inputs(conditional):
+    _, version, _ = conditional
+    out = subprocess.run(["saved_model_cli", "show", "--dir", version, "--all"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
+    blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def\[|\Z)", out, re.S))
+    assert {"serving_default", "sample"} <= set(blocks)
+
+    def tensors(block, kind):
+        part = block.split(f"contains the following {kind}(s):")[1]
+        if kind == "input":
+            part = part.split("contains the following output")[0]
+        found = re.findall(r"\w+\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
+                           part)
+        return {name: (dtype, shape) for name, dtype, shape in found}
+
+    assert tensors(blocks["serving_default"], "input") == {
+        "z": ("DT_FLOAT", f"(-1, {LATENT})"), "modality": ("DT_INT32", "(-1)"),
+        "tumour": ("DT_INT32", "(-1)")}
+    assert tensors(blocks["serving_default"], "output") == {
+        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")}
+    assert tensors(blocks["sample"], "input") == {
+        "seed": ("DT_INT64", "()"), "count": ("DT_INT32", "()"),
+        "modality": ("DT_INT32", "()"), "tumour": ("DT_INT32", "()")}
+    assert tensors(blocks["sample"], "output") == {
+        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)"), PNG_OUTPUT: ("DT_STRING", "(-1)")}
+    assert "tensorflow/serving/predict" in blocks["sample"]
+
+
+def _replay_warmup(version, loaded):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    seen = []
+    path = os.path.join(version, "assets.extra", WARMUP_FILE)
+    for record in tf.data.TFRecordDataset(path):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        signature = loaded.signatures[request.model_spec.signature_name]
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        outputs = signature(**inputs)
+        n = inputs["z"].shape[0] if "z" in inputs else int(inputs["count"])
+        assert outputs["images"].shape == (n, SIZE, SIZE, 1)
+        seen.append((request.model_spec.name, request.model_spec.signature_name, n))
+    return seen
+
+
+def test_warmup_requests_replay_against_the_saved_model(conditional, unconditional):
+    _, version, loaded = conditional
+    assert _replay_warmup(version, loaded) == [
+        ("cond", "serving_default", 1), ("cond", "serving_default", 8), ("cond", "sample", 1)]
+    _, version, loaded = unconditional
+    assert [s for _, s, _ in _replay_warmup(version, loaded)] == [
+        "serving_default", "serving_default", "sample"]
+
+
+def test_metadata_describes_the_generator(conditional, unconditional):
+    _, version, _ = conditional
+    with open(os.path.join(version, "assets.extra", METADATA_FILE)) as f:
+        meta = json.load(f)
+    assert meta["synthetic"] is True
+    assert (meta["gan"], meta["image_size"], meta["latent_dim"], meta["conditional"]) == (
+        "dcgan", SIZE, LATENT, True)
+    assert meta["modalities"] == ["t1", "flair"]
+    assert meta["modality_index"] == {"t1": 0, "t1ce": 1, "t2": 2, "flair": 3}
+    assert meta["dataset"] == {"source": "phantom_slices/sagittal_16"}
+    assert meta["value_range"] == [-1.0, 1.0] and meta["dtype"] == "float32"
+    assert meta["max_count"] == 16 and meta["plane"] == "sagittal"
+    import kgan
+    assert meta["kgan_version"] == kgan.__version__
+    assert set(meta["signatures"]["sample"]["outputs"]) == {"images", PNG_OUTPUT}
+    _, version, _ = unconditional
+    with open(os.path.join(version, "assets.extra", METADATA_FILE)) as f:
+        meta = json.load(f)
+    assert meta["conditional"] is False and meta["modalities"] == list(schema.MODALITIES)
+    assert meta["max_count"] == export.DEFAULT_MAX_COUNT
+
+
+def test_bad_requests_fail_with_clear_errors(conditional, unconditional):
+    _, _, loaded = conditional
+    serve, sample = loaded.signatures["serving_default"], loaded.signatures["sample"]
+    ok = dict(z=tf.constant(_z(2)), modality=tf.constant([0, 3]), tumour=tf.constant([0, 1]))
+    InvalidArgument = tf.errors.InvalidArgumentError
+
+    with pytest.raises(InvalidArgument, match="expected to be a float tensor"):
+        serve(**{**ok, "z": tf.constant(_z(2), tf.float64)})
+    with pytest.raises(InvalidArgument, match="expected to be a int32 tensor"):
+        serve(**{**ok, "modality": tf.constant([0, 3], tf.int64)})
+    with pytest.raises(InvalidArgument, match=rf"z must have shape \[N, {LATENT}\]"):
+        serve(**{**ok, "z": tf.zeros([2, LATENT + 1])})
+    with pytest.raises(InvalidArgument, match="one entry per latent vector"):
+        serve(**{**ok, "modality": tf.constant([0, 3, 0])})
+    with pytest.raises(InvalidArgument, match=r"modality must be one of 0 \(t1\), 3 \(flair\)"):
+        serve(**{**ok, "modality": tf.constant([0, 1])})  # t1ce: not trained on it
+    with pytest.raises(InvalidArgument, match="modality must be one of"):
+        serve(**{**ok, "modality": tf.constant([0, 9])})  # no such modality at all
+    with pytest.raises(InvalidArgument, match="tumour must be 0"):
+        serve(**{**ok, "tumour": tf.constant([0, 2])})
+    with pytest.raises(InvalidArgument, match="z contains NaN or Inf"):
+        serve(**{**ok, "z": tf.constant(np.where(np.eye(2, LATENT), np.nan, 0).astype(np.float32))})
+    with pytest.raises(InvalidArgument, match="at most 16 latent vectors"):
+        serve(z=tf.zeros([17, LATENT]), modality=tf.zeros([17], tf.int32),
+              tumour=tf.zeros([17], tf.int32))
+
+    args = dict(seed=tf.constant(0, tf.int64), modality=tf.constant(0), tumour=tf.constant(0))
+    with pytest.raises(InvalidArgument, match="count must be at most 16"):
+        sample(count=tf.constant(17), **args)
+    with pytest.raises(InvalidArgument, match="count must be at least 1"):
+        sample(count=tf.constant(-3), **args)
+    with pytest.raises(InvalidArgument, match="modality must be one of"):
+        sample(count=tf.constant(2), **{**args, "modality": tf.constant(-1)})
+    with pytest.raises(InvalidArgument, match="expected to be a int64 tensor"):
+        sample(count=tf.constant(2), **{**args, "seed": tf.constant(0, tf.int32)})
+    # The server keeps working after refusing requests.
+    assert serve(**ok)["images"].shape == (2, SIZE, SIZE, 1)
+
+    _, _, loaded = unconditional
+    with pytest.raises(InvalidArgument, match="count must be at most 1024"):
+        loaded.signatures["sample"](seed=tf.constant(0, tf.int64), count=tf.constant(5000))
+    with pytest.raises(InvalidArgument, match=rf"z must have shape \[N, {LATENT}\]"):
+        loaded.signatures["serving_default"](z=tf.zeros([3, 2]))
+
+
+def test_export_refuses_generators_that_break_the_contract(tmp_path):
+    import keras
+
+    z = keras.Input((LATENT,))
+    rgb = keras.Model(z, keras.layers.Reshape((4, 4, 3))(keras.layers.Dense(48)(z)))
+    with pytest.raises(export.ExportError, match=r"output must be \[N, S, S, 1\]"):
+        export.export_generator(rgb, str(tmp_path / "x"), metadata={})
+    with pytest.raises(export.ExportError, match="latent_dim=100 but the generator has latent_dim=8"):
+        export.export_generator(make_generator(False), str(tmp_path / "x"),
+                                metadata={"latent_dim": 100})
+    with pytest.raises(export.ExportError, match="unknown modalities"):
+        export.export_generator(make_generator(False), str(tmp_path / "x"),
+                                metadata={"modalities": ["pd"]})
+    assert not (tmp_path / "x").exists() or export.existing_versions(str(tmp_path / "x")) == []
+
+
+def _write_run(run_dir: Path, generator, config: dict) -> None:
+    run_dir.mkdir(parents=True)
+    generator.save(run_dir / "generator.keras")
+    (run_dir / "config.json").write_text(json.dumps(config))
+
+
+def test_export_run_reads_config_and_generator(tmp_path):
+    generator = make_generator(True, seed=3)
+    # The nested layout kgan.config.save_json writes.
+    config = {"gan": "wgan", "name": "tiny",
+              "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": True},
+              "data": {"source": "phantom", "plane": "coronal", "modalities": ["t2"],
+                       "split": "train", "patients": 4},
+              "train": {"seed": 5}, "resolved": {"dataset_dir": "records/phantom_slices/x/1.0.0"}}
+    _write_run(tmp_path / "runs" / "tiny", generator, config)
+    version = export.export_run(str(tmp_path / "runs" / "tiny"), str(tmp_path / "exports" / "tiny"))
+    assert Path(version).name == "1"
+    meta = json.loads((Path(version) / "assets.extra" / METADATA_FILE).read_text())
+    assert (meta["gan"], meta["plane"], meta["modalities"], meta["seed"]) == (
+        "wgan", "coronal", ["t2"], 5)
+    assert meta["dataset"] == {"source": "phantom", "split": "train", "patients": 4,
+                               "dataset_dir": "records/phantom_slices/x/1.0.0"}
+    assert meta["recipe"] == config and meta["run"].endswith("tiny")
+    loaded = tf.saved_model.load(version)
+    z = _z(3, seed=4)
+    m, t = np.full(3, 2, np.int32), np.array([1, 0, 1], np.int32)
+    np.testing.assert_allclose(
+        loaded.signatures["serving_default"](z=z, modality=m, tumour=t)["images"].numpy(),
+        generator([z, m, t], training=False).numpy(), atol=1e-6)
+
+
+def test_export_run_names_the_missing_or_broken_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(export.ExportError, match=r"config\.json is missing"):
+        export.export_run(str(run), str(tmp_path / "out"))
+    (run / "config.json").write_text("{not json")
+    (run / "generator.keras").write_bytes(b"not a zip")
+    with pytest.raises(export.ExportError, match=r"config\.json is not valid JSON"):
+        export.export_run(str(run), str(tmp_path / "out"))
+    (run / "config.json").write_text("{}")
+    with pytest.raises(export.ExportError, match=r"generator\.keras could not be loaded"):
+        export.export_run(str(run), str(tmp_path / "out"))
+
+
+def test_export_script_writes_a_version(tmp_path, capsys):
+    import importlib.util
+
+    _write_run(tmp_path / "run", make_generator(False), {"gan": "began", "latent_dim": LATENT})
+    spec = importlib.util.spec_from_file_location("export_script", REPO / "scripts" / "export.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "exports" / "b"),
+                 "--max-count", "32"])
+    version = capsys.readouterr().out.strip()
+    assert version == str(tmp_path / "exports" / "b" / "1")
+    meta = json.loads((Path(version) / "assets.extra" / METADATA_FILE).read_text())
+    assert (meta["gan"], meta["max_count"]) == ("began", 32)
+
+
+# ------------------------------------------------------------------------------------------
+# REST: the request bodies documented in docs/serving.md, read with TF Serving's JSON rules.
+
+_NP = {tf.float32: np.float32, tf.int32: np.int32, tf.int64: np.int64}
+
+
+def _json_tensor(value, spec: tf.TensorSpec) -> np.ndarray:
+    """One JSON value to a tensor as TF Serving does: ints only for int dtypes, exact shape."""
+    flat = np.asarray(value, dtype=object).reshape(-1)
+    if spec.dtype.is_integer:
+        assert all(isinstance(v, int) and not isinstance(v, bool) for v in flat), (spec, value)
+    else:
+        assert all(isinstance(v, (int, float)) for v in flat), (spec, value)
+    array = np.asarray(value, dtype=_NP[spec.dtype])
+    assert spec.shape.is_compatible_with(array.shape), (spec, array.shape)
+    return array
+
+
+def rest_body_to_inputs(body: dict, signature) -> dict:
+    """A REST predict body ("instances" rows or "inputs" columns) to the signature's inputs."""
+    specs = signature.structured_input_signature[1]
+    assert set(body) <= {"signature_name", "instances", "inputs"}
+    if "inputs" in body:
+        columns = body["inputs"]
+        if not isinstance(columns, dict):
+            assert len(specs) == 1
+            columns = {next(iter(specs)): columns}
+        assert set(columns) == set(specs), (set(columns), set(specs))
+        return {k: _json_tensor(v, specs[k]) for k, v in columns.items()}
+    rows = body["instances"]
+    if not isinstance(rows[0], dict):
+        assert len(specs) == 1
+        rows = [{next(iter(specs)): r} for r in rows]
+    assert all(set(r) == set(specs) for r in rows)
+    return {k: _json_tensor([r[k] for r in rows], specs[k]) for k in specs}
+
+
+def rest_response(outputs: dict, row_format: bool) -> str:
+    """Encodes outputs as TF Serving's REST API does; only *_bytes strings become base64."""
+    def encode(name, value):
+        if value.dtype == object:
+            if name.endswith("_bytes"):
+                return [{"b64": base64.b64encode(v).decode()} for v in value]
+            return [v.decode("utf-8") for v in value]  # what TF Serving would emit raw
+        return value.tolist()
+
+    columns = {k: encode(k, v.numpy()) for k, v in outputs.items()}
+    if row_format:
+        n = len(next(iter(columns.values())))
+        return json.dumps({"predictions": [{k: v[i] for k, v in columns.items()} for i in range(n)]})
+    return json.dumps({"outputs": columns})
+
+
+def _doc_bodies():
+    text = (REPO / "docs" / "serving.md").read_text()
+    found = re.findall(r"<!-- rest-example: (\w+) -->\s*```json\n(.*?)```", text, re.S)
+    assert len(found) >= 4, "docs/serving.md lost its REST examples"
+    return [(kind, json.loads(body)) for kind, body in found]
+
+
+def test_rest_bodies_in_the_docs_fit_the_signatures(conditional, unconditional):
+    models = {"conditional": conditional[2], "unconditional": unconditional[2]}
+    seen = set()
+    for kind, body in _doc_bodies():
+        name = body.get("signature_name", "serving_default")
+        signature = models[kind].signatures[name]
+        inputs = rest_body_to_inputs(body, signature)
+        outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        response = json.loads(rest_response(outputs, row_format="instances" in body))
+        if name == "sample":
+            png = base64.b64decode(response["outputs"][PNG_OUTPUT][0]["b64"])
+            assert png.startswith(b"\x89PNG")
+        seen.add((kind, name, "instances" in body))
+    assert {("conditional", "serving_default", True), ("conditional", "sample", False),
+            ("unconditional", "serving_default", True),
+            ("unconditional", "sample", False)} <= seen
+
+
+def test_string_outputs_are_named_for_rest_base64(conditional):
+    """TF Serving REST writes a string output raw unless its name ends in "_bytes"."""
+    _, _, loaded = conditional
+    for name, signature in loaded.signatures.items():
+        for key, spec in signature.structured_outputs.items():
+            if spec.dtype == tf.string:
+                assert key.endswith("_bytes"), (name, key)
+    out = loaded.signatures["sample"](seed=tf.constant(1, tf.int64), count=tf.constant(1),
+                                      modality=tf.constant(0), tumour=tf.constant(0))
+    with pytest.raises(UnicodeDecodeError):  # why: raw PNG bytes are not valid JSON text
+        rest_response({"png": out[PNG_OUTPUT]}, row_format=False)
