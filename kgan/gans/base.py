@@ -1,0 +1,255 @@
+"""The machinery every GAN shares: one `keras.Model` subclass per GAN builds on this.
+
+A GAN wraps a generator and a discriminator (both functional models from
+`kgan.networks`) and overrides `train_step`, as in the Keras DCGAN example
+("overriding train_step"), updated for Keras 3:
+
+- `compile(d_optimizer=, g_optimizer=, jit_compile=True)` keeps two optimizers,
+  calls `super().compile(optimizer=None)` and builds both optimizers at once, so
+  their slots exist before the first step (needed by `save_weights`, exact
+  resume and MirroredStrategy, which must create variables up front).
+- Latent vectors come from a stateless normal draw keyed by a seed pair held as
+  a model weight (`latent_seed`): it is saved and restored with the weights, so
+  a resumed run draws the same z as an uninterrupted one. (keras.random's
+  `SeedGenerator` keeps its state in a variable with aggregation "none", which
+  MirroredStrategy refuses to update inside a replica; ours uses
+  "only_first_replica".) Each replica draws the whole global batch of z from
+  the shared seed and keeps its own slice, so N replicas see exactly the z one
+  device would.
+- Losses are divided by `num_replicas_in_sync` before differentiation:
+  MirroredStrategy sums the replicas' gradients, and each replica's loss is a
+  mean over its local batch.
+- Conditional GANs read `labels["modality"]` and `labels["tumour"]` from the
+  batch; generated images in a step take the real batch's labels, so the
+  label mix of fakes matches the data.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_CONDITION_KEYS = ("modality", "tumour")
+
+
+def replica_info() -> tuple[int, tf.Tensor | int]:
+    """(num_replicas_in_sync, this replica's id) in the current replica context."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:  # cross-replica context: treat as one replica
+        return 1, 0
+    return ctx.num_replicas_in_sync, ctx.replica_id_in_sync_group
+
+
+def cross_replica_mean(value: tf.Tensor) -> tf.Tensor:
+    """The mean of `value` over replicas (identity on one device)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
+def assign_in_sync(variables, values) -> None:
+    """Assigns values that every replica computed identically (e.g. clipped weights).
+
+    On one device this is `v.assign(value)`. In a replica context of a
+    multi-replica strategy, variables with aggregation "none" cannot be
+    assigned directly, so the assignment goes through the strategy's
+    cross-replica update (each device writes its own copy).
+    """
+    variables = list(variables)
+    values = list(values)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        return
+
+    def merge_fn(strategy, per_replica_values):
+        for variable, value in zip(variables, per_replica_values):
+            target = variable.value if isinstance(variable, keras.Variable) else variable
+            strategy.extended.update(target, lambda var, v: var.assign(v), args=(value,),
+                                     group=False)
+
+    ctx.merge_call(merge_fn, args=(values,))
+
+
+class GAN(keras.Model):
+    """Base class: two networks, two optimizers, trackers, seeded latents, conditions.
+
+    Subclasses implement `train_step` and `default_optimizers`, and list their
+    extra metric names in `extra_metrics`.
+
+    Attributes:
+      generator: the generator network.
+      discriminator: the discriminator / critic / auto-encoder network.
+      latent_dim: length of z.
+      conditional: whether both networks take (modality, tumour).
+      real_batches_per_step: how many real batches of `batch_size` one
+        `train_step` consumes (the dataset must be batched by
+        `batch_size * real_batches_per_step`); n_critic for the WGANs, else 1.
+    """
+
+    gan_name = "gan"
+    real_batches_per_step = 1
+    extra_metrics: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        *,
+        latent_dim: int = 100,
+        conditional: bool = False,
+        seed: int = 0,
+        name: str | None = None,
+    ):
+        super().__init__(name=name or self.gan_name.replace("-", "_"))
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.conditional = bool(conditional)
+        self.seed = int(seed)
+        self.latent_seed = self.add_weight(
+            shape=(2,),
+            initializer=keras.initializers.Constant([self.seed, 0]),
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="latent_seed",
+        )
+        names = ("d_loss", "g_loss", "d_real", "d_fake") + tuple(self.extra_metrics)
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.d_optimizer = None
+        self.g_optimizer = None
+
+    # ----------------------------------------------------------------- Keras API
+
+    def default_optimizers(self) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+        """(d_optimizer, g_optimizer) of the GAN's paper; used when compile() gets none."""
+        raise NotImplementedError
+
+    def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=True, **kwargs):
+        """Sets the two optimizers (defaults: the paper's) and builds them.
+
+        Args:
+          d_optimizer: optimizer of the discriminator / critic.
+          g_optimizer: optimizer of the generator.
+          jit_compile: XLA-compile the train step. Pass True explicitly: Keras'
+            "auto" turns XLA off on CPU and under tf.distribute.
+          **kwargs: passed to `keras.Model.compile` (e.g. steps_per_execution).
+        """
+        super().compile(optimizer=None, jit_compile=jit_compile, **kwargs)
+        default_d, default_g = self.default_optimizers()
+        self.d_optimizer = d_optimizer or default_d
+        self.g_optimizer = g_optimizer or default_g
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError("d_optimizer and g_optimizer must be two optimizer objects")
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        """The generator: `gan(z)` or `gan([z, modality, tumour])`."""
+        return self.generator(inputs, training=training)
+
+    # --------------------------------------------------------------- helpers
+
+    def unpack(self, data):
+        """(images, conditions) from a batch `(images, labels)` or `images`.
+
+        conditions is None for unconditional GANs, else (modality, tumour) int32 [B].
+        """
+        if isinstance(data, (tuple, list)):
+            images, labels = data[0], (data[1] if len(data) > 1 else None)
+        else:
+            images, labels = data, None
+        images = tf.cast(images, tf.float32)
+        if not self.conditional:
+            return images, None
+        if not isinstance(labels, dict) or any(k not in labels for k in _CONDITION_KEYS):
+            raise ValueError(
+                f"{type(self).__name__} is conditional: batches must be (images, labels) with "
+                f"labels holding {_CONDITION_KEYS} (as kgan.pipeline.load_slices yields); got "
+                f"{type(labels).__name__}"
+                + (f" with keys {sorted(labels)}" if isinstance(labels, dict) else "")
+            )
+        return images, tuple(tf.cast(labels[k], tf.int32) for k in _CONDITION_KEYS)
+
+    @staticmethod
+    def batch_size_of(images: tf.Tensor):
+        """Static batch size when known (XLA wants it), else the dynamic one."""
+        return images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+
+    @staticmethod
+    def slice_conditions(conditions, start: int, stop: int):
+        if conditions is None:
+            return None
+        return tuple(c[start:stop] for c in conditions)
+
+    def _next_seed(self) -> tf.Tensor:
+        seed = tf.identity(self.latent_seed.value)
+        self.latent_seed.assign_add(tf.constant([0, 1], tf.int64))
+        return seed
+
+    def _replica_slice(self, values: tf.Tensor, batch_size) -> tf.Tensor:
+        replicas, replica_id = replica_info()
+        if replicas == 1:
+            return values
+        start = tf.cast(replica_id, tf.int32) * batch_size
+        return values[start : start + batch_size]
+
+    def sample_latent(self, batch_size) -> tf.Tensor:
+        """z ~ N(0, I) [batch_size, latent_dim] from the model's seed state (advances it)."""
+        replicas, _ = replica_info()
+        z = tf.random.stateless_normal(
+            [batch_size * replicas, self.latent_dim], seed=self._next_seed(), dtype=tf.float32
+        )
+        return self._replica_slice(z, batch_size)
+
+    def sample_uniform(self, batch_size) -> tf.Tensor:
+        """u ~ U(0, 1) [batch_size] from the model's seed state (advances it)."""
+        replicas, _ = replica_info()
+        u = tf.random.stateless_uniform([batch_size * replicas], seed=self._next_seed())
+        return self._replica_slice(u, batch_size)
+
+    def generate(self, z, conditions=None, training: bool = False) -> tf.Tensor:
+        """G(z) or G(z | modality, tumour)."""
+        if self.conditional:
+            if conditions is None:
+                raise ValueError("conditional generator needs (modality, tumour)")
+            return self.generator([z, conditions[0], conditions[1]], training=training)
+        return self.generator(z, training=training)
+
+    def discriminate(self, images, conditions=None, training: bool = False) -> tf.Tensor:
+        """D(x) or D(x | modality, tumour)."""
+        if self.conditional:
+            if conditions is None:
+                raise ValueError("conditional discriminator needs (modality, tumour)")
+            return self.discriminator([images, conditions[0], conditions[1]], training=training)
+        return self.discriminator(images, training=training)
+
+    @staticmethod
+    def scale_loss(loss: tf.Tensor) -> tf.Tensor:
+        """loss / num_replicas_in_sync: replicas' gradients are summed, not averaged."""
+        replicas, _ = replica_info()
+        return loss / replicas if replicas > 1 else loss
+
+    def apply(self, optimizer, loss, tape, variables) -> None:
+        """One optimizer update of `variables` from a scalar loss recorded on `tape`."""
+        grads = tape.gradient(self.scale_loss(loss), variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def update_metrics(self, values: dict, weights: dict | None = None) -> dict:
+        """Updates trackers from {name: scalar} and returns all current results."""
+        for name, value in values.items():
+            weight = None if weights is None else weights.get(name)
+            self.trackers[name].update_state(value, sample_weight=weight)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def latent_batch(self, count: int, seed: int = 0) -> tf.Tensor:
+        """A fixed z batch (for sample grids) that leaves the training seed state alone."""
+        return tf.random.stateless_normal([count, self.latent_dim], seed=[int(seed), 1 << 20])

@@ -1,0 +1,105 @@
+"""BEGAN (Berthelot et al. 2017): an auto-encoder discriminator in proportional equilibrium."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kgan import losses
+from kgan.gans.base import GAN, assign_in_sync, cross_replica_mean
+
+
+def began_learning_rate(
+    initial: float = 1e-4, *, halve_every: int = 100_000, floor: float = 2e-5
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Adam's learning rate for BEGAN: halved every `halve_every` steps, never below `floor`.
+
+    Berthelot et al. decay the rate when the convergence measure stalls; the
+    widely used reimplementation halves it on a fixed step period with a lower
+    bound. A built-in piecewise-constant schedule expresses that (and is saved
+    with the optimizer).
+    """
+    values = [initial]
+    while values[-1] / 2 > floor:
+        values.append(values[-1] / 2)
+    values.append(floor)
+    if values[-2] == floor:
+        values.pop()
+    boundaries = [halve_every * (i + 1) for i in range(len(values) - 1)]
+    if not boundaries:
+        return keras.optimizers.schedules.PiecewiseConstantDecay([1 << 62], [initial, initial])
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+class BEGAN(GAN):
+    """Boundary-equilibrium GAN.
+
+    With L(v) = mean |v - D(v)| (D an auto-encoder):
+      L_D = L(x) - k_t L(G(z)),  L_G = L(G(z)),
+      k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1),
+      M = L(x) + |gamma L(x) - L(G(z))|.
+    Both networks update simultaneously from one forward pass per step (as in
+    the paper's algorithm). k_t is a non-trainable weight (saved with the
+    weights; aggregation "mean" so replicas stay in step), and L(x), L(G(z))
+    are averaged over replicas before the k update so that N replicas update
+    k exactly as one device on the global batch.
+
+    Logged: d_loss, g_loss, k_t, convergence (M), d_real = L(x), d_fake = L(G(z)).
+
+    Args:
+      gamma: diversity ratio (0.5).
+      lambda_k: k's proportional gain (0.001).
+      k_initial: k_0 (0).
+      **kwargs: see `GAN`.
+    """
+
+    gan_name = "began"
+    extra_metrics = ("k_t", "convergence")
+
+    def __init__(self, generator, discriminator, *, gamma: float = 0.5, lambda_k: float = 0.001,
+                 k_initial: float = 0.0, **kwargs):
+        super().__init__(generator, discriminator, **kwargs)
+        self.gamma = float(gamma)
+        self.lambda_k = float(lambda_k)
+        self.k_t = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(float(k_initial)), dtype="float32",
+            trainable=False, aggregation="mean", name="k_t",
+        )
+
+    def default_optimizers(self):
+        return (
+            keras.optimizers.Adam(began_learning_rate(), beta_1=0.5, beta_2=0.999, name="d_adam"),
+            keras.optimizers.Adam(began_learning_rate(), beta_1=0.5, beta_2=0.999, name="g_adam"),
+        )
+
+    def train_step(self, data):
+        real, conditions = self.unpack(data)
+        batch = self.batch_size_of(real)
+        z = self.sample_latent(batch)
+        k = tf.identity(self.k_t.value)
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            fake = self.generate(z, conditions, training=True)
+            loss_real = losses.began_autoencoder_loss(
+                real, self.discriminate(real, conditions, training=True))
+            loss_fake = losses.began_autoencoder_loss(
+                fake, self.discriminate(fake, conditions, training=True))
+            d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
+            g_loss = losses.began_generator_loss(loss_fake)
+        self.apply(self.d_optimizer, d_loss, d_tape, d_vars)
+        self.apply(self.g_optimizer, g_loss, g_tape, g_vars)
+
+        global_real = cross_replica_mean(loss_real)
+        global_fake = cross_replica_mean(loss_fake)
+        new_k = losses.began_k_update(k, global_real, global_fake,
+                                      gamma=self.gamma, lambda_k=self.lambda_k)
+        assign_in_sync([self.k_t], [new_k])
+        return self.update_metrics({
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real": loss_real,
+            "d_fake": loss_fake,
+            "k_t": new_k,
+            "convergence": losses.began_convergence(global_real, global_fake, gamma=self.gamma),
+        })

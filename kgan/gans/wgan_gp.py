@@ -1,0 +1,55 @@
+"""WGAN-GP (Gulrajani et al. 2017): a gradient penalty instead of weight clipping."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from kgan import losses
+from kgan.gans.wgan import WGAN
+
+
+class WGANGP(WGAN):
+    """WGAN whose critic is kept near 1-Lipschitz by penalising its gradient norm.
+
+    Critic loss: mean f(G(z)) - mean f(x) + lambda * mean (||grad f(x_hat)|| - 1)^2
+    on x_hat = alpha x + (1 - alpha) G(z), alpha ~ U(0, 1) drawn once per
+    sample (not per pixel). No clipping. The critic must not use batch norm
+    (the penalty is per sample); `build_gan` gives it layer norm. Defaults of
+    Gulrajani et al.: lambda 10, n_critic 5, Adam 1e-4, beta1 0, beta2 0.9.
+    Batching and the critic loop are as `WGAN`'s.
+
+    Logged in addition: gradient_penalty (before the lambda factor).
+
+    Args:
+      gp_weight: lambda.
+      gp_epsilon: small epsilon inside the norm's square root.
+      **kwargs: see `WGAN` (clip_value is forced off).
+    """
+
+    gan_name = "wgan-gp"
+    extra_metrics = ("wasserstein", "gradient_penalty")
+
+    def __init__(self, generator, discriminator, *, gp_weight: float = 10.0,
+                 gp_epsilon: float = 1e-10, **kwargs):
+        kwargs["clip_value"] = None
+        super().__init__(generator, discriminator, **kwargs)
+        self.gp_weight = float(gp_weight)
+        self.gp_epsilon = float(gp_epsilon)
+
+    def default_optimizers(self):
+        return (
+            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9, name="d_adam"),
+            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9, name="g_adam"),
+        )
+
+    def critic_loss(self, real, fake, conditions):
+        loss, logged = super().critic_loss(real, fake, conditions)
+        alpha = self.sample_uniform(self.batch_size_of(real))
+        penalty = losses.gradient_penalty(
+            lambda x: self.discriminate(x, conditions, training=True),
+            real, fake, alpha, epsilon=self.gp_epsilon,
+        )
+        loss = loss + self.gp_weight * penalty
+        logged = {**logged, "d_loss": loss, "gradient_penalty": penalty}
+        return loss, logged
