@@ -1,0 +1,502 @@
+"""Slice datasets as TFRecord shards, written by TFDS builders.
+
+Two `tfds.core.GeneratorBasedBuilder`s share one generator:
+
+* ``brats_slices``: BraTS volumes the user downloaded (manual download; any
+  of the layouts `kgan.volumes` reads), from ``manual_dir``;
+* ``phantom_slices``: the built-in phantom cohort (`kgan.phantom`), generated
+  on the fly into ``<data_dir>/phantom_volumes/`` and reused by every config.
+
+Configs are plane x size, named ``<plane>_<size>`` (e.g. ``sagittal_64``);
+non-default options (pad/stretch, cohort size, split seed) add suffixes such
+as ``sagittal_64_stretch`` or ``sagittal_64_n50_seed1``. Datasets live under
+``records/<builder>/<config>/<version>/`` by default.
+
+Patients are split into train/validation/test (80/10/10 %) by a seeded
+permutation of their sorted ids: deterministic, and a patient never spans
+splits. Decoding and slicing run in worker processes (every core by
+default); the builder's generator only serialises. TFDS writes into an
+``incomplete.*`` folder and renames it when every split is done, so an
+interrupted build leaves nothing that looks finished; the next build removes
+the leftovers (under a lock) and starts again, reusing the phantom volumes
+already written.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import dataclasses
+import fcntl
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from kgan import phantom, schema, slicing, volumes
+
+VERSION = "1.0.0"
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+#: Default phantom cohort: builds in about two minutes on a 2-core CPU.
+DEFAULT_PATIENTS = 20
+DEFAULT_DATA_DIR = "records"
+SUMMARY_FILE = "kgan_build_summary.json"
+_SOURCES = ("phantom", "brats")
+_RELEASE_NOTES = {VERSION: "First release: kgan.schema slice records."}
+_BUILDER_NAMES = {"phantom": "phantom_slices", "brats": "brats_slices"}
+
+assert tuple(schema.MODALITIES) == volumes.MODALITIES
+assert tuple(schema.PLANES) == slicing.PLANES
+assert tuple(schema.GRADES) == volumes.GRADES
+
+
+@dataclasses.dataclass(eq=False)
+class SliceBuilderConfig(tfds.core.BuilderConfig):
+    """One dataset variant: plane x size (+ resize mode, cohort size, split seed)."""
+
+    plane: str = "sagittal"
+    size: int = 64
+    resize: str = "pad"
+    patients: int = DEFAULT_PATIENTS
+    seed: int = 0
+
+    @classmethod
+    def make(cls, plane="sagittal", size=64, resize="pad", patients=None, seed=0,
+             phantom_cohort: bool = True) -> "SliceBuilderConfig":
+        """A config with its canonical name; default options give ``<plane>_<size>``."""
+        slicing.SliceConfig(plane=plane, size=int(size), resize=resize)  # validates
+        patients = DEFAULT_PATIENTS if patients is None else int(patients)
+        if patients < 1:
+            raise ValueError(f"patients must be >= 1, got {patients}")
+        name = f"{plane}_{int(size)}"
+        if resize != "pad":
+            name += f"_{resize}"
+        if phantom_cohort and patients != DEFAULT_PATIENTS:
+            name += f"_n{patients}"
+        if int(seed) != 0:
+            name += f"_seed{int(seed)}"
+        return cls(name=name, version=VERSION, release_notes=dict(_RELEASE_NOTES), plane=plane, size=int(size), resize=resize,
+                   patients=patients, seed=int(seed),
+                   description=f"{plane} slices resized to {size}x{size} ({resize})")
+
+    @property
+    def slice_config(self) -> slicing.SliceConfig:
+        return slicing.SliceConfig(plane=self.plane, size=self.size, resize=self.resize)
+
+
+def _standard_configs(phantom_cohort: bool) -> list:
+    return [SliceBuilderConfig.make(p, s, phantom_cohort=phantom_cohort)
+            for p in slicing.PLANES for s in slicing.SIZES]
+
+
+def split_cases(case_ids: Sequence[str], seed: int = 0,
+                fractions: Sequence[float] = SPLIT_FRACTIONS) -> dict:
+    """Assigns whole patients to splits, deterministically.
+
+    The sorted ids are permuted by a generator seeded with `seed`; the first
+    round(n * f_train) go to train, then validation, then test. With three or
+    more patients every split gets at least one.
+
+    Returns:
+      {"train": [...], "validation": [...], "test": [...]} (sorted ids; some
+      may be empty for tiny cohorts).
+    """
+    ids = sorted(set(case_ids))
+    if len(ids) != len(case_ids):
+        raise ValueError("duplicate case ids")
+    n = len(ids)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * fractions[1]))
+    n_test = int(round(n * fractions[2]))
+    if n >= 3:
+        n_val, n_test = max(n_val, 1), max(n_test, 1)
+    n_test = min(n_test, max(n - 1, 0))
+    n_val = min(n_val, max(n - 1 - n_test, 0))
+    n_train = n - n_val - n_test
+    picked = [ids[i] for i in order]
+    return {
+        "train": sorted(picked[:n_train]),
+        "validation": sorted(picked[n_train:n_train + n_val]),
+        "test": sorted(picked[n_train + n_val:]),
+    }
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    """What a build produced (also saved as ``kgan_build_summary.json`` beside the shards)."""
+
+    dataset_dir: str
+    name: str
+    cases: dict = dataclasses.field(default_factory=dict)  # split -> [case ids]
+    slices: dict = dataclasses.field(default_factory=dict)  # split -> {modality: n}
+    skipped: list = dataclasses.field(default_factory=list)  # [(case id, reason)]
+    built: bool = True
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def total_slices(self) -> int:
+        return sum(sum(v.values()) for v in self.slices.values())
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BuildSummary":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        out = cls(**{k: v for k, v in data.items() if k in fields})
+        out.skipped = [tuple(s) for s in out.skipped]
+        return out
+
+    def __str__(self) -> str:
+        lines = [f"dataset {self.name}: {'built' if self.built else 'already built'}"
+                 + (f" in {self.seconds:.1f} s with {self.workers} worker(s)" if self.built else ""),
+                 f"  directory: {self.dataset_dir}"]
+        for split in SPLITS:
+            if split not in self.cases:
+                continue
+            per_mod = self.slices.get(split, {})
+            mods = ", ".join(f"{m} {per_mod.get(m, 0)}" for m in schema.MODALITIES)
+            lines.append(f"  {split:<10} {len(self.cases[split]):>4} cases "
+                         f"{sum(per_mod.values()):>7} slices ({mods})")
+        if self.skipped:
+            lines.append(f"  skipped {len(self.skipped)} case(s):")
+            lines += [f"    {cid}: {why}" for cid, why in self.skipped]
+        else:
+            lines.append("  skipped: none")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Worker side (runs in subprocesses: no TensorFlow here)
+
+
+def _work(task: tuple) -> tuple:
+    """Decodes and slices one case; returns (case_id, slices or None, (path, problem) or None)."""
+    kind, payload, config = task
+    try:
+        if kind == "phantom":
+            root, index, seed = payload
+            folder = phantom.write_patient(root, index, seed)
+            case = volumes.find_cases(folder)[0]
+        else:
+            case = payload
+        return payload_id(task), slicing.slice_case(volumes.read_case(case), config), None
+    except volumes.VolumeError as err:
+        return payload_id(task), None, (err.path, err.problem)
+
+
+def payload_id(task: tuple) -> str:
+    kind, payload, _ = task
+    if kind == "phantom":
+        return phantom.case_id(payload[1], payload[2])
+    return payload.case_id
+
+
+def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    # "spawn": the parent has TensorFlow's thread pools running, which fork
+    # would copy mid-flight; spawned workers import only numpy/scipy/nibabel.
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+class TaskRunner:
+    """Runs `_work` over every split's tasks in one process pool.
+
+    Tasks are submitted in split order (train, validation, test) with at most
+    `2 * workers` in flight, so workers never idle between splits and at most
+    that many finished cases wait in memory. TFDS consumes the split
+    generators one after the other; `results(split)` yields that split's
+    cases as they finish. With one worker everything runs inline.
+    """
+
+    def __init__(self, tasks_by_split: dict, workers: int):
+        self._queue = collections.deque(
+            (split, task) for split in SPLITS for task in tasks_by_split.get(split, ()))
+        self._counts = {s: len(tasks_by_split.get(s, ())) for s in SPLITS}
+        self._inline = {s: list(tasks_by_split.get(s, ())) for s in SPLITS}
+        self._pending: dict = {}
+        self._done = {s: [] for s in SPLITS}
+        self._window = 2 * workers
+        self._pool = _spawn_pool(min(workers, len(self._queue))) if workers > 1 and len(self._queue) > 1 else None
+
+    def _fill(self) -> None:
+        while self._queue and len(self._pending) < self._window:
+            split, task = self._queue.popleft()
+            self._pending[self._pool.submit(_work, task)] = split
+
+    def results(self, split: str) -> Iterable[tuple]:
+        try:
+            if self._pool is None:
+                for task in self._inline[split]:
+                    yield _work(task)
+                return
+            remaining = self._counts[split]
+            while remaining:
+                self._fill()
+                if self._done[split]:
+                    remaining -= 1
+                    yield self._done[split].pop(0)
+                    continue
+                finished, _ = concurrent.futures.wait(
+                    list(self._pending), return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    self._done[self._pending.pop(future)].append(future.result())
+            if not self._queue and not self._pending:
+                self.close()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._queue.clear()
+            self._pending.clear()
+
+
+# ---------------------------------------------------------------------------
+# TFDS builders
+
+
+class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Shared features, split logic and parallel generation of the slice datasets."""
+
+    VERSION = tfds.core.Version(VERSION)
+    RELEASE_NOTES = dict(_RELEASE_NOTES)
+    SOURCE = ""
+
+    def __init__(self, *, workers: int | None = None, skip_bad: bool = False,
+                 progress: Callable[[str, str | None], None] | None = None, **kwargs):
+        self._workers = max(1, int(workers or os.cpu_count() or 1))
+        self._skip_bad = skip_bad
+        self._progress = progress
+        super().__init__(**kwargs)
+        self.summary = BuildSummary(dataset_dir="", name=f"{self.name}/{self.builder_config.name}",
+                                    workers=self._workers)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = self.builder_config.size
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
+                                              encoding=tfds.features.Encoding.BYTES),
+                "modality": tfds.features.ClassLabel(names=list(schema.MODALITIES)),
+                "plane": tfds.features.ClassLabel(names=list(schema.PLANES)),
+                "slice_index": tfds.features.Scalar(dtype=np.int64),
+                "case_id": tfds.features.Text(),
+                "tumour_fraction": tfds.features.Scalar(dtype=np.float32),
+                "grade": tfds.features.ClassLabel(names=list(schema.GRADES)),
+                "source": tfds.features.Text(),
+                "synthetic": tfds.features.Scalar(dtype=np.int64),
+            }),
+            supervised_keys=None,
+            homepage="https://www.med.upenn.edu/cbica/brats/",
+        )
+
+    def _tasks(self, dl_manager) -> list:
+        raise NotImplementedError
+
+    def _split_generators(self, dl_manager):
+        tasks = self._tasks(dl_manager)
+        by_id = {payload_id(t): t for t in tasks}
+        splits = split_cases(list(by_id), seed=self.builder_config.seed)
+        splits = {s: ids for s, ids in splits.items() if ids}
+        self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},
+                                  self._workers)
+        self.summary.cases = {s: [] for s in SPLITS}
+        self.summary.slices = {s: {m: 0 for m in schema.MODALITIES} for s in SPLITS}
+        self.summary.skipped = []
+        return {s: self._generate_examples(s) for s in splits}
+
+    def _generate_examples(self, split):
+        for cid, slices, error in self._runner.results(split):
+            if error is not None:
+                if not self._skip_bad:
+                    raise volumes.VolumeError(*error)
+                self.summary.skipped.append((cid, f"{error[0]}: {error[1]}"))
+            elif not slices:
+                self.summary.skipped.append((cid, "no slice in the range has enough brain"))
+            else:
+                self.summary.cases[split].append(cid)
+                for s in slices:
+                    self.summary.slices[split][s.modality] += 1
+                    yield f"{cid}/{s.modality}/{s.slice_index}", {
+                        "image": s.image[..., None],
+                        "modality": s.modality,
+                        "plane": s.plane,
+                        "slice_index": s.slice_index,
+                        "case_id": s.case_id,
+                        "tumour_fraction": np.float32(s.tumour_fraction),
+                        "grade": s.grade,
+                        "source": self.SOURCE or s.source,
+                        "synthetic": 0,
+                    }
+            if self._progress is not None:
+                self._progress(cid, None if error is None else f"{error[0]}: {error[1]}")
+
+    def _download_and_prepare(self, dl_manager, download_config):
+        try:
+            super()._download_and_prepare(dl_manager, download_config)
+        finally:
+            if getattr(self, "_runner", None) is not None:
+                self._runner.close()
+        # Still inside TFDS's incomplete folder: the summary appears with the shards.
+        for split in self.summary.cases:
+            self.summary.cases[split].sort()
+        self.summary.dataset_dir = os.fspath(self.data_path)
+        _write_json(os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json())
+
+
+class BratsSlices(_SliceBuilder):
+    """BraTS 2015-2023 volumes (downloaded by the user) as labelled 2-D slices."""
+
+    BUILDER_CONFIGS = _standard_configs(phantom_cohort=False)
+    MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+    BraTS cannot be downloaded automatically (registration and a data-use
+    agreement are required; see https://www.synapse.org/brats or the
+    challenge pages of earlier years). Unpack the training data anywhere and
+    pass that folder as manual_dir (scripts/make_records.py brats --dir PATH).
+    Accepted layouts, found at any depth:
+      BraTS 2017-2021: <case>/<case>_{t1,t1ce,t2,flair}.nii.gz [+ <case>_seg.nii.gz]
+      BraTS 2023+:     <case>/<case>-{t1n,t1c,t2w,t2f}.nii.gz [+ <case>-seg.nii.gz]
+      BraTS 2015/2016: HGG|LGG/<case>/VSD.Brain.XX.O.MR_{T1,T1c,T2,Flair}.<id>/*.mha
+                       (+ VSD.Brain_*more.XX.O.OT.<id>/*.mha; needs pip install 'kgan[mha]')
+    """
+
+    def _tasks(self, dl_manager) -> list:
+        cases = volumes.find_cases(os.fspath(dl_manager.manual_dir))
+        return [("brats", c, self.builder_config.slice_config) for c in cases]
+
+
+class PhantomSlices(_SliceBuilder):
+    """The built-in phantom cohort (kgan.phantom) as labelled 2-D slices."""
+
+    BUILDER_CONFIGS = _standard_configs(phantom_cohort=True)
+    SOURCE = "phantom"
+
+    def _tasks(self, dl_manager) -> list:
+        cfg = self.builder_config
+        root = phantom.cohort_dir(os.fspath(self.data_dir_root), cfg.seed)
+        os.makedirs(root, exist_ok=True)
+        return [("phantom", (root, i, cfg.seed), cfg.slice_config) for i in range(cfg.patients)]
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+
+
+def _write_json(path: str, data) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _build_lock(config_dir: str):
+    """Serialises builds of one config; removes leftovers of interrupted builds."""
+    os.makedirs(config_dir, exist_ok=True)
+    with open(os.path.join(config_dir, ".kgan-build.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            for entry in os.listdir(config_dir):
+                if entry.startswith("incomplete."):  # TFDS's temporary folder, from a dead build
+                    shutil.rmtree(os.path.join(config_dir, entry), ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
+                 data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                 resize: str = "pad", workers: int | None = None, skip_bad: bool = False,
+                 progress=None) -> _SliceBuilder:
+    """The TFDS builder of a slice dataset (not built yet)."""
+    if source not in _SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose from {_SOURCES}")
+    if source == "brats" and patients is not None:
+        raise ValueError("patients applies to the phantom cohort only")
+    config = SliceBuilderConfig.make(plane, size, resize, patients, seed,
+                                     phantom_cohort=source == "phantom")
+    cls = PhantomSlices if source == "phantom" else BratsSlices
+    return cls(data_dir=data_dir, config=config, workers=workers, skip_bad=skip_bad,
+               progress=progress)
+
+
+def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
+                  data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                  resize: str = "pad", workers: int | None = None, manual_dir: str | None = None,
+                  skip_bad: bool = False, progress=None) -> BuildSummary:
+    """Builds a slice dataset if it is not there yet, and says what it holds.
+
+    Args:
+      source: "phantom" (generated) or "brats" (needs `manual_dir`).
+      plane, size, resize: slicing options (`kgan.slicing.SliceConfig`).
+      data_dir: the dataset home (TFDS data_dir).
+      patients: phantom cohort size (default `DEFAULT_PATIENTS`).
+      seed: split seed (and phantom cohort seed).
+      workers: processes for decoding and slicing; all cores when None.
+      manual_dir: the folder holding the BraTS cases.
+      skip_bad: record unusable cases in the summary and go on, instead of failing.
+      progress: called as progress(case_id, error_or_None) after each case.
+
+    Returns:
+      The `BuildSummary` (read back from the dataset when it already existed).
+
+    Raises:
+      volumes.VolumeError: a bad case (unless skip_bad) or an unusable manual_dir.
+    """
+    builder = make_builder(source, plane=plane, size=size, data_dir=data_dir, patients=patients,
+                           seed=seed, resize=resize, workers=workers, skip_bad=skip_bad,
+                           progress=progress)
+    version_dir = os.fspath(builder.data_path)
+    summary_path = os.path.join(version_dir, SUMMARY_FILE)
+    if not os.path.isdir(version_dir):
+        if source == "brats":
+            if manual_dir is None:
+                raise ValueError("building brats_slices needs manual_dir (the folder with the BraTS cases)")
+            volumes.find_cases(manual_dir)  # fail early, before TFDS creates folders
+        tfds.disable_progress_bar()
+        start = time.perf_counter()
+        with _build_lock(os.path.dirname(version_dir)):
+            if not os.path.isdir(version_dir):  # another process may have finished meanwhile
+                config = tfds.download.DownloadConfig(
+                    manual_dir=manual_dir, try_download_gcs=False)
+                builder.download_and_prepare(download_config=config)
+                summary = builder.summary
+                summary.seconds = time.perf_counter() - start
+                summary.dataset_dir = version_dir
+                _write_json(summary_path, summary.to_json())
+                return summary
+    if os.path.isfile(summary_path):
+        with open(summary_path) as f:
+            summary = BuildSummary.from_json(json.load(f))
+    else:
+        summary = BuildSummary(dataset_dir=version_dir, name=f"{builder.name}/{builder.builder_config.name}")
+    summary.built = False
+    summary.dataset_dir = version_dir
+    return summary
+
+
+def ensure_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
+                   data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                   workers: int | None = None, manual_dir: str | None = None,
+                   resize: str = "pad", skip_bad: bool = False) -> str:
+    """Returns the dataset's directory (TFDS version folder with the shards), building it first if absent.
+
+    `kgan.pipeline.load_slices(<returned dir>)` and
+    `tfds.builder("phantom_slices/sagittal_64", data_dir=data_dir)` both read it.
+    """
+    return build_dataset(source, plane=plane, size=size, data_dir=data_dir, patients=patients,
+                         seed=seed, workers=workers, manual_dir=manual_dir, resize=resize,
+                         skip_bad=skip_bad).dataset_dir
