@@ -147,12 +147,12 @@ class GeneratorSampler:
         if isinstance(value, (str, np.str_)):
             name = str(value).lower()
             if name not in schema.MODALITIES:
-                raise ValueError(f"unknown modality {value!r}; choose from {self.modalities}")
+                raise ValueError(f"unknown modality '{value}'; choose from {self.modalities}")
             index = schema.MODALITIES.index(name)
         else:
             index = int(value)
         if not 0 <= index < len(schema.MODALITIES) or schema.MODALITIES[index] not in self.modalities:
-            raise ValueError(f"modality {value!r} is not one this generator was trained on "
+            raise ValueError(f"modality '{value}' is not one this generator was trained on "
                              f"({self.modalities})")
         return index
 
@@ -311,6 +311,19 @@ def caption(batch: SampleBatch, i: int) -> str:
 # Writers
 
 
+def _wrap(text: str, width_of, max_width: float) -> list[str]:
+    """Greedy word wrap so a long title stays inside a narrow grid."""
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if line and width_of(candidate) > max_width:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return lines + [line] if line else lines or [""]
+
+
 def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DISPLAY_SIZE,
                columns: int | None = None, resample: str = "nearest",
                title: str | None = None) -> str:
@@ -334,20 +347,27 @@ def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DIS
         font = ImageFont.load_default(size=font_px)
     except (TypeError, ImportError, OSError):  # Pillow without FreeType: fixed bitmap font
         font = ImageFont.load_default()
-    gap, cap_h, title_h = 4, font_px + 8, font_px + 14
+    gap, cap_h = 4, font_px + 8
     width = columns * display_size + (columns + 1) * gap
+    title = title or f"SYNTHETIC slices (seed {batch.seed}) - not patient data"
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 2 * gap)
+    title_h = len(lines) * (font_px + 4) + 10
     height = title_h + rows * (display_size + cap_h + gap) + gap
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
-    title = title or f"SYNTHETIC slices (seed {batch.seed}) - not patient data"
-    draw.text((gap, 4), title, fill=255, font=font)
+    for k, line in enumerate(lines):
+        draw.text((gap, 4 + k * (font_px + 4)), line, fill=255, font=font)
     pixels = schema.to_uint8(batch.images[..., 0])
     for i in range(n):
         r, c = divmod(i, columns)
         x = gap + c * (display_size + gap)
         y = title_h + r * (display_size + cap_h + gap)
         canvas.paste(Image.fromarray(_upsample(pixels[i], display_size, resample)), (x, y))
-        draw.text((x + 2, y + display_size + 3), caption(batch, i), fill=255, font=font)
+        # Drawn on its own strip so a long caption is clipped at the tile's edge.
+        strip = Image.new("L", (display_size, cap_h), 0)
+        ImageDraw.Draw(strip).text((2, 3), caption(batch, i), fill=255, font=font)
+        canvas.paste(strip, (x, y + display_size))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     _write_bytes(path, buffer.getvalue())
