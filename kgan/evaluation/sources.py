@@ -1,0 +1,66 @@
+"""Where synthetic slices come from: any `generate(count, seed, modality, tumour)` callable.
+
+The evaluation does not care whether slices come from an exported SavedModel
+(`kgan.sampling.GeneratorSampler`), a Keras generator in memory, or a test's
+function; it needs only that callable and two facts: is the generator
+conditional, and on which modalities was it trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+
+from kgan import schema
+
+
+@dataclasses.dataclass
+class SyntheticSource:
+    """A generator to evaluate.
+
+    Attributes:
+      generate: `generate(count, seed, modality=None, tumour=None)` returning
+        float32 [N, S, S, 1] in [-1, 1], deterministic per seed; for
+        conditional generators modality and tumour are int arrays [N]
+        (modality indexes `schema.MODALITIES`).
+      conditional: whether the generator takes (modality, tumour).
+      modalities: names of the modalities it was trained on.
+      name: shown in the report.
+      metadata: anything worth recording (e.g. the export's metadata).
+    """
+
+    generate: Callable[..., np.ndarray]
+    conditional: bool = False
+    modalities: Sequence[str] = schema.MODALITIES
+    name: str = "generator"
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def draw(self, count: int, seed: int, modality=None, tumour=None) -> np.ndarray:
+        """Calls `generate` and checks what comes back."""
+        if self.conditional:
+            images = self.generate(count, seed=seed, modality=modality, tumour=tumour)
+        else:
+            images = self.generate(count, seed=seed)
+        images = np.asarray(images, np.float32)
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.shape[0] != count or images.ndim != 4 or images.shape[-1] != 1:
+            raise ValueError(f"{self.name}: generate({count}) returned shape {images.shape}, "
+                             f"expected [{count}, S, S, 1]")
+        if not np.isfinite(images).all():
+            raise ValueError(f"{self.name}: generated slices contain NaN or infinity")
+        return np.clip(images, -1.0, 1.0)
+
+
+def from_export(path: str) -> SyntheticSource:
+    """Wraps an exported SavedModel (`exports/NAME/VERSION`) via `kgan.sampling`."""
+    from kgan.sampling import GeneratorSampler  # imported late: only this path needs it
+
+    sampler = GeneratorSampler(path)
+    return SyntheticSource(
+        generate=sampler.generate, conditional=sampler.conditional,
+        modalities=tuple(sampler.modalities), name=f"{sampler.gan} ({sampler.path})",
+        metadata={"export": sampler.path, **sampler.metadata},
+    )
