@@ -422,3 +422,49 @@ def test_string_outputs_are_named_for_rest_base64(conditional):
                                       modality=tf.constant(0), tumour=tf.constant(0))
     with pytest.raises(UnicodeDecodeError):  # why: raw PNG bytes are not valid JSON text
         rest_response({"png": out[PNG_OUTPUT]}, row_format=False)
+
+
+# ------------------------------------------------------------------------------------------
+# Real kgan generators (kgan.gans.build_gan): their layers must survive .keras -> SavedModel.
+
+
+@pytest.mark.parametrize("gan,conditional", [("dcgan", False), ("dcgan", True), ("began", True)])
+def test_real_kgan_generators_export_and_match(tmp_path, gan, conditional):
+    from kgan.gans import build_gan
+
+    model = build_gan(gan, image_size=SIZE, latent_dim=LATENT, conditional=conditional,
+                      width=4, bottleneck=4, seed=1)
+    config = {"gan": gan, "model": {"image_size": SIZE, "latent_dim": LATENT,
+                                    "conditional": conditional},
+              "data": {"source": "phantom", "plane": "sagittal", "modalities": list(schema.MODALITIES)}}
+    _write_run(tmp_path / "run", model.generator, config)
+    version = export.export_run(str(tmp_path / "run"), str(tmp_path / "exports" / gan))
+    loaded = tf.saved_model.load(version)
+    z = _z(4, seed=2)
+    if conditional:
+        m, t = np.array([0, 1, 2, 3], np.int32), np.array([1, 0, 1, 0], np.int32)
+        served = loaded.signatures["serving_default"](z=z, modality=m, tumour=t)["images"]
+        expected = model.generator([z, m, t], training=False)
+    else:
+        served = loaded.signatures["serving_default"](z=z)["images"]
+        expected = model.generator(z, training=False)
+    np.testing.assert_allclose(served.numpy(), expected.numpy(), atol=1e-5)
+    assert served.shape == (4, SIZE, SIZE, 1)
+    assert _replay_warmup(version, loaded)
+
+
+def test_export_script_in_a_fresh_process_needs_no_kgan_model_code(tmp_path):
+    """generator.keras of a real BEGAN loads with plain Keras (kgan.networks never imported)."""
+    from kgan.gans import build_gan
+
+    model = build_gan("began", image_size=SIZE, latent_dim=LATENT, width=4, bottleneck=4, seed=2)
+    _write_run(tmp_path / "run", model.generator, {"gan": "began"})
+    run, out = str(tmp_path / "run"), str(tmp_path / "exports" / "b")
+    probe = (f"import runpy, sys; sys.argv = ['export.py', '--run', {run!r}, '--out', {out!r}]; "
+             f"runpy.run_path({str(REPO / 'scripts' / 'export.py')!r}, run_name='__main__'); "
+             "assert not any(m.startswith(('kgan.networks', 'kgan.gans')) for m in sys.modules), "
+             "'kgan model code was imported'")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith(os.path.join("exports", "b", "1"))
