@@ -278,10 +278,15 @@ def apply_override(config: Config, key: str, value: Any, source: str = "command 
         matches = [p for p in _leaf_paths(config) if p.split(".")[-1] == key]
         if key in matches:  # a top-level field ("name", "gan") wins over nested namesakes
             matches = [key]
+        if key in config.gan_params:  # the GAN's own parameters by bare name (gamma, n_critic)
+            matches.append(f"gan_params.{key}")
         if len(matches) > 1:
             raise ConfigError(f"{source}: {key!r} is ambiguous; say which: {matches}")
         if not matches:
             raise ConfigError(f"{source}: unknown key {key!r}; known keys: {_leaf_paths(config)}")
+        if matches[0].startswith("gan_params."):
+            config.gan_params[key] = value
+            return
         parts = matches[0].split(".")
     nested: dict = {}
     cursor = nested

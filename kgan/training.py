@@ -1,0 +1,413 @@
+"""Training: a recipe in, a run directory, checkpoints, TensorBoard logs and an export out.
+
+`train(config)` is the library behind `scripts/train.py`:
+
+1. finds the data: the phantom cohort (built with `kgan.records.ensure_dataset` when missing) or
+   any slice dataset name / shard directory readable by `kgan.pipeline`;
+2. builds the GAN with `kgan.gans.build_gan` under a MirroredStrategy when the machine has more
+   than one GPU (the recipe's batch is the global batch), with optional mixed precision;
+3. restores `runs/<name>/checkpoints/` when present and continues *exactly* where it stopped:
+   the checkpoint holds every model variable (weights, BatchNorm statistics, BEGAN's k_t, the
+   latent seed state, WGAN's generator-update counter, the metric trackers), both optimisers'
+   variables (slots, iteration counters, hence also the learning-rate schedule) and the global
+   step; the data order is a function of (seed, pass) only - each pass over the data is shuffled
+   with its own seed and the stream is skipped to the saved step - so the resumed run sees the
+   same batches in the same order as an uninterrupted one;
+4. fits with Keras's loop (progress bar), XLA-compiled (`jit_compile=True` by default, passed
+   explicitly since Keras's "auto" turns XLA off on CPUs and under tf.distribute);
+5. writes `generator.keras` every epoch, a final `samples.png`, and exports the generator as a
+   TF Serving SavedModel into `exports/<name>/<version>/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kgan import callbacks as cb
+from kgan import config as cfg
+from kgan import pipeline
+
+#: Recipe fields that may change between a run and its resume (everything else must match).
+RESUMABLE_CHANGES = {
+    "train.epochs", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
+    "train.verbose", "train.divergence_limits", "train.num_samples", "output.export",
+    "output.export_dir", "output.logdir", "data.data_dir",
+}
+
+
+class ResumeMismatchError(cfg.ConfigError):
+    """The run directory holds a run of a different recipe."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where everything went, and how the run ended."""
+
+    run_dir: str
+    config_path: str
+    generator_path: str
+    checkpoint_dir: str
+    logdir: str
+    samples_png: str
+    export_dir: str | None
+    steps: int
+    total_steps: int
+    resumed_from_step: int
+    epoch_logs: dict
+    seconds: float
+
+    def summary(self) -> str:
+        lines = [
+            f"run directory : {self.run_dir}",
+            f"recipe        : {self.config_path}",
+            f"generator     : {self.generator_path}",
+            f"checkpoints   : {self.checkpoint_dir} (step {self.steps} of {self.total_steps})",
+            f"sample grid   : {self.samples_png}",
+            f"TensorBoard   : tensorboard --logdir {self.logdir}",
+            f"export        : {self.export_dir or '(not exported)'}",
+        ]
+        if self.resumed_from_step:
+            lines.insert(1, f"resumed from  : step {self.resumed_from_step}")
+        return "\n".join(lines)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def resolve_data(config: cfg.Config) -> str:
+    """The dataset directory for a recipe, building the phantom cohort when it is missing."""
+    d = config.data
+    if d.source == "phantom":
+        from kgan import records
+
+        kwargs = {"plane": d.plane, "size": config.model.image_size, "data_dir": d.data_dir,
+                  "seed": config.train.seed}
+        if d.patients:
+            kwargs["patients"] = d.patients
+        return records.ensure_dataset("phantom", **kwargs)
+    return pipeline.resolve_dataset_dir(d.source, d.data_dir)
+
+
+def dataset_image_size(source: str, data_dir: str | None = None, split: str = "train") -> int:
+    """The slice size of an existing dataset (so `--data` needs no `--size`)."""
+    return pipeline.image_size_of(pipeline.shard_files(source, split, data_dir))
+
+
+class SliceStream:
+    """An endless, resumable stream of training batches.
+
+    Pass p over the data is shuffled with seed (seed, p); the stream at position s (in batches)
+    starts at pass s // batches_per_pass and skips s % batches_per_pass batches. So a run that
+    restarts at step s sees exactly what an uninterrupted run saw from step s on.
+    """
+
+    def __init__(self, dataset_dir: str, *, split: str, batch_size: int, modalities,
+                 seed: int, shuffle_buffer: int) -> None:
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        # Element-level, cached as uint8 (the pipeline caches before batching); order = file order.
+        self.elements = pipeline.load_slices(
+            dataset_dir, split, batch_size=1024, modalities=modalities, shuffle_seed=None,
+            cache=True, drop_remainder=False,
+        ).unbatch()
+        self.count = int(self.elements.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+        if self.count < self.batch_size:
+            raise ValueError(
+                f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
+                f"{list(modalities)}: fewer than one batch of {self.batch_size}"
+            )
+        self.buffer = int(min(self.count, shuffle_buffer))
+        self.batches_per_pass = self.count // self.batch_size
+
+    def one_pass(self, index: int) -> tf.data.Dataset:
+        """Pass `index` over the data, shuffled with its own seed (a Python int: tf.data refuses
+        tensor seeds once a global seed is set)."""
+        seed = (self.seed * 1_000_003 + int(index)) % (2**63 - 1)
+        return (self.elements.shuffle(self.buffer, seed=seed, reshuffle_each_iteration=False)
+                .batch(self.batch_size, drop_remainder=True))
+
+    def from_position(self, position: int, steps: int) -> tf.data.Dataset:
+        """The `steps` batches that follow `position` batches of the stream."""
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        first, skip = divmod(int(position), self.batches_per_pass)
+        last = (int(position) + int(steps) - 1) // self.batches_per_pass
+        passes = [self.one_pass(i) for i in range(first, last + 1)]
+        if len(passes) == 1:
+            ds = passes[0]
+        else:  # one flat choice over the passes, in order (no deep concatenate chain)
+            order = tf.data.Dataset.range(len(passes)).flat_map(
+                lambda i: tf.data.Dataset.from_tensors(i).repeat(self.batches_per_pass))
+            ds = tf.data.Dataset.choose_from_datasets(passes, order)
+        if skip:
+            ds = ds.skip(skip)
+        return ds.take(int(steps)).prefetch(tf.data.AUTOTUNE)
+
+
+# --- run directory -------------------------------------------------------------------------------
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("gan_params", "divergence_limits"):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resumable(config: cfg.Config, saved_path: str) -> None:
+    """Refuses to resume a run directory written by a different recipe, naming the differences."""
+    with open(saved_path) as f:
+        saved = json.load(f)
+    saved.pop("resolved", None)
+    old, new = _flatten(saved), _flatten(config.to_dict())
+    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+             if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+    if diffs:
+        raise ResumeMismatchError(
+            f"{saved_path} holds a run of another recipe ({'; '.join(diffs)}); train under another "
+            f"name (--set name=...) or start this one afresh (--fresh)"
+        )
+
+
+def _devices() -> tuple[list, str]:
+    gpus = tf.config.list_logical_devices("GPU")
+    return gpus, (f"{len(gpus)} GPU(s)" if gpus else "CPU")
+
+
+def make_strategy(config: cfg.Config) -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs when there are several (or when asked), else the default."""
+    gpus, _ = _devices()
+    mode = config.train.distribute
+    if mode == "mirrored" or (mode == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _set_precision(config: cfg.Config) -> str:
+    policy = config.train.mixed_precision
+    if policy != "none" and not tf.config.list_logical_devices("GPU"):
+        print(f"kgan: mixed precision {policy!r} is for GPUs; training in float32 on this CPU",
+              file=sys.stderr)
+        policy = "none"
+    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+    return policy
+
+
+def _optimizers(config: cfg.Config, policy: str):
+    d = cfg.make_optimizer(config.optimizer.d)
+    g = cfg.make_optimizer(config.optimizer.g)
+    if policy == "mixed_float16":
+        d, g = keras.optimizers.LossScaleOptimizer(d), keras.optimizers.LossScaleOptimizer(g)
+    return d, g
+
+
+def build_model(config: cfg.Config):
+    """The GAN of a recipe, compiled with the recipe's optimisers (call inside a strategy scope)."""
+    from kgan.gans import build_gan
+
+    m = config.model
+    gan = build_gan(
+        config.gan, image_size=m.image_size, latent_dim=m.latent_dim, conditional=m.conditional,
+        width=m.width or None, bottleneck=m.bottleneck, seed=config.train.seed,
+        **config.gan_params,
+    )
+    d_opt, g_opt = _optimizers(config, config.train.mixed_precision)
+    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=config.train.jit_compile)
+    return gan
+
+
+def make_checkpoint(gan, step: tf.Variable) -> tf.train.Checkpoint:
+    """Everything exact resume needs, tracked by position (robust to Keras's layer names)."""
+    return tf.train.Checkpoint(
+        step=step,
+        model=list(gan.variables),
+        d_optimizer=list(gan.d_optimizer.variables),
+        g_optimizer=list(gan.g_optimizer.variables),
+    )
+
+
+def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
+    """Restores a checkpoint and fails loudly when it does not fit the model."""
+    try:
+        checkpoint.restore(path).assert_consumed()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        raise ResumeMismatchError(
+            f"checkpoint {path} does not match the model this recipe builds: {e}"
+        ) from e
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+def train(config: cfg.Config, *, fresh: bool = False,
+          extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """Trains a GAN from a resolved recipe, resuming its run directory when one exists.
+
+    Args:
+      config: the recipe (`kgan.config.resolve`).
+      fresh: delete `runs/<name>/` first instead of resuming it.
+      extra_callbacks: more Keras callbacks (run after kgan's own).
+
+    Returns:
+      A `TrainResult` with the paths of everything written.
+
+    Raises:
+      cb.TrainingDivergedError: NaN/Inf or a divergence limit; the last good checkpoint and
+        generator.keras are kept.
+      ResumeMismatchError: runs/<name>/ holds a run of another recipe.
+    """
+    started = time.perf_counter()
+    cfg.validate(config)
+    run_dir = config.run_dir
+    if fresh and os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    config_path = os.path.join(run_dir, "config.json")
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    has_checkpoint = tf.train.latest_checkpoint(ckpt_dir) is not None
+    if has_checkpoint and os.path.isfile(config_path):
+        check_resumable(config, config_path)
+
+    keras.utils.set_random_seed(config.train.seed)
+    policy = _set_precision(config)
+    strategy = make_strategy(config)
+    dataset_dir = resolve_data(config)
+
+    with strategy.scope():
+        gan = build_model(config)
+    per_step = int(getattr(gan, "real_batches_per_step", 1))
+    stream = SliceStream(
+        dataset_dir, split=config.data.split, batch_size=config.train.batch_size * per_step,
+        modalities=config.data.modalities, seed=config.train.seed,
+        shuffle_buffer=config.data.shuffle_buffer,
+    )
+    data_size = pipeline.image_size_of(pipeline.shard_files(dataset_dir, config.data.split))
+    if data_size != config.model.image_size:
+        raise cfg.ConfigError(
+            f"dataset {dataset_dir} holds {data_size}x{data_size} slices but the recipe trains "
+            f"{config.model.image_size}x{config.model.image_size}: pass --size {data_size}"
+        )
+    steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
+    total_steps = steps_per_epoch * config.train.epochs
+
+    gpus, device = _devices()
+    cfg.save_json(config, config_path, extra={
+        "dataset_dir": os.path.abspath(dataset_dir),
+        "train_slices": stream.count,
+        "batches_per_pass": stream.batches_per_pass,
+        "real_batches_per_step": per_step,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "replicas": strategy.num_replicas_in_sync,
+        "device": device,
+        "mixed_precision": policy,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    })
+
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    checkpoint = make_checkpoint(gan, step)
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir,
+                                         max_to_keep=config.train.keep_checkpoints)
+    if manager.latest_checkpoint:
+        restore(checkpoint, manager.latest_checkpoint)
+    start = int(step.numpy())
+
+    logdir = os.path.join(run_dir, "logs")
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
+    health = cb.RunHealth()
+    generator_path = os.path.join(run_dir, "generator.keras")
+    inputs, groups = cb.fixed_latents(config.train.num_samples, config.model.latent_dim,
+                                      seed=config.train.seed, conditional=config.model.conditional)
+    saver = cb.GeneratorSaver(generator_path, health)
+    callbacks = [
+        cb.StopOnDivergence(health, config.train.divergence_limits, step_offset=start),
+        cb.StepCounter(step),
+        cb.CheckpointEvery(manager, step, config.train.checkpoint_every, health,
+                           check_variables=lambda: gan.variables),
+        saver,
+        cb.ScalarLogger(writer, every=config.train.log_every, step_offset=start),
+        cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(run_dir, "samples")),
+        *extra_callbacks,
+    ]
+    if start:
+        print(f"kgan: resuming {run_dir} from step {start} of {total_steps} "
+              f"({manager.latest_checkpoint})", file=sys.stderr)
+
+    epoch_logs: dict = {}
+    epoch, done_in_epoch = divmod(start, steps_per_epoch)
+    with strategy.scope():
+        if done_in_epoch and epoch < config.train.epochs:
+            # The rest of the interrupted epoch, then whole epochs.
+            h = gan.fit(stream.from_position(start, steps_per_epoch - done_in_epoch),
+                        epochs=epoch + 1, initial_epoch=epoch,
+                        steps_per_epoch=steps_per_epoch - done_in_epoch, callbacks=callbacks,
+                        verbose=config.train.verbose, shuffle=False)
+            epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
+            epoch += 1
+        if epoch < config.train.epochs and not (gan.stop_training or health.diverged):
+            position = epoch * steps_per_epoch
+            h = gan.fit(stream.from_position(position, total_steps - position),
+                        epochs=config.train.epochs,
+                        initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
+                        callbacks=callbacks, verbose=config.train.verbose, shuffle=False)
+            epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
+    writer.close()
+
+    if health.diverged:
+        last = manager.latest_checkpoint or "(none saved)"
+        raise cb.TrainingDivergedError(
+            f"{health.reason}. Kept the last good checkpoint {last} and {generator_path}; "
+            f"lower the learning rate or change the recipe, then rerun to resume from it."
+        )
+
+    steps_done = int(step.numpy())
+    if steps_done != start or not os.path.exists(generator_path):
+        if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != steps_done:
+            manager.save(checkpoint_number=steps_done)
+        saver.set_model(gan)
+        saver.save()
+    samples_png = os.path.join(run_dir, "samples.png")
+    write_sample_grid(gan.generator, inputs, groups, samples_png)
+
+    export_dir = None
+    if config.output.export:
+        export_dir = export(run_dir, config.export_base)
+    return TrainResult(
+        run_dir=run_dir, config_path=config_path, generator_path=generator_path,
+        checkpoint_dir=ckpt_dir, logdir=logdir, samples_png=samples_png, export_dir=export_dir,
+        steps=steps_done, total_steps=total_steps, resumed_from_step=start,
+        epoch_logs={k: float(v) for k, v in epoch_logs.items()},
+        seconds=time.perf_counter() - started,
+    )
+
+
+def write_sample_grid(generator, inputs, groups, path: str) -> None:
+    """The fixed-latent sample grid as one PNG (conditional: one row band per modality)."""
+    images = cb.generate(generator, inputs)
+    if groups:
+        grid = np.concatenate([cb.image_grid(images[s], columns=min(16, s.stop - s.start))
+                               for s in groups.values()], axis=0)
+    else:
+        grid = cb.image_grid(images)
+    cb.write_png(grid, path)
+
+
+def export(run_dir: str, out_base: str) -> str:
+    """Exports the run's generator as a TF Serving SavedModel (kgan.export)."""
+    from kgan.export import export_run
+
+    return export_run(run_dir, out_base)
+
+
+__all__ = ["SliceStream", "TrainResult", "ResumeMismatchError", "build_model", "check_resumable",
+           "dataset_image_size", "make_checkpoint", "make_strategy", "resolve_data", "train", "write_sample_grid"]

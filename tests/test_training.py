@@ -1,0 +1,190 @@
+"""End-to-end training on a tiny slice dataset: run directory, exact resume, divergence, export."""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kgan import callbacks as cb
+from kgan import config as cfg
+from kgan import schema, training
+
+SIZE = 16
+
+
+def _write_tiny_dataset(directory, count=48, seed=0):
+    """Bright discs of varying size on black: four modalities, some with a 'tumour'."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    path = os.path.join(directory, "tiny-train.tfrecord-00000-of-00001")
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(count):
+            r = rng.uniform(4, 7)
+            disc = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2 < r * r) * (80 + 40 * (i % 4))
+            image = np.clip(disc + rng.normal(0, 5, disc.shape), 0, 255).astype(np.uint8)
+            writer.write(schema.encode_example(
+                image, modality=i % 4, plane=0, slice_index=i, case_id=f"case{i // 8}",
+                tumour_fraction=0.05 if i % 3 == 0 else 0.0, source="test"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return _write_tiny_dataset(str(tmp_path_factory.mktemp("tiny")))
+
+
+def recipe(tmp_path, data, gan="began", **sets):
+    items = {"image_size": SIZE, "width": 8, "bottleneck": 8, "latent_dim": 8, "batch_size": 4,
+             "epochs": 2, "steps_per_epoch": 5, "checkpoint_every": 3, "num_samples": 8,
+             "log_every": 2, "verbose": 0, "output.logdir": str(tmp_path / "runs"),
+             "export_dir": str(tmp_path / "exports"), "export": False, "source": data}
+    items.update(sets)
+    return cfg.resolve(gan, overrides=items)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates a kill (Ctrl-C) after global step `at` (counted across fit calls)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.seen = at, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.at:
+            raise KeyboardInterrupt(f"simulated kill after step {self.at}")
+
+
+def _checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_stream_order_is_a_function_of_position(tiny_data):
+    keras.utils.set_random_seed(5)  # a global seed must not break the per-pass seeds
+    stream = training.SliceStream(tiny_data, split="train", batch_size=8, modalities=None,
+                                  seed=3, shuffle_buffer=10_000)
+    assert (stream.count, stream.batches_per_pass) == (48, 6)
+
+    def ids(ds):
+        return [tuple(y["slice_index"].numpy()) for _, y in ds]
+
+    whole = ids(stream.from_position(0, 15))
+    assert len(whole) == 15
+    assert ids(stream.from_position(4, 11)) == whole[4:]
+    assert ids(stream.from_position(13, 2)) == whole[13:]
+    for p in range(2):  # every pass is a permutation of all slices
+        assert sorted(sum(whole[6 * p:6 * p + 6], ())) == list(range(48))
+    assert whole[:6] != whole[6:12]  # each pass has its own order
+    again = training.SliceStream(tiny_data, split="train", batch_size=8, modalities=["t1"],
+                                 seed=3, shuffle_buffer=10_000)
+    assert again.count == 12 and all(i % 4 == 0 for b in ids(again.from_position(0, 1)) for i in b)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_data):
+    whole = training.train(recipe(tmp_path, tiny_data, name="whole"))
+    assert (whole.steps, whole.total_steps, whole.resumed_from_step) == (10, 10, 0)
+
+    cut = recipe(tmp_path, tiny_data, name="cut")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cut, extra_callbacks=[Interrupt(at=7)])  # mid-epoch 2 (steps 6-10)
+    manager_dir = os.path.join(cut.run_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(manager_dir).endswith("ckpt-6")
+    at6 = _checkpoint_values(tf.train.latest_checkpoint(manager_dir))
+
+    resumed = training.train(cut)
+    assert resumed.resumed_from_step == 6 and resumed.steps == 10
+
+    a = _checkpoint_values(tf.train.latest_checkpoint(os.path.join(whole.run_dir, "checkpoints")))
+    b = _checkpoint_values(tf.train.latest_checkpoint(manager_dir))
+    assert a.keys() == b.keys() and len(a) > 20
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # The restored state really moved on from the checkpoint: step, k_t, optimiser iterations.
+    assert int(b["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 10
+    assert int(at6["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 6
+    changed = [k for k in a if k.startswith("d_optimizer") and not np.array_equal(a[k], at6[k])]
+    assert changed
+    z = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    ga = keras.saving.load_model(whole.generator_path)
+    gb = keras.saving.load_model(resumed.generator_path)
+    np.testing.assert_array_equal(ga(z), gb(z))
+    # Running the finished command again does no more training.
+    again = training.train(cut)
+    assert again.steps == 10 and again.resumed_from_step == 10
+
+
+def test_run_directory_scalars_samples_and_export(tmp_path, tiny_data):
+    c = recipe(tmp_path, tiny_data, gan="wgan", name="w", export=True, jit_compile=False,
+               epochs=1, steps_per_epoch=3, **{"gan_params.n_critic": 2})
+    result = training.train(c)
+    saved = json.load(open(result.config_path))
+    assert saved["gan"] == "wgan" and saved["gan_params"]["n_critic"] == 2
+    assert saved["resolved"]["real_batches_per_step"] == 2
+    assert saved["resolved"]["batches_per_pass"] == 48 // 8
+    assert saved["resolved"]["dataset_dir"] == os.path.abspath(tiny_data)
+    assert set(result.epoch_logs) >= {"d_loss", "g_loss", "wasserstein", "d_real", "d_fake"}
+    png = tf.io.decode_png(open(result.samples_png, "rb").read()).numpy()
+    assert png.shape == (3 * (SIZE + 1) + 1, 3 * (SIZE + 1) + 1, 1)
+    assert os.path.exists(os.path.join(c.run_dir, "samples", "samples-epoch001.png"))
+    tags = set()
+    for root, _, files in os.walk(result.logdir):
+        for f in files:
+            for e in tf.compat.v1.train.summary_iterator(os.path.join(root, f)):
+                tags.update(v.tag for v in e.summary.value)
+    assert {"train/d_loss", "train/wasserstein", "lr/d", "lr/g", "epoch/g_loss", "samples"} <= tags
+    assert result.export_dir == os.path.join(c.export_base, "1")
+    assert os.path.exists(os.path.join(result.export_dir, "saved_model.pb"))
+    loaded = tf.saved_model.load(result.export_dir)
+    out = loaded.signatures["serving_default"](z=tf.zeros([2, 8]))
+    assert out["images"].shape == (2, SIZE, SIZE, 1)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
+    # k_t starts at 0 and grows by about 2.5e-4 a step here: a limit of 6e-4 trips within steps.
+    c = recipe(tmp_path, tiny_data, name="div", jit_compile=False, checkpoint_every=1,
+               **{"train.divergence_limits.k_t": 6e-4})
+    with pytest.raises(cb.TrainingDivergedError) as e:
+        training.train(c)
+    message = str(e.value)
+    assert "|k_t| =" in message and "> limit 0.0006" in message
+    step = int(message.split("diverged at step ")[1].split()[0])
+    assert 1 < step < 10
+    latest = tf.train.latest_checkpoint(os.path.join(c.run_dir, "checkpoints"))
+    assert latest.endswith(f"ckpt-{step - 1}") and latest in message
+
+
+def test_refuses_to_resume_another_recipe(tmp_path, tiny_data):
+    c = recipe(tmp_path, tiny_data, name="other")
+    os.makedirs(os.path.join(c.run_dir, "checkpoints"))
+    cfg.save_json(c, os.path.join(c.run_dir, "config.json"))
+    tf.train.Checkpoint(v=tf.Variable(1)).save(os.path.join(c.run_dir, "checkpoints", "ckpt"))
+    changed = recipe(tmp_path, tiny_data, name="other", width=16, epochs=5)
+    with pytest.raises(training.ResumeMismatchError, match=r"model.width: 8 -> 16"):
+        training.train(changed)
+    training.check_resumable(recipe(tmp_path, tiny_data, name="other", epochs=9),
+                             os.path.join(c.run_dir, "config.json"))  # more epochs: fine
+
+
+def test_script_flags_become_overrides():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "train.py")
+    spec = importlib.util.spec_from_file_location("train_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parser().parse_args(
+        ["--gan", "began", "--epochs", "3", "--size", "32", "--conditional", "--seed", "4",
+         "--logdir", "/tmp/x", "--set", "train.batch_size=8", "--set", "gamma=0.7"])
+    assert script.overrides_from(args) == {
+        "train.epochs": 3, "model.image_size": 32, "model.conditional": True, "train.seed": 4,
+        "output.logdir": "/tmp/x"}
+    c = cfg.resolve(args.gan, None, script.overrides_from(args), args.set_items)
+    assert (c.train.batch_size, c.gan_params["gamma"], c.model.conditional) == (8, 0.7, True)
+    assert script.overrides_from(script.parser().parse_args([])) == {}
