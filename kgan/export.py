@@ -429,7 +429,8 @@ def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) 
     data = _section(config, "data")
     dataset = {k: v for k, v in data.items() if k in ("source", "split", "patients", "data_dir")}
     dataset.update({k: v for k, v in config.items() if k.startswith("dataset")})
-    dataset.update(_section(config, "resolved"))
+    dataset.update({k: v for k, v in _section(config, "resolved").items()
+                    if "dataset" in k or k == "train_slices"})
     plane = _lookup(config, "plane", "data")
     if plane not in schema.PLANES:  # a TFDS config name such as "sagittal_64" still tells it
         text = " ".join(str(v) for v in dataset.values())

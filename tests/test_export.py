@@ -286,7 +286,8 @@ def test_export_run_reads_config_and_generator(tmp_path):
               "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": True},
               "data": {"source": "phantom", "plane": "coronal", "modalities": ["t2"],
                        "split": "train", "patients": 4},
-              "train": {"seed": 5}, "resolved": {"dataset_dir": "records/phantom_slices/x/1.0.0"}}
+              "train": {"seed": 5}, "resolved": {"dataset_dir": "records/phantom_slices/x/1.0.0",
+                                                 "train_slices": 96, "device": "cpu"}}
     _write_run(tmp_path / "runs" / "tiny", generator, config)
     version = export.export_run(str(tmp_path / "runs" / "tiny"), str(tmp_path / "exports" / "tiny"))
     assert Path(version).name == "1"
@@ -294,7 +295,8 @@ def test_export_run_reads_config_and_generator(tmp_path):
     assert (meta["gan"], meta["plane"], meta["modalities"], meta["seed"]) == (
         "wgan", "coronal", ["t2"], 5)
     assert meta["dataset"] == {"source": "phantom", "split": "train", "patients": 4,
-                               "dataset_dir": "records/phantom_slices/x/1.0.0"}
+                               "dataset_dir": "records/phantom_slices/x/1.0.0",
+                               "train_slices": 96}
     assert meta["recipe"] == config and meta["run"].endswith("tiny")
     loaded = tf.saved_model.load(version)
     z = _z(3, seed=4)
