@@ -45,12 +45,12 @@ def write_toy_dataset(directory, patients=(8, 4), slices=6, size=SIZE, seed=0):
     return str(directory)
 
 
-def toy_generator(conditional: bool):
+def toy_generator(conditional: bool, size: int = SIZE):
     def generate(count, seed=0, modality=None, tumour=None):
         rng = np.random.default_rng(seed)
         mods = rng.integers(0, 4, count) if modality is None else np.broadcast_to(modality, (count,))
         tums = rng.integers(0, 2, count) if tumour is None else np.broadcast_to(tumour, (count,))
-        return np.stack([toy_slice(rng, int(m), bool(t))[..., None] for m, t in zip(mods, tums)])
+        return np.stack([toy_slice(rng, int(m), bool(t), size)[..., None] for m, t in zip(mods, tums)])
 
     return SyntheticSource(generate, conditional=conditional, name="toy")
 
