@@ -260,6 +260,8 @@ def warmup_requests(*, model_name: str, latent_dim: int, conditional: bool,
 
     One `serving_default` request per batch size (so the first real requests of those sizes do
     not pay for graph warm-up) and one `sample` request. Latents are fixed (seeded) numbers.
+    Batch sizes must not exceed the export's max_count: a refused warm-up request makes TF
+    Serving refuse to load the model.
     """
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -395,7 +397,8 @@ def export_generator(
         name = model_name or os.path.basename(os.path.normpath(out_base))
         _write_warmup(os.path.join(extra, WARMUP_FILE), warmup_requests(
             model_name=name, latent_dim=described["latent_dim"],
-            conditional=described["conditional"], modality=allowed[0]))
+            conditional=described["conditional"], modality=allowed[0],
+            batch_sizes=sorted({1, min(8, int(max_count))})))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True, default=str)
             f.write("\n")

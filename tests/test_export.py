@@ -190,6 +190,14 @@ def test_warmup_requests_replay_against_the_saved_model(conditional, uncondition
         "serving_default", "serving_default", "sample"]
 
 
+def test_warmup_requests_stay_within_a_small_max_count(tmp_path):
+    """A warm-up request the model refuses would stop TF Serving from loading it."""
+    version = export.export_generator(make_generator(True), str(tmp_path / "one"),
+                                      metadata={"modalities": ["t2"]}, max_count=1)
+    loaded = tf.saved_model.load(version)
+    assert _replay_warmup(version, loaded) == [("one", "serving_default", 1), ("one", "sample", 1)]
+
+
 def test_metadata_describes_the_generator(conditional, unconditional):
     _, version, _ = conditional
     with open(os.path.join(version, "assets.extra", METADATA_FILE)) as f:
