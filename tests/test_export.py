@@ -190,6 +190,40 @@ def test_warmup_requests_replay_against_the_saved_model(conditional, uncondition
         "serving_default", "serving_default", "sample"]
 
 
+def test_warmup_requests_run_in_a_session_as_tf_serving_runs_them(conditional):
+    """TF Serving feeds a SignatureDef's tensors by name in a Session, not via tf.function."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    generator, version, _ = conditional
+    path = os.path.join(version, "assets.extra", WARMUP_FILE)
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+            for r in tf.data.TFRecordDataset(path)]
+    results = []
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], version)
+        for log in logs:
+            request = log.predict_log.request
+            signature = meta.signature_def[request.model_spec.signature_name]
+            assert signature.method_name == "tensorflow/serving/predict"
+            feed = {signature.inputs[k].name: tf.make_ndarray(v)
+                    for k, v in request.inputs.items()}
+            fetch = {k: v.name for k, v in signature.outputs.items()}
+            results.append((request, session.run(fetch, feed)))
+        bad = meta.signature_def["sample"]
+        with pytest.raises(tf.errors.InvalidArgumentError, match="count must be at most 16"):
+            session.run(bad.outputs["images"].name, {
+                bad.inputs["seed"].name: 0, bad.inputs["count"].name: 17,
+                bad.inputs["modality"].name: 0, bad.inputs["tumour"].name: 0})
+    assert len(results) == 3
+    for request, outputs in results:  # compared outside the graph: Keras runs eagerly
+        if "z" in request.inputs:
+            inputs = [tf.make_ndarray(request.inputs[k]) for k in ("z", "modality", "tumour")]
+            np.testing.assert_allclose(outputs["images"],
+                                       generator(inputs, training=False).numpy(), atol=1e-6)
+        else:
+            assert len(outputs[PNG_OUTPUT]) == tf.make_ndarray(request.inputs["count"])
+
+
 def test_warmup_requests_stay_within_a_small_max_count(tmp_path):
     """A warm-up request the model refuses would stop TF Serving from loading it."""
     version = export.export_generator(make_generator(True), str(tmp_path / "one"),
