@@ -46,15 +46,31 @@ def binary_classifier(image_size: int, seed: int, width: int = 16) -> keras.Mode
     return model
 
 
+#: Small sets get more epochs so that every classifier takes at least this many steps.
+MIN_STEPS = 200
+
+
+def epochs_for(n: int, epochs: int, batch_size: int) -> int:
+    """`epochs`, raised so that a small training set still gets `MIN_STEPS` updates."""
+    steps_per_epoch = max(1, -(-n // batch_size))
+    return max(epochs, -(-MIN_STEPS // steps_per_epoch))
+
+
 def fit_binary(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int = 5,
                batch_size: int = 64, width: int = 16, sample_weight=None) -> keras.Model:
-    """Trains `binary_classifier` on images [N, S, S, 1] and 0/1 labels, seeded and shuffled."""
+    """Trains `binary_classifier` on images [N, S, S, 1] and 0/1 labels, seeded and shuffled.
+
+    Small sets (a few hundred slices) are trained for at least `MIN_STEPS`
+    updates: a classifier that stopped early would make a generator look
+    better than it is.
+    """
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.float32)
     model = binary_classifier(images.shape[1], seed, width)
     order = np.random.default_rng(seed).permutation(len(images))
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)[order]
-    model.fit(images[order], labels[order], sample_weight=weights, epochs=epochs,
+    model.fit(images[order], labels[order], sample_weight=weights,
+              epochs=epochs_for(len(images), epochs, batch_size),
               batch_size=batch_size, shuffle=True, verbose=0)
     return model
 

@@ -91,4 +91,4 @@ def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synth
     return {**results, "label_source": label_source, "differences": differences, "floor": floor,
             "train_real": int(len(real_x)), "train_synthetic": int(len(synthetic_x)),
             "synthetic_tumour_share": float(np.mean(synthetic_y)), "test": int(len(test_x)),
-            "seed": seed, "epochs": epochs}
+            "seed": seed, "epochs": epochs, "min_steps": cnn.MIN_STEPS}

@@ -430,7 +430,7 @@ def markdown(report: dict) -> str:
     lines += ["## Downstream: tumour / no-tumour classifier tested on held-out real patients", "",
               f"Training: {down['train_real']} real slices, {down['train_synthetic']} synthetic "
               f"(labels: {down['label_source']}; tumour share {_f(down['synthetic_tumour_share'])}); "
-              f"test: {down['test']} held-out slices; seed {down['seed']}, {down['epochs']} epochs.", "",
+              f"test: {down['test']} held-out slices; seed {down['seed']}, {down['epochs']} epochs (at least {down.get('min_steps')} steps).", "",
               "| trained on | accuracy | balanced accuracy | sensitivity | specificity | AUC |",
               "|---|---:|---:|---:|---:|---:|"]
     for name in ("real_only", "real_plus_synthetic", "synthetic_only"):

@@ -63,4 +63,4 @@ def classifier_test(real_train: np.ndarray, other_train: np.ndarray, real_test: 
     table = TuringTable.from_labels(truth_real, p_real >= 0.5)
     return {**table.to_dict(), "auc": auc(p_real, truth_real),
             "train_per_class": int(len(real_train)), "test_per_class": int(len(real_test)),
-            "seed": seed, "epochs": epochs, "table": table}
+            "seed": seed, "epochs": cnn.epochs_for(len(x), epochs, batch_size), "table": table}
