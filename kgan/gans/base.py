@@ -8,14 +8,14 @@ A GAN wraps a generator and a discriminator (both functional models from
   calls `super().compile(optimizer=None)` and builds both optimizers at once, so
   their slots exist before the first step (needed by `save_weights`, exact
   resume and MirroredStrategy, which must create variables up front).
-- Latent vectors come from a stateless normal draw keyed by a seed pair held as
-  a model weight (`latent_seed`): it is saved and restored with the weights, so
-  a resumed run draws the same z as an uninterrupted one. (keras.random's
-  `SeedGenerator` keeps its state in a variable with aggregation "none", which
-  MirroredStrategy refuses to update inside a replica; ours uses
-  "only_first_replica".) Each replica draws the whole global batch of z from
-  the shared seed and keeps its own slice, so N replicas see exactly the z one
-  device would.
+- Latent vectors (and WGAN-GP's interpolation weights) come from stateless
+  draws keyed by a seed pair held as a model weight, `latent_seed`, advanced
+  after every draw exactly as `keras.random.SeedGenerator` does. It is a
+  weight because a SeedGenerator's state is not written by `save_weights`
+  (checked with Keras 3.15), and exact resume needs it restored. Under
+  MirroredStrategy every replica holds the same seed state and would draw the
+  same numbers, so each replica draws the whole global batch and keeps its own
+  slice: N replicas see exactly the z one device would.
 - Losses are divided by `num_replicas_in_sync` before differentiation:
   MirroredStrategy sums the replicas' gradients, and each replica's loss is a
   mean over its local batch.
@@ -184,13 +184,8 @@ class GAN(keras.Model):
         """Static batch size when known (XLA wants it), else the dynamic one."""
         return images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
 
-    @staticmethod
-    def slice_conditions(conditions, start: int, stop: int):
-        if conditions is None:
-            return None
-        return tuple(c[start:stop] for c in conditions)
-
     def _next_seed(self) -> tf.Tensor:
+        """The current seed pair, then advances the stored state (like SeedGenerator.next)."""
         seed = tf.identity(self.latent_seed.value)
         self.latent_seed.assign_add(tf.constant([0, 1], tf.int64))
         return seed
@@ -239,8 +234,15 @@ class GAN(keras.Model):
         return loss / replicas if replicas > 1 else loss
 
     def apply(self, optimizer, loss, tape, variables) -> None:
-        """One optimizer update of `variables` from a scalar loss recorded on `tape`."""
-        grads = tape.gradient(self.scale_loss(loss), variables)
+        """One optimizer update of `variables` from a scalar loss recorded on `tape`.
+
+        The loss is divided by the number of replicas through `output_gradients`
+        (the tape has stopped recording here, so dividing the loss itself would
+        cut it off from the variables).
+        """
+        replicas, _ = replica_info()
+        scale = None if replicas == 1 else tf.constant(1.0 / replicas, loss.dtype)
+        grads = tape.gradient(loss, variables, output_gradients=scale)
         optimizer.apply_gradients(zip(grads, variables))
 
     def update_metrics(self, values: dict, weights: dict | None = None) -> dict:

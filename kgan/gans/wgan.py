@@ -4,7 +4,11 @@ One `train_step` = `n_critic` critic updates, each on a fresh real batch, then
 one generator update. Keras hands `train_step` one dataset element, so the
 fresh batches come *inside* it: the dataset is batched by
 `n_critic * batch_size` (see `real_batches_per_step`) and the step splits it
-into `n_critic` consecutive batches of `batch_size`. The critic loop is a Python
+into `n_critic` batches of `batch_size`: batch i holds images i, i + n_critic,
+i + 2 n_critic, ... (strided rather than consecutive, so that when
+MirroredStrategy splits the element into contiguous per-replica parts, the
+union of the replicas' batch i is exactly one device's batch i; the data are
+shuffled, so either split is a fresh random batch). The critic loop is a Python
 loop, unrolled into the compiled graph. An epoch of N images therefore makes
 N / (n_critic * batch_size) generator updates, as in the reference code, where
 every critic iteration consumes a data batch.
@@ -138,6 +142,11 @@ class WGAN(GAN):
         self.apply(self.g_optimizer, loss, tape, variables)
         return loss
 
+    def stride_conditions(self, conditions, offset: int):
+        if conditions is None:
+            return None
+        return tuple(c[offset :: self.n_critic] for c in conditions)
+
     def critic_updates_required(self) -> tf.Tensor:
         """Critic updates due before the next generator update under the reference schedule."""
         done = self.generator_updates
@@ -161,11 +170,10 @@ class WGAN(GAN):
         logged = {}
         for i in range(self.n_critic):
             logged = self.critic_update(
-                images[i * batch : (i + 1) * batch],
-                self.slice_conditions(conditions, i * batch, (i + 1) * batch),
+                images[i :: self.n_critic], self.stride_conditions(conditions, i)
             )
         # The generator update uses the last real batch's labels for its fakes.
-        g_conditions = self.slice_conditions(conditions, total - batch, total)
+        g_conditions = self.stride_conditions(conditions, self.n_critic - 1)
 
         if not self.reference_schedule:
             g_loss = self.generator_update(batch, g_conditions)
