@@ -30,7 +30,7 @@ import math
 import os
 import re
 import uuid
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -200,24 +200,30 @@ class GeneratorSampler:
                   for start in range(0, count, self.max_count)]
         return np.concatenate(chunks) if chunks else np.zeros([0, self.latent_dim], np.float32)
 
-    def generate_batch(self, count: int, seed: int = 0, modality=None, tumour=None) -> SampleBatch:
-        """Like `generate`, also returning the conditions and sample ids."""
+    def iter_batches(self, count: int, seed: int = 0, modality=None,
+                     tumour=None) -> Iterator[SampleBatch]:
+        """Yields the slices of `generate_batch` in chunks of at most max_count (bounded memory)."""
         count = int(count)
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         mods, tums = self.conditions(count, modality, tumour)
-        z = self.latents(count, seed)
         serve = self._model.signatures["serving_default"]
-        images = []
         for start in range(0, count, self.max_count):
             stop = min(count, start + self.max_count)
-            inputs = {"z": tf.constant(z[start:stop])}
+            inputs = {"z": latent_vectors(seed, stop - start, self.latent_dim,
+                                          start // self.max_count)}
             if self.conditional:
                 inputs["modality"] = tf.constant(mods[start:stop])
                 inputs["tumour"] = tf.constant(tums[start:stop])
-            images.append(serve(**inputs)["images"].numpy())
-        ids = [f"synthetic-{self.gan}-seed{seed}-{i:06d}" for i in range(count)]
-        return SampleBatch(np.concatenate(images), mods, tums, ids, int(seed))
+            yield SampleBatch(
+                serve(**inputs)["images"].numpy(), mods[start:stop],
+                None if tums is None else tums[start:stop],
+                [sample_id(self.gan, seed, i) for i in range(start, stop)],
+                int(seed))
+
+    def generate_batch(self, count: int, seed: int = 0, modality=None, tumour=None) -> SampleBatch:
+        """Like `generate`, also returning the conditions and sample ids."""
+        return concat_batches(list(self.iter_batches(count, seed, modality, tumour)))
 
     def generate(self, count: int, seed: int = 0, modality=None, tumour=None) -> np.ndarray:
         """Generates `count` slices, float32 [N, S, S, 1] in [-1, 1], deterministic per seed.
@@ -241,6 +247,20 @@ class GeneratorSampler:
             inputs["tumour"] = tf.constant(int(tumour), tf.int32)
         out = self._model.signatures["sample"](**inputs)
         return {"images": out["images"].numpy(), PNG_OUTPUT: list(out[PNG_OUTPUT].numpy())}
+
+
+def sample_id(gan: str, seed: int, index: int) -> str:
+    """The case_id of a synthetic slice: unique per (generator kind, seed, position)."""
+    return f"synthetic-{gan}-seed{seed}-{index:06d}"
+
+
+def concat_batches(batches: Sequence[SampleBatch]) -> SampleBatch:
+    """Joins consecutive chunks from `GeneratorSampler.iter_batches` into one batch."""
+    return SampleBatch(
+        np.concatenate([b.images for b in batches]),
+        np.concatenate([b.modality for b in batches]),
+        None if batches[0].tumour is None else np.concatenate([b.tumour for b in batches]),
+        [i for b in batches for i in b.sample_ids], batches[0].seed)
 
 
 def _broadcast(values: np.ndarray, count: int, name: str) -> np.ndarray:
@@ -434,47 +454,70 @@ def shard_name(split: str, index: int, shards: int) -> str:
     return f"synthetic-{split}.tfrecord-{index:05d}-of-{shards:05d}"
 
 
-def write_tfrecords(batch: SampleBatch, out_dir: str, *, gan: str, plane: str,
-                    split: str = "train", shards: int = 1) -> list[str]:
+def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, *, gan: str,
+                    plane: str, split: str = "train", shards: int = 1,
+                    count: int | None = None) -> list[str]:
     """Writes the slices as `kgan.schema` records marked synthetic.
 
-    Each shard is written to a hidden temporary file and renamed into place; shards of the
-    same split left by an earlier call with another shard count are removed afterwards, so
-    the directory always holds exactly one consistent synthetic split.
+    Streams: chunks are written as they come, so the slices need not fit in memory. Each shard
+    is written to a hidden temporary file and renamed into place; shards of the same split left
+    by an earlier call with another shard count are removed afterwards, so the directory always
+    holds exactly one consistent synthetic split.
 
     Args:
-      batch: slices and labels.
+      batches: one SampleBatch, or chunks of one (e.g. `GeneratorSampler.iter_batches`).
       out_dir: the dataset directory (give it to `kgan.pipeline.load_slices`).
       gan: recorded as source "synthetic:<gan>".
       plane: name in `schema.PLANES` the generator was trained on.
       split: split name in the file names.
-      shards: number of files.
+      shards: number of files (consecutive samples; sizes differ by at most one).
+      count: total number of slices when `batches` is an iterator (to size the shards).
     """
     if plane not in schema.PLANES:
         raise ValueError(f"plane must be one of {schema.PLANES}, got {plane!r}: the export's "
                          "metadata has no plane; pass plane= (--plane)")
-    if shards < 1:
-        raise ValueError(f"shards must be positive, got {shards}")
+    if isinstance(batches, SampleBatch):
+        batches, count = [batches], len(batches.images)
+    if count is None:
+        raise ValueError("count is needed when batches is an iterator")
+    if not 1 <= shards <= max(1, count):
+        raise ValueError(f"shards must be between 1 and the number of slices ({count}), got {shards}")
     os.makedirs(out_dir, exist_ok=True)
-    pixels = schema.to_uint8(batch.images)
     plane_index = schema.PLANES.index(plane)
-    paths = []
-    for k, part in enumerate(np.array_split(np.arange(len(pixels)), shards)):
-        path = os.path.join(out_dir, shard_name(split, k, shards))
-        tmp = _tmp_beside(path)
-        try:
-            with tf.io.TFRecordWriter(tmp) as writer:
-                for i in part:
-                    fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
-                    writer.write(schema.encode_example(
-                        pixels[i], modality=int(batch.modality[i]), plane=plane_index,
-                        slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
-                        grade=0, source=f"synthetic:{gan}", synthetic=True))
+    sizes = [len(part) for part in np.array_split(np.arange(count), shards)]
+    paths, tmps = [], []
+    shard, left, writer, written = -1, 0, None, 0
+    try:
+        for batch in batches:
+            pixels = schema.to_uint8(batch.images)
+            for i in range(len(pixels)):
+                while left == 0:  # next shard
+                    if writer is not None:
+                        writer.close()
+                    shard += 1
+                    paths.append(os.path.join(out_dir, shard_name(split, shard, shards)))
+                    tmps.append(_tmp_beside(paths[-1]))
+                    writer, left = tf.io.TFRecordWriter(tmps[-1]), sizes[shard]
+                fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
+                writer.write(schema.encode_example(
+                    pixels[i], modality=int(batch.modality[i]), plane=plane_index,
+                    slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
+                    grade=0, source=f"synthetic:{gan}", synthetic=True))
+                left -= 1
+                written += 1
+        if writer is not None:
+            writer.close()
+            writer = None
+        if written != count or shard != shards - 1:
+            raise ValueError(f"got {written} slices, expected count={count}")
+        for tmp, path in zip(tmps, paths):
             os.replace(tmp, path)
-        finally:
+    finally:
+        if writer is not None:
+            writer.close()
+        for tmp in tmps:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        paths.append(path)
     keep = {os.path.basename(p) for p in paths}
     prefix = f"synthetic-{split}.tfrecord-"
     for name in os.listdir(out_dir):
@@ -508,24 +551,31 @@ def write_samples(
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     sampler = model if isinstance(model, GeneratorSampler) else GeneratorSampler(model)
-    batch = sampler.generate_batch(count, seed, modality, tumour)
+    mods, tums = sampler.conditions(int(count), modality, tumour)  # fail fast on bad requests
+    if fmt == "tfrecord":
+        plane = plane or sampler.metadata.get("plane")
+        if plane not in schema.PLANES:
+            raise ValueError(f"the export's metadata has no plane: pass plane= (--plane), one "
+                             f"of {schema.PLANES}")
     os.makedirs(out_dir, exist_ok=True)
+    chunks = sampler.iter_batches(count, seed, modality, tumour)
     if fmt == "grid":
         size = display_size or DEFAULT_DISPLAY_SIZE
         title = (f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data"
                  + ("" if sampler.conditional or len(sampler.modalities) == 1 else
                     f" - unconditional, trained on {', '.join(DISPLAY_NAMES[m] for m in sampler.modalities)}"))
-        paths = [write_grid(batch, os.path.join(out_dir, f"grid-seed{seed}.png"),
+        paths = [write_grid(concat_batches(list(chunks)),
+                            os.path.join(out_dir, f"grid-seed{seed}.png"),
                             display_size=size, resample=resample, title=title)]
     elif fmt == "png":
-        paths = write_pngs(batch, out_dir, display_size=display_size, resample=resample)
+        paths = [p for batch in chunks
+                 for p in write_pngs(batch, out_dir, display_size=display_size, resample=resample)]
     elif fmt == "nifti":
-        paths = write_nifti(batch, out_dir,
+        paths = write_nifti(concat_batches(list(chunks)), out_dir,
                             description=f"kgan synthetic {sampler.gan} seed {seed}")
     else:
-        plane = plane or sampler.metadata.get("plane")
-        paths = write_tfrecords(batch, out_dir, gan=sampler.gan, plane=plane, split=split,
-                                shards=shards)
+        paths = write_tfrecords(chunks, out_dir, gan=sampler.gan, plane=plane, split=split,
+                                shards=shards, count=int(count))
     manifest = {
         "model": os.path.abspath(sampler.path),
         "gan": sampler.gan,
@@ -536,10 +586,10 @@ def write_samples(
         "value_range": [-1.0, 1.0],
         "files": [os.path.basename(p) for p in paths],
         "samples": [
-            {"id": sample_id,
+            {"id": sample_id(sampler.gan, seed, i),
              "modality": (schema.MODALITIES[m] if m >= 0 else None),
-             **({"tumour": int(batch.tumour[i])} if batch.tumour is not None else {})}
-            for i, (sample_id, m) in enumerate(zip(batch.sample_ids, batch.modality.tolist()))
+             **({"tumour": int(tums[i])} if tums is not None else {})}
+            for i, m in enumerate(mods.tolist())
         ],
         "export_metadata": sampler.metadata,
     }

@@ -156,14 +156,41 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
                                       "tumour": 1}
 
 
+def test_tfrecords_stream_chunks_into_shards_across_chunk_boundaries(cond, tmp_path):
+    sampler = GeneratorSampler(cond[1])  # max_count 4: chunks of 4, 4, 2; shards of 4, 3, 3
+    paths = write_samples(sampler, str(tmp_path), count=10, fmt="tfrecord", seed=6, shards=3)
+    sizes = [sum(1 for _ in tf.data.TFRecordDataset(p)) for p in paths[:3]]
+    assert sizes == [4, 3, 3]
+    images, labels = load_arrays(str(tmp_path), "train")
+    order = np.argsort(labels["case_id"])
+    batch = sampler.generate_batch(10, seed=6)
+    np.testing.assert_array_equal(np.rint((images[order] + 1) * 127.5).astype(np.uint8),
+                                  schema.to_uint8(batch.images))
+    assert labels["case_id"][order].tolist() == batch.sample_ids
+    with pytest.raises(ValueError, match="got 10 slices, expected count=12"):
+        write_tfrecords(sampler.iter_batches(10, seed=6), str(tmp_path / "x"), gan="dcgan",
+                        plane="axial", count=12)
+    assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
+    with pytest.raises(ValueError, match="shards must be between 1 and the number of slices"):
+        write_tfrecords(batch, str(tmp_path / "x"), gan="dcgan", plane="axial", shards=11)
+
+
 def test_unconditional_multi_modality_records_say_modality_unknown(uncond, tmp_path):
     write_samples(uncond[1], str(tmp_path), count=3, fmt="tfrecord", seed=1)
     _, labels = load_arrays(str(tmp_path), "train")
     assert labels["modality"].tolist() == [-1, -1, -1]
     assert labels["tumour_fraction"].tolist() == [-1.0, -1.0, -1.0]
+    batch = GeneratorSampler(uncond[1]).generate_batch(2)
     with pytest.raises(ValueError, match="plane must be one of"):
-        batch = GeneratorSampler(uncond[1]).generate_batch(2)
         write_tfrecords(batch, str(tmp_path / "x"), gan="wgan", plane=None)
+    # An export that does not know its plane needs one from the caller.
+    base = tmp_path / "noplane"
+    export.export_generator(uncond[0], str(base), metadata={"modalities": ["t2"]})
+    with pytest.raises(ValueError, match=r"no plane: pass plane= \(--plane\)"):
+        write_samples(str(base), str(tmp_path / "y"), count=2, fmt="tfrecord")
+    write_samples(str(base), str(tmp_path / "y"), count=2, fmt="tfrecord", plane="coronal")
+    _, labels = load_arrays(str(tmp_path / "y"), "train")
+    assert labels["plane"].tolist() == [1, 1] and labels["modality"].tolist() == [2, 2]
 
 
 def test_grid_shows_each_slice_large_and_captioned(tmp_path):
