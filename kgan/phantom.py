@@ -35,7 +35,10 @@ import shutil
 import tempfile
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
+
+from kgan import slicing, volumes
 
 #: Bump when the generator changes, so old cohorts on disk are not reused.
 PHANTOM_VERSION = 1
@@ -50,10 +53,10 @@ HGG_FRACTION = 0.75
 # oedema. Ordered by textbook appearance of glioblastoma on each contrast.
 _CONTRASTS = {
     #         csf   gm    wm    necrosis rim   oedema
-    "t1":    (0.30, 0.66, 1.00, 0.38, 0.62, 0.70),
-    "t1ce":  (0.30, 0.66, 1.00, 0.36, 1.45, 0.70),
-    "t2":    (2.10, 1.30, 0.85, 1.90, 1.25, 1.65),
-    "flair": (0.35, 1.15, 0.90, 0.80, 1.30, 1.65),
+    "t1":    (0.18, 0.68, 1.00, 0.30, 0.62, 0.72),
+    "t1ce":  (0.18, 0.68, 1.00, 0.30, 1.55, 0.72),
+    "t2":    (3.20, 1.30, 0.90, 2.60, 1.60, 2.00),
+    "flair": (0.30, 1.05, 0.90, 0.80, 1.25, 1.45),
 }
 
 
@@ -83,8 +86,10 @@ def _template() -> dict:
     out = {k: np.ascontiguousarray(v[crop]) for k, v in maps.items()}
     out["brain"] = np.ascontiguousarray(brain[crop]).astype(np.float32)
     # Tissue levels of the template T1, used as the control points of the contrast maps.
-    deep = ndi.distance_transform_edt(out["brain"] > 0.5) > 22
-    out["tumour_sites"] = np.argwhere(deep & (out["wm"] > 0.6))
+    depth = ndi.distance_transform_edt(out["brain"] > 0.5)
+    out["tumour_sites"] = np.argwhere((depth > 22) & (out["wm"] > 0.6))
+    # Where dura and cortical vessels enhance on T1ce: a thin shell inside the brain surface.
+    out["surface"] = (np.exp(-depth / 1.5) * (depth > 0)).astype(np.float32)
     out["levels"] = tuple(float(np.median(t1[m])) for m in
                           (brain & (gm + wm < 0.05), gm > 0.9, wm > 0.9))
     return out
@@ -124,7 +129,19 @@ def _smoothstep(x: np.ndarray, width: float) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def generate_patient(index: int, seed: int = 0) -> dict:
+def _noise(rng: np.random.Generator, shape: tuple, sigma: float) -> np.ndarray:
+    """Gaussian-smoothed white noise scaled to unit standard deviation."""
+    field = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma)
+    return field / max(float(field.std()), 1e-6)
+
+
+def patient_grade(index: int, seed: int = 0) -> str:
+    """The patient's grade: "HGG" (enhancing rim) for about `HGG_FRACTION` of patients."""
+    rng = np.random.default_rng([int(seed), int(index), PHANTOM_VERSION, 1])
+    return "HGG" if rng.random() < HGG_FRACTION else "LGG"
+
+
+def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict:
     """Generates one phantom patient in memory.
 
     Args:
@@ -133,9 +150,12 @@ def generate_patient(index: int, seed: int = 0) -> dict:
 
     Returns:
       dict with "t1", "t1ce", "t2", "flair" (int16 [240, 240, 155], RAS),
-      "seg" (uint8, labels {0, 1, 2, 4}), "grade" ("HGG"/"LGG") and "case_id".
+      "seg" (uint8, labels {0, 1, 2, 4}), "grade" ("HGG"/"LGG") and "case_id";
+      with `tissue`, also "tissue" (uint8: 0 background, 1 CSF, 2 GM, 3 WM,
+      4 tumour or oedema) for checking contrasts.
     """
     rng = np.random.default_rng([int(seed), int(index), PHANTOM_VERSION])
+    hgg = patient_grade(index, seed) == "HGG"
     tpl = _template()
     src_shape = np.array(tpl["t1"].shape, np.float64)
     grid = np.array(GRID_SHAPE)
@@ -143,6 +163,7 @@ def generate_patient(index: int, seed: int = 0) -> dict:
     # Output box: the template's extent (slightly enlarged), centred on the grid.
     scale = rng.uniform(0.94, 1.06, 3)
     box = np.minimum(np.ceil(src_shape * scale.max() * 1.04).astype(int), grid)
+    shape = tuple(int(n) for n in box)
     start = (grid - box) // 2
     start[2] = max(grid[2] - box[2] - 2, 0)  # brain top just under the grid's top, like BraTS
     shift = rng.uniform(-4, 4, 3)
@@ -150,13 +171,13 @@ def generate_patient(index: int, seed: int = 0) -> dict:
     # Coordinates of the box voxels relative to the box centre.
     axes = [np.arange(n, dtype=np.float32) - (n - 1) / 2.0 for n in box]
     matrix = (_rotation(rng, 5.0) / scale[None, :]).astype(np.float32)  # output -> template
-    disp = [3.0 * _smooth_field(rng, tuple(box), 6, 60.0) for _ in range(3)]
+    disp = [3.0 * _smooth_field(rng, shape, 6, 60.0) for _ in range(3)]
 
-    # Tumour site: a white-matter voxel well inside the brain, in template coordinates.
+    # Tumour site: a deep white-matter voxel of the template.
     cand = tpl["tumour_sites"]
     centre_src = cand[rng.integers(len(cand))].astype(np.float64)
-    hgg = rng.random() < HGG_FRACTION
     radius = rng.uniform(7.0, 14.0) if hgg else rng.uniform(6.0, 11.0)
+    oed_edge = rng.uniform(1.7, 2.6)
     # Tumour centre in box coordinates (inverse of the mapping below, ignoring the small warp).
     centre_box = np.linalg.solve(matrix.astype(np.float64), centre_src - (src_shape - 1) / 2.0 - shift)
 
@@ -164,78 +185,101 @@ def generate_patient(index: int, seed: int = 0) -> dict:
     x = axes[0][:, None, None] + disp[0]
     y = axes[1][None, :, None] + disp[1]
     z = axes[2][None, None, :] + disp[2]
+    del disp
     dx, dy, dz = x - centre_box[0], y - centre_box[1], z - centre_box[2]
     r2 = dx * dx + dy * dy + dz * dz
-    squeeze = 1.0 - 0.55 * np.exp(-r2 / (2.0 * (1.6 * radius) ** 2)).astype(np.float32)
+    squeeze = 1.0 - 0.55 * np.exp(-r2 / np.float32(2.0 * (1.6 * radius) ** 2))
     x = centre_box[0] + dx * squeeze
     y = centre_box[1] + dy * squeeze
     z = centre_box[2] + dz * squeeze
     del dx, dy, dz, squeeze
     offset = (src_shape - 1) / 2.0 + shift
-    coords = np.empty((3,) + tuple(box), np.float32)
+    coords = np.empty((3,) + shape, np.float32)
     for i in range(3):
         coords[i] = matrix[i, 0] * x + matrix[i, 1] * y + matrix[i, 2] * z + offset[i]
     del x, y, z
     warped = {k: ndi.map_coordinates(tpl[k], coords, order=1, mode="constant", cval=0.0)
-              for k in ("t1", "wm", "brain")}
+              for k in ("t1", "wm", "brain", "surface")}
     del coords
     brain = warped["brain"] > 0.5
 
-    # Tumour regions: distance from the centre, scaled by an irregular radius.
-    r = np.sqrt(r2) / radius
-    lumps = _smooth_field(rng, tuple(box), 8, 18.0)
-    d_core = r * (1.0 + 0.18 * lumps)
-    core_edge, rim_edge = (rng.uniform(0.45, 0.7), 1.0) if hgg else (1.0, 1.0)
-    d_oed = r * (1.0 + 0.3 * _smooth_field(rng, tuple(box), 8, 25.0))
-    oed_edge = rng.uniform(1.7, 2.6)
-    inside = warped["brain"]
-    p_tumour = _smoothstep(d_core - rim_edge, 0.08) * inside
+    # Tumour regions, computed in a sub-box around the centre: distance from
+    # the centre over an irregular (noise-modulated, bounded) radius.
+    centre_idx = centre_box + (box - 1) / 2.0
+    reach = radius * oed_edge * 1.5 + 6
+    lo = np.clip(np.floor(centre_idx - reach).astype(int), 0, box)
+    hi = np.clip(np.ceil(centre_idx + reach).astype(int) + 1, 0, box)
+    sub = tuple(slice(a, b) for a, b in zip(lo, hi))
+    sub_shape = tuple(int(b - a) for a, b in zip(lo, hi))
+    r = np.sqrt(r2[sub]) / radius
+    del r2
+    d_core = r * (1.0 + 0.2 * np.tanh(_noise(rng, sub_shape, 4.0)))
+    core_edge = rng.uniform(0.45, 0.7) if hgg else 1.0
+    d_oed = r * (1.0 + 0.35 * np.tanh(_noise(rng, sub_shape, 6.0)))
+    inside = warped["brain"][sub]
+    p_tumour = _smoothstep(d_core - 1.0, 0.08) * inside
     p_core = _smoothstep(d_core - core_edge, 0.08) * inside if hgg else p_tumour
     p_rim = np.clip(p_tumour - p_core, 0, 1)
-    wm_like = np.clip(warped["wm"] * 1.3 + 0.25, 0, 1)  # oedema spreads along white matter
+    wm_like = np.clip(warped["wm"][sub] * 1.3 + 0.25, 0, 1)  # oedema spreads along white matter
     p_oed = np.clip(_smoothstep(d_oed - oed_edge, 0.15) * wm_like * inside - p_tumour, 0, 1)
-    del r2, r, lumps, d_core, d_oed
+    tumour_tex = 1.0 + 0.07 * _noise(rng, sub_shape, 1.5)
+    del r, d_core, d_oed, wm_like
 
-    seg_box = np.zeros(tuple(box), np.uint8)
-    seg_box[(p_oed > 0.5) & brain] = 2
-    seg_box[(p_tumour > 0.5) & brain] = 4 if hgg else 1
-    seg_box[(p_core > 0.5) & brain] = 1
+    seg_box = np.zeros(shape, np.uint8)
+    seg_sub = seg_box[sub]
+    in_brain = brain[sub]
+    seg_sub[(p_oed > 0.5) & in_brain] = 2
+    seg_sub[(p_tumour > 0.5) & in_brain] = 4 if hgg else 1
+    seg_sub[(p_core > 0.5) & in_brain] = 1
 
     # Contrasts from the template T1 via per-patient tissue levels.
     csf_l, gm_l, wm_l = tpl["levels"]
     t1_rel = warped["t1"] / wm_l
     knots_x = np.array([0.0, csf_l / wm_l, gm_l / wm_l, 1.0, 1.3])
-    bias = np.exp(0.08 * _smooth_field(rng, tuple(box), 6, 140.0))
-    tex = _smooth_field(rng, tuple(box), 10, 8.0)
-    thick = rng.random() < 0.5  # thick-slice (axial) acquisition for T2/FLAIR
+    bias = np.exp(0.05 * _smooth_field(rng, shape, 6, 140.0))
+    vessels = warped["surface"] * np.clip(0.6 + 0.5 * _smooth_field(rng, shape, 6, 14.0), 0, 1.5)
+    blur_xy = rng.uniform(0.5, 0.9)
+    thick = rng.random() < 0.6  # thick-slice axial T2/FLAIR, upsampled: blurry through-plane
+    healthy = 1.0 - p_core - p_rim - p_oed
     out = {}
     for m in MODALITIES:
-        levels = np.array(_CONTRASTS[m]) * rng.uniform(0.93, 1.07, 6)
+        levels = np.array(_CONTRASTS[m]) * rng.uniform(0.94, 1.06, 6)
         csf, gm, wm = levels[:3]
-        knots_y = np.array([0.0, csf, gm, wm, wm + 0.3 * (wm - gm)])
+        knots_y = np.array([0.0, csf, gm, wm, wm + 0.05 * abs(wm - gm)])
         img = np.interp(t1_rel, knots_x, knots_y).astype(np.float32)
-        texture = 1.0 + 0.06 * tex
-        img = (img * (1 - p_core - p_rim - p_oed) + p_core * levels[3] * texture
-               + p_rim * levels[4] * texture + p_oed * levels[5] * texture)
+        if m == "t1ce":
+            img += rng.uniform(0.6, 1.2) * vessels
+        img[sub] = img[sub] * healthy + tumour_tex * (
+            p_core * levels[3] + p_rim * levels[4] + p_oed * levels[5])
         img *= bias
-        sigma = rng.uniform(0.025, 0.045) * wm
-        n1 = rng.standard_normal(img.shape, dtype=np.float32)
-        n2 = rng.standard_normal(img.shape, dtype=np.float32)
+        sigma = rng.uniform(0.015, 0.035) * wm
+        n1 = rng.standard_normal(shape, dtype=np.float32)
+        n2 = rng.standard_normal(shape, dtype=np.float32)
         n1 *= sigma
         n1 += img
         n2 *= sigma
         noisy = np.sqrt(n1 * n1 + n2 * n2)  # Rician magnitude noise
-        del n1, n2
-        if thick and m in ("t2", "flair"):
-            noisy = ndi.gaussian_filter1d(noisy, rng.uniform(0.8, 1.5), axis=2)
+        del n1, n2, img
+        blur_z = rng.uniform(1.2, 2.2) if thick and m in ("t2", "flair") else rng.uniform(0.5, 1.0)
+        noisy = ndi.gaussian_filter(noisy, (blur_xy, blur_xy, blur_z), truncate=2.5)
         units = rng.uniform(300, 1500)
         vol_box = np.where(brain, np.maximum(np.rint(noisy * units), 1), 0).astype(np.int16)
         full = np.zeros(GRID_SHAPE, np.int16)
         full[tuple(slice(s, s + b) for s, b in zip(start, box))] = vol_box
         out[m] = full
+    placed = tuple(slice(s, s + b) for s, b in zip(start, box))
     seg = np.zeros(GRID_SHAPE, np.uint8)
-    seg[tuple(slice(s, s + b) for s, b in zip(start, box))] = seg_box
+    seg[placed] = seg_box
     out["seg"] = seg
+    if tissue:
+        # Nearest template tissue level, for voxels clearly of one class.
+        levels = np.array([csf_l, gm_l, wm_l]) / wm_l
+        nearest = np.argmin(np.abs(t1_rel[..., None] - levels), axis=-1).astype(np.uint8) + 1
+        pure = np.min(np.abs(t1_rel[..., None] - levels), axis=-1) < 0.05
+        labels = np.where(brain & pure, nearest, 0).astype(np.uint8)
+        labels[seg_box > 0] = 4
+        out["tissue"] = np.zeros(GRID_SHAPE, np.uint8)
+        out["tissue"][placed] = labels
     out["grade"] = "HGG" if hgg else "LGG"
     out["case_id"] = case_id(index, seed)
     return out
@@ -299,3 +343,122 @@ def cohort_dir(data_dir: str, seed: int = 0) -> str:
 def write_cohort(root: str, patients: int, seed: int = 0) -> list[str]:
     """Writes (or reuses) patients 0..patients-1 in one process. Returns their folders."""
     return [write_patient(root, i, seed) for i in range(patients)]
+
+
+# ---------------------------------------------------------------------------
+# The phantom-versus-real comparison figure (docs/phantom_vs_real.png), drawn
+# with Pillow only: for each case the four contrasts at the slice with the
+# most tumour in the default sagittal range, cut by the same `kgan.slicing`
+# code that builds the datasets; below, per contrast, the intensity
+# histograms inside the brain after the per-volume robust normalisation, real
+# cases in red and phantom patients in blue.
+
+_RED = (214, 60, 50)
+_BLUE = (40, 110, 210)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _best_slices(cv: volumes.CaseVolumes, config: slicing.SliceConfig) -> list:
+    slices = slicing.slice_case(cv, config)
+    best = max(slices, key=lambda s: s.tumour_fraction).slice_index
+    return [s for s in slices if s.slice_index == best]
+
+
+def _histograms(cv: volumes.CaseVolumes, bins: int) -> dict:
+    brain = slicing.brain_mask(cv.images)
+    out = {}
+    for m in volumes.MODALITIES:
+        values = slicing.normalise(cv.images[m], brain)[brain]
+        out[m], _ = np.histogram(values, bins=bins, range=(0.0, 1.0), density=True)
+    return out
+
+
+def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, tile: int = 160,
+                    bins: int = 50) -> str:
+    """Draws the comparison figure and writes it atomically as PNG.
+
+    Args:
+      real_cases, phantom_cases: `volumes.Case`s to show (each row one case).
+      out_path: PNG path.
+      tile: pixel side of each slice tile.
+      bins: histogram bins over the normalised range [0, 1].
+
+    Returns:
+      out_path.
+    """
+    config = slicing.SliceConfig(size=tile)
+    rows, hists = [], {"real": [], "phantom": []}
+    for kind, cases in (("real", real_cases), ("phantom", phantom_cases)):
+        for case in cases:
+            cv = volumes.read_case(case)
+            rows.append((kind, case.case_id, _best_slices(cv, config)))
+            hists[kind].append(_histograms(cv, bins))
+    label_w, pad, head = 190, 6, 28
+    hist_h = 150
+    width = label_w + 4 * (tile + pad) + pad
+    height = head + len(rows) * (tile + pad) + hist_h + 3 * pad + 24
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font, small = _font(15), _font(12)
+    for j, m in enumerate(volumes.MODALITIES):
+        draw.text((label_w + j * (tile + pad) + tile // 2 - 15, 6), m.upper(), fill=(0, 0, 0), font=font)
+    for i, (kind, cid, slices) in enumerate(rows):
+        y = head + i * (tile + pad)
+        colour = _RED if kind == "real" else _BLUE
+        draw.text((6, y + tile // 2 - 20), f"{kind}", fill=colour, font=font)
+        draw.text((6, y + tile // 2), cid, fill=(0, 0, 0), font=small)
+        draw.text((6, y + tile // 2 + 16), f"sagittal {slices[0].slice_index}, tumour "
+                  f"{100 * slices[0].tumour_fraction:.0f}%", fill=(90, 90, 90), font=small)
+        by_mod = {s.modality: s.image for s in slices}
+        for j, m in enumerate(volumes.MODALITIES):
+            canvas.paste(Image.fromarray(by_mod[m]).convert("RGB"), (label_w + j * (tile + pad), y))
+    # Histogram panels.
+    y0 = head + len(rows) * (tile + pad) + pad
+    draw.text((6, y0 + 10), "intensity in brain", fill=(0, 0, 0), font=small)
+    draw.text((6, y0 + 28), "(normalised 0..1)", fill=(0, 0, 0), font=small)
+    draw.text((6, y0 + 52), "red: real", fill=_RED, font=small)
+    draw.text((6, y0 + 68), "blue: phantom", fill=_BLUE, font=small)
+    for j, m in enumerate(volumes.MODALITIES):
+        x0 = label_w + j * (tile + pad)
+        draw.rectangle([x0, y0, x0 + tile, y0 + hist_h], outline=(0, 0, 0))
+        top = max(max(h[m].max() for h in hists[k]) for k in hists if hists[k])
+        for kind in ("phantom", "real"):
+            for h in hists[kind]:
+                pts = [(x0 + (b + 0.5) * tile / bins, y0 + hist_h - 2 - (hist_h - 6) * v / top)
+                       for b, v in enumerate(h[m])]
+                draw.line(pts, fill=_RED if kind == "real" else _BLUE, width=2)
+        draw.text((x0, y0 + hist_h + 4), "0", fill=(0, 0, 0), font=small)
+        draw.text((x0 + tile - 8, y0 + hist_h + 4), "1", fill=(0, 0, 0), font=small)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = f"{out_path}.tmp-{os.getpid()}.png"
+    canvas.save(tmp)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def main(argv=None) -> None:
+    """``python -m kgan.phantom --figure docs/phantom_vs_real.png --real ../shared/mri``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--figure", default="docs/phantom_vs_real.png")
+    parser.add_argument("--real", default=os.path.join("..", "shared", "mri"))
+    parser.add_argument("--patients", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default=os.path.join("records", "phantom_volumes"),
+                        help="where the phantom patients are written (reused)")
+    args = parser.parse_args(argv)
+    root = os.path.join(args.work, f"v{PHANTOM_VERSION}_seed{args.seed}")
+    folders = write_cohort(root, args.patients, args.seed)
+    phantom_cases = [volumes.find_cases(f)[0] for f in folders]
+    print(comparison_figure(volumes.find_cases(args.real), phantom_cases, args.figure))
+
+
+if __name__ == "__main__":
+    main()

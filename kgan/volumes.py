@@ -60,6 +60,9 @@ class VolumeError(ValueError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # keeps (path, problem) across worker processes
+        return (type(self), (self.path, self.problem))
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -110,12 +113,11 @@ def tumour_mask(seg: np.ndarray) -> np.ndarray:
     return np.asarray(seg) > 0
 
 
-def _grade_from_path(path: str, root: str) -> str:
-    rel = os.path.relpath(path, root)
-    parts = [p.upper() for p in [os.path.basename(os.path.abspath(root))] + rel.split(os.sep)]
-    for grade in ("HGG", "LGG"):
-        if grade in parts:
-            return grade
+def _grade_from_path(path: str) -> str:
+    """HGG/LGG from the nearest enclosing folder named so (BraTS 2015-2018 layouts)."""
+    for part in reversed(os.path.abspath(path).split(os.sep)):
+        if part.upper() in ("HGG", "LGG"):
+            return part.upper()
     return "unknown"
 
 
@@ -138,7 +140,8 @@ def find_cases(directory: str) -> list[Case]:
         errors.append(f"{err.filename}: {err.strerror}")
 
     for dirpath, dirnames, filenames in os.walk(directory, onerror=onerror):
-        dirnames.sort()
+        # Hidden folders hold half-written data (e.g. a phantom patient's temporary folder).
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found: dict[tuple, dict] = {}
         for name in sorted(filenames):
             for regex, layout, mapping in ((_RE_2023, "brats2023", _MAP_2023),
@@ -154,7 +157,7 @@ def find_cases(directory: str) -> list[Case]:
             if not files:
                 continue
             _add_case(cases, Case(case_id, dirpath, files, seg,
-                                  _grade_from_path(dirpath, directory), layout))
+                                  _grade_from_path(dirpath), layout))
         vsd = {}
         for sub in dirnames:
             m = _RE_VSD.match(sub)
@@ -168,7 +171,7 @@ def find_cases(directory: str) -> list[Case]:
             seg = files.pop("seg", None)
             case_id = os.path.basename(dirpath)
             _add_case(cases, Case(case_id, dirpath, files, seg,
-                                  _grade_from_path(dirpath, directory), "brats2015"))
+                                  _grade_from_path(dirpath), "brats2015"))
             dirnames[:] = [d for d in dirnames if d not in vsd.values() and not _RE_VSD.match(d)]
     if errors and not cases:
         raise VolumeError(directory, "could not read: " + "; ".join(errors[:3]))
