@@ -122,6 +122,11 @@ def describe_generator(generator) -> dict:
         raise ExportError(
             f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
         )
+    names = [getattr(t, "name", "") for t in generator.inputs]
+    if len(shapes) == 3 and set(names) == {"z", "modality", "tumour"} and names != [
+            "z", "modality", "tumour"]:
+        raise ExportError(f"conditional generator inputs are ordered {names}; the contract is "
+                          "generator([z, modality, tumour])")
     z_shape = shapes[0]
     if len(z_shape) != 2 or z_shape[1] is None:
         raise ExportError(f"latent input must be [N, latent_dim], got {z_shape}")

@@ -312,6 +312,13 @@ def test_export_refuses_generators_that_break_the_contract(tmp_path):
     with pytest.raises(export.ExportError, match="unknown modalities"):
         export.export_generator(make_generator(False), str(tmp_path / "x"),
                                 metadata={"modalities": ["pd"]})
+    z, m, t = (keras.Input((LATENT,), name="z"), keras.Input((), dtype="int32", name="modality"),
+               keras.Input((), dtype="int32", name="tumour"))
+    h = keras.layers.Concatenate()([z, keras.layers.Embedding(4, 2)(m),
+                                    keras.layers.Embedding(2, 2)(t)])
+    swapped = keras.Model([m, z, t], keras.layers.Reshape((4, 4, 1))(keras.layers.Dense(16)(h)))
+    with pytest.raises(export.ExportError, match=r"ordered \['modality', 'z', 'tumour'\]"):
+        export.export_generator(swapped, str(tmp_path / "x"), metadata={})
     assert not (tmp_path / "x").exists() or export.existing_versions(str(tmp_path / "x")) == []
 
 
