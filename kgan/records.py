@@ -176,29 +176,7 @@ class BuildSummary:
 
 
 # ---------------------------------------------------------------------------
-# Worker side (runs in subprocesses: no TensorFlow here)
-
-
-def _work(task: tuple) -> tuple:
-    """Decodes and slices one case; returns (case_id, slices or None, (path, problem) or None)."""
-    kind, payload, config = task
-    try:
-        if kind == "phantom":
-            root, index, seed = payload
-            folder = phantom.write_patient(root, index, seed)
-            case = volumes.find_cases(folder)[0]
-        else:
-            case = payload
-        return payload_id(task), slicing.slice_case(volumes.read_case(case), config), None
-    except volumes.VolumeError as err:
-        return payload_id(task), None, (err.path, err.problem)
-
-
-def payload_id(task: tuple) -> str:
-    kind, payload, _ = task
-    if kind == "phantom":
-        return phantom.case_id(payload[1], payload[2])
-    return payload.case_id
+# Worker processes (they run kgan.slicing.run_task, which imports no TensorFlow)
 
 
 def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -209,7 +187,7 @@ def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 class TaskRunner:
-    """Runs `_work` over every split's tasks in one process pool.
+    """Runs `slicing.run_task` over every split's tasks in one process pool.
 
     Tasks are submitted in split order (train, validation, test) with at most
     `2 * workers` in flight, so workers never idle between splits and at most
@@ -231,13 +209,13 @@ class TaskRunner:
     def _fill(self) -> None:
         while self._queue and len(self._pending) < self._window:
             split, task = self._queue.popleft()
-            self._pending[self._pool.submit(_work, task)] = split
+            self._pending[self._pool.submit(slicing.run_task, task)] = split
 
     def results(self, split: str) -> Iterable[tuple]:
         try:
             if self._pool is None:
                 for task in self._inline[split]:
-                    yield _work(task)
+                    yield slicing.run_task(task)
                 return
             remaining = self._counts[split]
             while remaining:
@@ -308,7 +286,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         tasks = self._tasks(dl_manager)
-        by_id = {payload_id(t): t for t in tasks}
+        by_id = {slicing.task_id(t): t for t in tasks}
         splits = split_cases(list(by_id), seed=self.builder_config.seed)
         splits = {s: ids for s, ids in splits.items() if ids}
         self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},
@@ -429,6 +407,8 @@ def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int 
     config = SliceBuilderConfig.make(plane, size, resize, patients, seed,
                                      phantom_cohort=source == "phantom")
     cls = PhantomSlices if source == "phantom" else BratsSlices
+    if any(c.name == config.name for c in cls.BUILDER_CONFIGS):
+        config = config.name  # TFDS wants the registered instance for standard names
     return cls(data_dir=data_dir, config=config, workers=workers, skip_bad=skip_bad,
                progress=progress)
 

@@ -234,3 +234,41 @@ def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfi
 def slice_case_file(case: "vol.Case", config: SliceConfig) -> list[Slice]:
     """Reads and slices one case (the unit of work of the parallel build)."""
     return slice_case(vol.read_case(case), config)
+
+
+def task_id(task: tuple) -> str:
+    """The case id of a build task (see `run_task`)."""
+    kind, payload, _ = task
+    if kind == "phantom":
+        from kgan import phantom
+
+        return phantom.case_id(payload[1], payload[2])
+    return payload.case_id
+
+
+def run_task(task: tuple) -> tuple:
+    """Decodes and slices one case: the unit of work of the parallel dataset build.
+
+    Lives here, not in `kgan.records`, so that worker processes import
+    numpy/scipy/nibabel only, never TensorFlow.
+
+    Args:
+      task: ("brats", volumes.Case, SliceConfig) or
+        ("phantom", (cohort_root, index, seed), SliceConfig); a phantom
+        patient is generated and written first unless already on disk.
+
+    Returns:
+      (case_id, [Slice] or None, (path, problem) or None).
+    """
+    kind, payload, config = task
+    try:
+        if kind == "phantom":
+            from kgan import phantom
+
+            root, index, seed = payload
+            case = vol.find_cases(phantom.write_patient(root, index, seed))[0]
+        else:
+            case = payload
+        return task_id(task), slice_case(vol.read_case(case), config), None
+    except vol.VolumeError as err:
+        return task_id(task), None, (err.path, err.problem)

@@ -1,0 +1,198 @@
+"""TFDS slice datasets: splits, end-to-end builds read back by tfds and load_slices,
+bad cases, interruption and rerun, and the phantom dataset through ensure_dataset."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from kgan import pipeline, records, schema, volumes
+from test_volumes import write_case, write_mha_case
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_split_is_patient_level_deterministic_and_seeded():
+    ids = [f"case{i:02d}" for i in range(20)]
+    a = records.split_cases(ids, seed=0)
+    assert [len(a[s]) for s in records.SPLITS] == [16, 2, 2]
+    assert sorted(sum(a.values(), [])) == ids  # every patient exactly once
+    assert not set(a["train"]) & set(a["validation"]) and not set(a["train"]) & set(a["test"])
+    assert not set(a["validation"]) & set(a["test"])
+    assert records.split_cases(list(reversed(ids)), seed=0) == a  # order of discovery is irrelevant
+    assert records.split_cases(ids, seed=1) != a
+    assert [len(v) for v in records.split_cases(ids[:3]).values()] == [1, 1, 1]
+    assert records.split_cases(ids[:1]) == {"train": ["case00"], "validation": [], "test": []}
+    with pytest.raises(ValueError, match="duplicate"):
+        records.split_cases(["a", "a"])
+
+
+def test_config_names():
+    make = records.SliceBuilderConfig.make
+    assert make("sagittal", 64).name == "sagittal_64"
+    assert make("axial", 128, "stretch").name == "axial_128_stretch"
+    assert make("coronal", 64, patients=50, seed=1).name == "coronal_64_n50_seed1"
+    assert make("coronal", 64, patients=50, phantom_cohort=False).name == "coronal_64"
+    names = {c.name for c in records.PhantomSlices.BUILDER_CONFIGS}
+    assert {"sagittal_64", "coronal_128", "axial_256"} <= names and len(names) == 9
+    with pytest.raises(ValueError, match="unknown plane"):
+        make("oblique", 64)
+
+
+@pytest.fixture(scope="module")
+def brats_dir(tmp_path_factory):
+    """Six small cases in three layouts, one of them bad (no FLAIR)."""
+    root = tmp_path_factory.mktemp("brats")
+    write_case(root / "HGG", "Brats18_A_1", seed=1)
+    write_case(root / "HGG", "Brats18_A_2", seed=2, lps=False)
+    write_case(root / "LGG", "Brats18_B_1", seed=3, dtype=np.float32)
+    write_case(root / "2023", "BraTS-GLI-00001-000", layout="brats2023", seed=4, labels=(1, 2, 3))
+    write_mha_case(root / "2015", "HGG", "brats_tcia_pat101_1", seed=5)
+    write_case(root / "HGG", "Brats18_Bad_9", seed=6, skip=("flair",))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def built(brats_dir, tmp_path_factory):
+    data_dir = str(tmp_path_factory.mktemp("records"))
+    summary = records.build_dataset("brats", plane="sagittal", size=64, data_dir=data_dir,
+                                    manual_dir=brats_dir, workers=2, skip_bad=True)
+    return summary, data_dir
+
+
+def _fingerprints(images, case_ids, modalities, indices):
+    return sorted(
+        (str(c), int(m), int(i), hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest())
+        for x, c, m, i in zip(images, case_ids, modalities, indices))
+
+
+def test_brats_build_summary_and_skip_bad(built):
+    summary, data_dir = built
+    assert summary.built and summary.workers == 2
+    assert summary.dataset_dir == os.path.join(data_dir, "brats_slices", "sagittal_64", "1.0.0")
+    assert [cid for cid, _ in summary.skipped] == ["Brats18_Bad_9"]
+    assert "missing modality flair" in summary.skipped[0][1]
+    good = sorted(sum(summary.cases.values(), []))
+    assert good == sorted(["Brats18_A_1", "Brats18_A_2", "Brats18_B_1", "BraTS-GLI-00001-000",
+                           "brats_tcia_pat101_1"])
+    for split, per_mod in summary.slices.items():
+        counts = set(per_mod.values())
+        assert len(counts) == 1  # the same slices of every modality
+    text = str(summary)
+    assert "Brats18_Bad_9" in text and "train" in text and summary.dataset_dir in text
+    # Reusing: a second call does not rebuild and returns the saved summary.
+    again = records.build_dataset("brats", plane="sagittal", size=64, data_dir=data_dir,
+                                  manual_dir="/nonexistent")
+    assert not again.built and again.cases == summary.cases and again.skipped == summary.skipped
+
+
+def test_tfds_and_load_slices_read_the_same_records(built):
+    summary, data_dir = built
+    builder = tfds.builder("brats_slices/sagittal_64", data_dir=data_dir)
+    by_split = {}
+    for split in records.SPLITS:
+        if not summary.cases[split]:
+            continue
+        ds = builder.as_dataset(split=split)
+        rows = list(tfds.as_numpy(ds))
+        assert len(rows) == sum(summary.slices[split].values())
+        ours = _fingerprints([r["image"] for r in rows], [r["case_id"].decode() for r in rows],
+                             [r["modality"] for r in rows], [r["slice_index"] for r in rows])
+        images, labels = pipeline.load_arrays(summary.dataset_dir, split)
+        theirs = _fingerprints(schema.to_uint8(images), labels["case_id"], labels["modality"],
+                               labels["slice_index"])
+        assert ours == theirs
+        # The name-based lookup of the pipeline finds the same directory.
+        assert pipeline.resolve_dataset_dir("brats_slices/sagittal_64", data_dir) == summary.dataset_dir
+        by_split[split] = set(labels["case_id"])
+        assert by_split[split] == set(summary.cases[split])
+        # Labels: sources by layout, grades from folders, tumour present somewhere.
+        sources = {r["source"].decode() for r in rows}
+        assert sources <= {"brats2021", "brats2023", "brats2015"}
+        assert {schema.GRADES[g] for g in (r["grade"] for r in rows)} <= set(schema.GRADES)
+        assert max(r["tumour_fraction"] for r in rows) > 0.05
+        assert all(r["image"].shape == (64, 64, 1) and r["image"].dtype == np.uint8 for r in rows)
+    splits = list(by_split.values())
+    for i in range(len(splits)):
+        for j in range(i + 1, len(splits)):
+            assert not splits[i] & splits[j]  # a patient never spans splits
+
+
+def test_grades_reach_the_records(built):
+    summary, _ = built
+    images, labels = pipeline.load_arrays(summary.dataset_dir, "train")
+    grades = collections.defaultdict(set)
+    for cid, g in zip(labels["case_id"], labels["grade"]):
+        grades[cid].add(schema.GRADES[g])
+    expect = {"Brats18_A_1": "HGG", "Brats18_A_2": "HGG", "Brats18_B_1": "LGG",
+              "BraTS-GLI-00001-000": "unknown", "brats_tcia_pat101_1": "HGG"}
+    for cid, g in grades.items():
+        assert g == {expect[cid]}
+
+
+def test_bad_case_without_skip_bad_fails_and_leaves_nothing(brats_dir, tmp_path):
+    with pytest.raises(volumes.VolumeError, match="missing modality flair"):
+        records.build_dataset("brats", size=64, data_dir=str(tmp_path), manual_dir=brats_dir, workers=1)
+    config_dir = tmp_path / "brats_slices" / "sagittal_64"
+    left = [p for p in os.listdir(config_dir) if not p.startswith(".kgan-build")]
+    assert left == []  # no version folder, no incomplete folder
+    with pytest.raises(pipeline.DatasetNotFoundError):
+        pipeline.resolve_dataset_dir("brats_slices/sagittal_64", str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(volumes.VolumeError, match="no BraTS cases found"):
+        records.build_dataset("brats", size=64, data_dir=str(tmp_path / "r2"), manual_dir=str(empty))
+    assert not (tmp_path / "r2").exists()
+
+
+def test_interrupted_build_leaves_nothing_finished_and_rerun_completes(brats_dir, tmp_path):
+    data_dir = str(tmp_path / "rec")
+    script = textwrap.dedent(f"""
+        import os
+        from kgan import records
+        def die(case_id, error):
+            os._exit(3)  # killed after the first case: shards half written
+        records.build_dataset("brats", size=64, data_dir={data_dir!r}, manual_dir={brats_dir!r},
+                              workers=1, skip_bad=True, progress=die)
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    config_dir = os.path.join(data_dir, "brats_slices", "sagittal_64")
+    leftovers = [p for p in os.listdir(config_dir) if p.startswith("incomplete.")]
+    assert leftovers and not os.path.exists(os.path.join(config_dir, "1.0.0"))
+    with pytest.raises(pipeline.DatasetNotFoundError):
+        pipeline.resolve_dataset_dir("brats_slices/sagittal_64", data_dir)
+    summary = records.build_dataset("brats", size=64, data_dir=data_dir, manual_dir=brats_dir,
+                                    workers=1, skip_bad=True)
+    assert summary.built and sum(len(v) for v in summary.cases.values()) == 5
+    assert not [p for p in os.listdir(config_dir) if p.startswith("incomplete.")]
+    ds = pipeline.load_slices("brats_slices/sagittal_64", "train", data_dir=data_dir, batch_size=8)
+    assert sum(int(x.shape[0]) for x, _ in ds) == 8 * (sum(summary.slices["train"].values()) // 8)
+
+
+def test_phantom_dataset_through_ensure_dataset(tmp_path):
+    data_dir = str(tmp_path)
+    path = records.ensure_dataset("phantom", plane="sagittal", size=32, data_dir=data_dir,
+                                  patients=3, seed=0, workers=2)
+    assert path == os.path.join(data_dir, "phantom_slices", "sagittal_32_n3", "1.0.0")
+    assert sorted(os.listdir(os.path.join(data_dir, "phantom_volumes", "v1_seed0", "HGG")))[:1] == \
+        ["Phantom_s0_0000"]
+    x, y = next(iter(pipeline.load_slices(path, "train", batch_size=16)))
+    assert x.shape == (16, 32, 32, 1) and -1.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
+    assert set(y["grade"].numpy()) <= {1, 2} and set(y["synthetic"].numpy()) == {0}
+    for split in records.SPLITS:
+        _, labels = pipeline.load_arrays(path, split)
+        assert len(set(labels["case_id"])) == 1 and set(labels["source"]) == {"phantom"}
+        assert np.bincount(labels["modality"], minlength=4).min() == 70
+    summary = records.build_dataset("phantom", size=32, data_dir=data_dir, patients=3)
+    assert not summary.built and summary.total_slices == 3 * 4 * 70
