@@ -519,3 +519,51 @@ def test_export_script_in_a_fresh_process_needs_no_kgan_model_code(tmp_path):
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith(os.path.join("exports", "b", "1"))
+
+
+# ------------------------------------------------------------------------------------------
+# gRPC: the client code from docs/serving.md against an in-process PredictionService that runs
+# the SavedModel signatures (a stand-in for TF Serving, which cannot be installed here).
+
+
+def test_grpc_client_code_in_the_docs_runs(tmp_path):
+    from concurrent import futures
+
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    models = {}
+    for name, conditional in (("dcgan_cond_axial_128", True), ("wgan_sagittal_64", False)):
+        version = export.export_generator(make_generator(conditional, latent_dim=100),
+                                          str(tmp_path / name), metadata={})
+        models[name] = tf.saved_model.load(version)
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            signature = models[request.model_spec.name].signatures[
+                request.model_spec.signature_name or "serving_default"]
+            inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+            outputs = signature(**inputs)
+            response = predict_pb2.PredictResponse(model_spec=request.model_spec)
+            for key in request.output_filter or outputs:
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+            return response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("localhost:0")
+    server.start()
+    try:
+        text = (REPO / "docs" / "serving.md").read_text().split("## gRPC", 1)[1]
+        code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+        assert "localhost:8500" in code
+        namespace = {}
+        exec(code.replace("localhost:8500", f"localhost:{port}"), namespace)
+    finally:
+        server.stop(None)
+    assert namespace["images"].shape == (8, SIZE, SIZE, 1)
+    pngs = list(namespace["pngs"])
+    assert len(pngs) == 16 and all(p.startswith(b"\x89PNG") for p in pngs)
+    expected = models["wgan_sagittal_64"].signatures["sample"](
+        seed=tf.constant(42, tf.int64), count=tf.constant(16))[PNG_OUTPUT].numpy().tolist()
+    assert pngs == expected
