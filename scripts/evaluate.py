@@ -33,6 +33,8 @@ def main(argv=None) -> int:
     parser.add_argument("--classifier-epochs", type=int, default=5)
     parser.add_argument("--max-train-slices", type=int, default=4000,
                         help="real training slices used by the downstream classifier")
+    parser.add_argument("--min-steps", type=int, default=200,
+                        help="fewest updates each small classifier gets, however small its data")
     args = parser.parse_args(argv)
     if args.samples < 4:
         parser.error("--samples must be at least 4")
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
     report.evaluate(source, args.data, out, seed=args.seed, samples=args.samples,
                     data_dir=args.data_dir, encoder_path=args.encoder,
                     encoder_epochs=args.encoder_epochs, classifier_epochs=args.classifier_epochs,
-                    max_train_slices=args.max_train_slices, model_label=args.model,
+                    max_train_slices=args.max_train_slices, min_steps=args.min_steps, model_label=args.model,
                     log=lambda line: print(line, flush=True))
     return 0
 

@@ -50,17 +50,18 @@ def binary_classifier(image_size: int, seed: int, width: int = 16) -> keras.Mode
 MIN_STEPS = 200
 
 
-def epochs_for(n: int, epochs: int, batch_size: int) -> int:
-    """`epochs`, raised so that a small training set still gets `MIN_STEPS` updates."""
+def epochs_for(n: int, epochs: int, batch_size: int, min_steps: int = MIN_STEPS) -> int:
+    """`epochs`, raised so that a small training set still gets `min_steps` updates."""
     steps_per_epoch = max(1, -(-n // batch_size))
-    return max(epochs, -(-MIN_STEPS // steps_per_epoch))
+    return max(epochs, -(-min_steps // steps_per_epoch))
 
 
 def fit_binary(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int = 5,
-               batch_size: int = 64, width: int = 16, sample_weight=None) -> keras.Model:
+               batch_size: int = 64, width: int = 16, sample_weight=None,
+               min_steps: int = MIN_STEPS) -> keras.Model:
     """Trains `binary_classifier` on images [N, S, S, 1] and 0/1 labels, seeded and shuffled.
 
-    Small sets (a few hundred slices) are trained for at least `MIN_STEPS`
+    Small sets (a few hundred slices) are trained for at least `min_steps`
     updates: a classifier that stopped early would make a generator look
     better than it is.
     """
@@ -70,7 +71,7 @@ def fit_binary(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int
     order = np.random.default_rng(seed).permutation(len(images))
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)[order]
     model.fit(images[order], labels[order], sample_weight=weights,
-              epochs=epochs_for(len(images), epochs, batch_size),
+              epochs=epochs_for(len(images), epochs, batch_size, min_steps),
               batch_size=batch_size, shuffle=True, verbose=0)
     return model
 

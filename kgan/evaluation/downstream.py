@@ -33,7 +33,7 @@ def scores(p_tumour: np.ndarray, truth: np.ndarray) -> dict:
 
 def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synthetic_y,
           test_x: np.ndarray, test_y: np.ndarray, *, seed: int = 0, epochs: int = 5,
-          test_halves=None) -> dict:
+          test_halves=None, min_steps: int = cnn.MIN_STEPS) -> dict:
     """Trains the three classifiers and scores each on held-out real slices.
 
     Args:
@@ -41,7 +41,7 @@ def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synth
       synthetic_x: synthetic slices; synthetic_y: their 0/1 labels, or None to
         pseudo-label them with the real-only classifier.
       test_x, test_y: held-out real patients' slices and labels.
-      seed, epochs: training seed and budget (the same for all three).
+      seed, epochs, min_steps: training seed and budget (the same for all three).
       test_halves: optional boolean mask over the test set splitting it into
         two patient-disjoint halves; the real-only classifier's score gap
         between them is the floor (how much a score moves by chance of patients).
@@ -54,7 +54,7 @@ def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synth
     test_y = np.asarray(test_y).astype(int)
     results = {}
     real_model = cnn.fit_binary(real_x, real_y, seed=seed, epochs=epochs,
-                                sample_weight=cnn.balanced_weights(real_y))
+                                sample_weight=cnn.balanced_weights(real_y), min_steps=min_steps)
     p_real = cnn.predict(real_model, test_x)[:, 0]
     results["real_only"] = scores(p_real, test_y)
     if synthetic_y is None:
@@ -66,11 +66,11 @@ def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synth
     mixed_x = np.concatenate([real_x, synthetic_x])
     mixed_y = np.concatenate([real_y, synthetic_y])
     model = cnn.fit_binary(mixed_x, mixed_y, seed=seed, epochs=epochs,
-                           sample_weight=cnn.balanced_weights(mixed_y))
+                           sample_weight=cnn.balanced_weights(mixed_y), min_steps=min_steps)
     results["real_plus_synthetic"] = scores(cnn.predict(model, test_x)[:, 0], test_y)
     if len(np.unique(synthetic_y)) > 1:
         model = cnn.fit_binary(synthetic_x, synthetic_y, seed=seed, epochs=epochs,
-                               sample_weight=cnn.balanced_weights(synthetic_y))
+                               sample_weight=cnn.balanced_weights(synthetic_y), min_steps=min_steps)
         results["synthetic_only"] = scores(cnn.predict(model, test_x)[:, 0], test_y)
     else:
         results["synthetic_only"] = {"skipped": f"synthetic labels are all {int(synthetic_y[0])}"}
@@ -91,4 +91,4 @@ def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synth
     return {**results, "label_source": label_source, "differences": differences, "floor": floor,
             "train_real": int(len(real_x)), "train_synthetic": int(len(synthetic_x)),
             "synthetic_tumour_share": float(np.mean(synthetic_y)), "test": int(len(test_x)),
-            "seed": seed, "epochs": epochs, "min_steps": cnn.MIN_STEPS}
+            "seed": seed, "epochs": epochs, "min_steps": min_steps}

@@ -138,7 +138,8 @@ def _write_text(path: str, text: str) -> None:
 def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
              samples: int = 1000, data_dir: str | None = None, encoder_path: str | None = None,
              encoder_epochs: int = 6, classifier_epochs: int = 5, max_train_slices: int = 4000,
-             pairs: int = 500, model_label: str | None = None, log=print) -> dict:
+             pairs: int = 500, min_steps: int = 200, model_label: str | None = None,
+             log=print) -> dict:
     """Evaluates a generator against held-out real patients and writes the report.
 
     Args:
@@ -154,6 +155,7 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
       encoder_epochs, classifier_epochs: training budgets of the small CNNs.
       max_train_slices: cap on real training slices used to train classifiers.
       pairs: random pairs for MS-SSIM.
+      min_steps: fewest updates each small classifier gets however small its data.
       model_label: how the report names the model.
       log: progress printer.
 
@@ -268,9 +270,9 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
     a1, a2, how_a = _halve_by_patient(test_y["case_id"], in_a, seeds["c2st"])
     b1, b2, how_b = _halve_by_patient(test_y["case_id"], in_b, seeds["c2st"] + 1)
     c2st = two_sample.classifier_test(test_x[a1], synth, test_x[a2], synth2,
-                                      seed=seeds["c2st"], epochs=classifier_epochs)
+                                      seed=seeds["c2st"], epochs=classifier_epochs, min_steps=min_steps)
     c2st_floor = two_sample.classifier_test(test_x[a1], test_x[b1], test_x[a2], test_x[b2],
-                                            seed=seeds["c2st"], epochs=classifier_epochs)
+                                            seed=seeds["c2st"], epochs=classifier_epochs, min_steps=min_steps)
     vtt = {"synthetic": c2st, "floor": c2st_floor,
            "design": (f"train: real half A part 1 ({len(a1)} slices) vs synthetic set 1 (seed "
                       f"{seeds['synthetic']}); test: real half A part 2 ({len(a2)} slices, other "
@@ -310,7 +312,7 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
     keep = np.sort(rng.permutation(len(train_x))[:max_train_slices])
     down = downstream.study(train_x[keep], train_y["tumour"][keep], synth, synth_tum,
                             test_x, test_y["tumour"], seed=seeds["downstream"],
-                            epochs=classifier_epochs, test_halves=in_a)
+                            epochs=classifier_epochs, test_halves=in_a, min_steps=min_steps)
     timings = progress.finish()
 
     report = {

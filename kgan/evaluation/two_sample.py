@@ -34,7 +34,7 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
 
 def classifier_test(real_train: np.ndarray, other_train: np.ndarray, real_test: np.ndarray,
                     other_test: np.ndarray, *, seed: int = 0, epochs: int = 5,
-                    batch_size: int = 64) -> dict:
+                    batch_size: int = 64, min_steps: int = cnn.MIN_STEPS) -> dict:
     """Trains real-vs-other on the train sets, answers on the test sets.
 
     Args:
@@ -42,7 +42,7 @@ def classifier_test(real_train: np.ndarray, other_train: np.ndarray, real_test: 
         larger is subsampled so both count the same).
       real_test, other_test: unseen slices, balanced the same way.
       seed: seeds subsampling, weights and shuffles.
-      epochs, batch_size: training budget.
+      epochs, batch_size, min_steps: training budget (at least min_steps updates).
 
     Returns:
       The paper's table as a dict plus "auc", "train_per_class", "test_per_class",
@@ -56,11 +56,11 @@ def classifier_test(real_train: np.ndarray, other_train: np.ndarray, real_test: 
                          f"{len(real_test)} test slices per class")
     x = np.concatenate([real_train, other_train])
     y = np.concatenate([np.ones(len(real_train)), np.zeros(len(other_train))])
-    model = cnn.fit_binary(x, y, seed=seed, epochs=epochs, batch_size=batch_size)
+    model = cnn.fit_binary(x, y, seed=seed, epochs=epochs, batch_size=batch_size, min_steps=min_steps)
     test = np.concatenate([real_test, other_test])
     truth_real = np.concatenate([np.ones(len(real_test), bool), np.zeros(len(other_test), bool)])
     p_real = cnn.predict(model, test)[:, 0]
     table = TuringTable.from_labels(truth_real, p_real >= 0.5)
     return {**table.to_dict(), "auc": auc(p_real, truth_real),
             "train_per_class": int(len(real_train)), "test_per_class": int(len(real_test)),
-            "seed": seed, "epochs": cnn.epochs_for(len(x), epochs, batch_size), "table": table}
+            "seed": seed, "epochs": cnn.epochs_for(len(x), epochs, batch_size, min_steps), "table": table}
