@@ -428,6 +428,33 @@ def _lookup(config: Mapping[str, Any], key: str, *sections: str):
     return None
 
 
+def dataset_identity(dataset_dir: str, split: str = "train") -> dict:
+    """What identifies a training dataset without copying it: TFDS name/version/config and a
+    SHA-256 of the sorted training case ids (ids themselves stay out of a shareable model)."""
+    import hashlib
+
+    found: dict[str, Any] = {}
+    try:
+        with open(os.path.join(dataset_dir, "dataset_info.json")) as f:
+            info = json.load(f)
+        found["tfds"] = {k: info[key] for k, key in (("name", "name"), ("version", "version"),
+                                                      ("config", "configName")) if key in info}
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(dataset_dir, "kgan_build_summary.json")) as f:
+            summary = json.load(f)
+        cases = sorted(summary.get("cases", {}).get(split, []))
+        if cases:
+            found["split_cases"] = len(cases)
+            found["split_cases_sha256"] = hashlib.sha256("\n".join(cases).encode()).hexdigest()
+        if split in summary.get("slices", {}):
+            found["split_slices"] = summary["slices"][split]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return found
+
+
 def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) -> dict:
     """Maps a training run's resolved config.json to the export metadata.
 
@@ -439,6 +466,9 @@ def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) 
     dataset.update({k: v for k, v in config.items() if k.startswith("dataset")})
     dataset.update({k: v for k, v in _section(config, "resolved").items()
                     if "dataset" in k or k == "train_slices"})
+    dataset_dir = dataset.get("dataset_dir")
+    if isinstance(dataset_dir, str) and os.path.isdir(dataset_dir):
+        dataset.update(dataset_identity(dataset_dir, str(dataset.get("split") or "train")))
     plane = _lookup(config, "plane", "data")
     if plane not in schema.PLANES:  # a TFDS config name such as "sagittal_64" still tells it
         text = " ".join(str(v) for v in dataset.values())

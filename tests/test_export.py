@@ -330,12 +330,18 @@ def _write_run(run_dir: Path, generator, config: dict) -> None:
 
 def test_export_run_reads_config_and_generator(tmp_path):
     generator = make_generator(True, seed=3)
+    data_dir = tmp_path / "records" / "phantom_slices" / "x" / "1.0.0"
+    data_dir.mkdir(parents=True)
+    (data_dir / "dataset_info.json").write_text(json.dumps(
+        {"name": "phantom_slices", "version": "1.0.0", "configName": "x", "splits": []}))
+    (data_dir / "kgan_build_summary.json").write_text(json.dumps(
+        {"cases": {"train": ["P2", "P1"], "test": ["P3"]}, "slices": {"train": {"t2": 96}}}))
     # The nested layout kgan.config.save_json writes.
     config = {"gan": "wgan", "name": "tiny",
               "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": True},
               "data": {"source": "phantom", "plane": "coronal", "modalities": ["t2"],
                        "split": "train", "patients": 4},
-              "train": {"seed": 5}, "resolved": {"dataset_dir": "records/phantom_slices/x/1.0.0",
+              "train": {"seed": 5}, "resolved": {"dataset_dir": str(data_dir),
                                                  "train_slices": 96, "device": "cpu"}}
     _write_run(tmp_path / "runs" / "tiny", generator, config)
     version = export.export_run(str(tmp_path / "runs" / "tiny"), str(tmp_path / "exports" / "tiny"))
@@ -343,9 +349,12 @@ def test_export_run_reads_config_and_generator(tmp_path):
     meta = json.loads((Path(version) / "assets.extra" / METADATA_FILE).read_text())
     assert (meta["gan"], meta["plane"], meta["modalities"], meta["seed"]) == (
         "wgan", "coronal", ["t2"], 5)
-    assert meta["dataset"] == {"source": "phantom", "split": "train", "patients": 4,
-                               "dataset_dir": "records/phantom_slices/x/1.0.0",
-                               "train_slices": 96}
+    import hashlib
+    assert meta["dataset"] == {
+        "source": "phantom", "split": "train", "patients": 4, "dataset_dir": str(data_dir),
+        "train_slices": 96, "tfds": {"name": "phantom_slices", "version": "1.0.0", "config": "x"},
+        "split_cases": 2, "split_cases_sha256": hashlib.sha256(b"P1\nP2").hexdigest(),
+        "split_slices": {"t2": 96}}
     assert meta["recipe"] == config and meta["run"].endswith("tiny")
     loaded = tf.saved_model.load(version)
     z = _z(3, seed=4)
