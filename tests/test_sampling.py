@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ from kgan.sampling import (
     write_samples,
     write_tfrecords,
 )
-from test_export import LATENT, SIZE, make_generator
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any pytest import mode
+from test_export import LATENT, SIZE, make_generator  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
