@@ -25,7 +25,10 @@ def main(argv=None):
 
     from kgan.export import export_run
 
-    print(export_run(args.run, args.out, max_count=args.max_count))
+    try:
+        print(export_run(args.run, args.out, max_count=args.max_count))
+    except (ValueError, FileNotFoundError) as e:  # bad run directory: say why, no traceback
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

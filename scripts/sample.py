@@ -41,10 +41,13 @@ def main(argv=None):
 
     from kgan.sampling import write_samples
 
-    paths = write_samples(
-        args.model, args.out, count=args.count, fmt=args.format, seed=args.seed,
-        modality=args.modality, tumour=args.tumour, display_size=args.display_size,
-        resample=args.resample, plane=args.plane, split=args.split, shards=args.shards)
+    try:
+        paths = write_samples(
+            args.model, args.out, count=args.count, fmt=args.format, seed=args.seed,
+            modality=args.modality, tumour=args.tumour, display_size=args.display_size,
+            resample=args.resample, plane=args.plane, split=args.split, shards=args.shards)
+    except (ValueError, FileNotFoundError) as e:  # a request the model cannot serve: say why
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     print("\n".join(paths))
 
 

@@ -273,3 +273,9 @@ def test_sample_script_writes_a_grid(cond, tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.main(["--model", cond[1], "--count", "3", "--out", str(tmp_path),
                      "--format", "jpeg"])
+    # A request the model cannot serve ends with exit status 2 and the reason, no traceback.
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--model", cond[1], "--count", "3", "--out", str(tmp_path),
+                     "--modality", "t2"])
+    assert exit_info.value.code == 2
+    assert "modality 't2' is not one this generator was trained on" in capsys.readouterr().err
