@@ -382,6 +382,8 @@ def export_generator(
             },
         },
         "kgan_version": kgan.__version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
 

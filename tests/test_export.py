@@ -246,6 +246,7 @@ def test_metadata_describes_the_generator(conditional, unconditional):
     assert meta["max_count"] == 16 and meta["plane"] == "sagittal"
     import kgan
     assert meta["kgan_version"] == kgan.__version__
+    assert meta["tensorflow_version"] == tf.__version__
     assert set(meta["signatures"]["sample"]["outputs"]) == {"images", PNG_OUTPUT}
     _, version, _ = unconditional
     with open(os.path.join(version, "assets.extra", METADATA_FILE)) as f:
