@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", default=None,
                         help="feature encoder .keras file, trained there if absent "
                              "(default reports/encoder/<dataset>-<size>.keras)")
-    parser.add_argument("--encoder-epochs", type=int, default=6)
+    parser.add_argument("--encoder-epochs", type=int, default=12)
     parser.add_argument("--classifier-epochs", type=int, default=5)
     parser.add_argument("--max-train-slices", type=int, default=4000,
                         help="real training slices used by the downstream classifier")

@@ -69,6 +69,7 @@ def test_report_files_exist_and_parse(tmp_path, conditional):
     loaded = json.loads((out / "report.json").read_text())
     assert loaded == json.loads(json.dumps(result))
     assert loaded["seed"] == 3 and loaded["samples"]["synthetic_per_set"] == 48
+    assert loaded["warnings"] == []  # 2 patients per held-out half, encoder made for this data
     assert loaded["samples"]["heldout_patients"] == 4 and loaded["samples"]["train_slices"] == 8 * 4 * 6
     assert set(loaded["fidelity"]) == {"all", "t1", "t1ce", "t2", "flair"}
     for name, entry in loaded["fidelity"].items():

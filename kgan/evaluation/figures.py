@@ -61,19 +61,21 @@ def image_grid(images: np.ndarray, *, cols: int = 8, scale: int = 2, captions=No
 
 
 def pairs_figure(left: np.ndarray, right: np.ndarray, captions, *, scale: int = 3,
-                 title: str = "") -> Image.Image:
-    """Rows of (left | right) pairs, e.g. synthetic slice beside its nearest training slice."""
+                 title: str = "", cols: int = 3) -> Image.Image:
+    """Pairs (left | right) in a grid with a caption under each, e.g. synthetic | nearest training."""
     size = left.shape[1] * scale
-    row_h = size + 14
-    width = 2 * size + 3 * 4 + 180
-    canvas = Image.new("L", (width, 18 + row_h * len(left)), 255)
+    cell_w, cell_h = 2 * size + 4 + 16, size + 16
+    cols = max(1, min(cols, len(left)))
+    rows = max(1, -(-len(left) // cols))
+    canvas = Image.new("L", (cols * cell_w + 8, 18 + rows * cell_h), 255)
     draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), title, fill=0, font=_font())
     for k in range(len(left)):
-        y = 18 + k * row_h
-        canvas.paste(to_pil(left[k], scale), (4, y))
-        canvas.paste(to_pil(right[k], scale), (8 + size, y))
-        draw.text((12 + 2 * size, y + size // 2 - 6), str(captions[k]), fill=0, font=_font())
+        r, c = divmod(k, cols)
+        x, y = 4 + c * cell_w, 18 + r * cell_h
+        canvas.paste(to_pil(left[k], scale), (x, y))
+        canvas.paste(to_pil(right[k], scale), (x + size + 4, y))
+        draw.text((x, y + size + 2), str(captions[k]), fill=0, font=_font())
     return canvas
 
 

@@ -137,7 +137,7 @@ def _write_text(path: str, text: str) -> None:
 
 def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
              samples: int = 1000, data_dir: str | None = None, encoder_path: str | None = None,
-             encoder_epochs: int = 6, classifier_epochs: int = 5, max_train_slices: int = 4000,
+             encoder_epochs: int = 12, classifier_epochs: int = 5, max_train_slices: int = 4000,
              pairs: int = 500, min_steps: int = 200, model_label: str | None = None,
              log=print) -> dict:
     """Evaluates a generator against held-out real patients and writes the report.
@@ -314,6 +314,17 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
                             test_x, test_y["tumour"], seed=seeds["downstream"],
                             epochs=classifier_epochs, test_halves=in_a, min_steps=min_steps)
     timings = progress.finish()
+    warnings = []
+    for half, mask in (("A", in_a), ("B", in_b)):
+        count = len(np.unique(test_y["case_id"][mask]))
+        if count < 2:
+            warnings.append(f"held-out half {half} holds {count} patient: floors compare single patients "
+                            "and the two-sample test splits that patient's slices; more test patients "
+                            "make every floor firmer")
+    if enc.info.get("dataset") not in (None, data):
+        warnings.append(f"the encoder was trained on {enc.info.get('dataset')!r}, not on {data!r}")
+    if enc.info.get("image_size") not in (None, size):
+        warnings.append(f"the encoder's recorded image size {enc.info.get('image_size')} differs from {size}")
 
     report = {
         "kgan_evaluation": 1,
@@ -332,7 +343,7 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
         "encoder": {**enc.describe(), "heldout_modality_accuracy": enc_test_modality_accuracy},
         "fidelity": fidelity, "diversity": div, "intensity": inten,
         "visual_turing_test_automated": vtt, "memorisation": mem, "downstream": down,
-        "timings_s": timings,
+        "warnings": warnings, "timings_s": timings,
     }
     safe = _json_safe(report)
     _write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
@@ -372,6 +383,7 @@ def markdown(report: dict) -> str:
         f"held-out slices {_f(enc['heldout_modality_accuracy'])})",
         "- the floor of each number is the same number for real half B against real half A, at the "
         "same sample count: a synthetic value near its floor is as good as new real patients.",
+    ] + [f"- **warning**: {w}" for w in report.get("warnings", [])] + [
         "",
         "## Fidelity (synthetic vs real half A; lower is better)",
         "",
