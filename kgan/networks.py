@@ -265,7 +265,11 @@ def began_generator(
     inputs, x = _latent_with_condition(latent_dim, conditional)
     x = _began_decoder_body(x, image_size, filters, seeds, "dec")
     if output == "clip":
-        images = layers.Activation("hard_tanh", dtype="float32", name="images")(x)
+        # clip(x, -1, 1) = relu6-style cap of (x + 1) at 2, minus 1: layers present in every
+        # Keras 3 release (the hard_tanh activation is recent), so old Keras loads the file too.
+        x = layers.Rescaling(1.0, offset=1.0, name="clip_shift")(x)
+        x = layers.ReLU(max_value=2.0, name="clip")(x)
+        images = layers.Rescaling(1.0, offset=-1.0, dtype="float32", name="images")(x)
     elif output == "tanh":
         images = layers.Activation("tanh", dtype="float32", name="images")(x)
     else:
