@@ -35,6 +35,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -180,10 +181,17 @@ class BuildSummary:
 
 
 def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    # "spawn": the parent has TensorFlow's thread pools running, which fork
-    # would copy mid-flight; spawned workers import only numpy/scipy/nibabel.
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    """A pool of fresh worker processes with the slicing code preloaded.
+
+    Not "fork": the parent runs TensorFlow's thread pools, which fork would
+    copy mid-flight. A fork server starts once, imports numpy/scipy/nibabel
+    and kgan's slicing modules (no TensorFlow), and forks each worker from
+    that clean state, so a worker costs milliseconds rather than the second
+    or two of a spawned interpreter's imports.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["kgan.slicing", "kgan.phantom", "kgan.volumes"])
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
 
 
 class TaskRunner:
@@ -193,51 +201,71 @@ class TaskRunner:
     `2 * workers` in flight, so workers never idle between splits and at most
     that many finished cases wait in memory. TFDS consumes the split
     generators one after the other; `results(split)` yields that split's
-    cases as they finish. With one worker everything runs inline.
+    cases as they finish. With one worker everything runs inline; if the
+    pool breaks (a worker killed, e.g. out of memory, or a calling script
+    without an ``if __name__ == "__main__":`` guard) the rest runs inline.
     """
 
     def __init__(self, tasks_by_split: dict, workers: int):
-        self._queue = collections.deque(
-            (split, task) for split in SPLITS for task in tasks_by_split.get(split, ()))
-        self._counts = {s: len(tasks_by_split.get(s, ())) for s in SPLITS}
-        self._inline = {s: list(tasks_by_split.get(s, ())) for s in SPLITS}
-        self._pending: dict = {}
+        self._tasks = {s: list(tasks_by_split.get(s, ())) for s in SPLITS}
+        self._queue = collections.deque((s, t) for s in SPLITS for t in self._tasks[s])
+        self._pending: dict = {}  # future -> (split, task)
         self._done = {s: [] for s in SPLITS}
         self._window = 2 * workers
-        self._pool = _spawn_pool(min(workers, len(self._queue))) if workers > 1 and len(self._queue) > 1 else None
+        n = len(self._queue)
+        self._pool = _spawn_pool(min(workers, n)) if workers > 1 and n > 1 else None
 
     def _fill(self) -> None:
-        while self._queue and len(self._pending) < self._window:
+        while self._pool is not None and self._queue and len(self._pending) < self._window:
             split, task = self._queue.popleft()
-            self._pending[self._pool.submit(slicing.run_task, task)] = split
+            self._pending[self._pool.submit(slicing.run_task, task)] = (split, task)
+
+    def _wait(self) -> None:
+        finished, _ = concurrent.futures.wait(
+            list(self._pending), return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+            split, task = self._pending.pop(future)
+            try:
+                self._done[split].append(future.result())
+            except concurrent.futures.process.BrokenProcessPool:
+                self._queue.appendleft((split, task))
+                self._go_inline()
+                return
+
+    def _go_inline(self) -> None:
+        warnings.warn("dataset build: worker processes failed; finishing in this process "
+                      "(start builds under `if __name__ == '__main__':`)", RuntimeWarning)
+        lost = list(self._pending.values())
+        self._pending.clear()
+        self._queue.extendleft(reversed(lost))
+        self.close(keep_queue=True)
 
     def results(self, split: str) -> Iterable[tuple]:
         try:
-            if self._pool is None:
-                for task in self._inline[split]:
-                    yield slicing.run_task(task)
-                return
-            remaining = self._counts[split]
+            remaining = len(self._tasks[split])
             while remaining:
                 self._fill()
                 if self._done[split]:
                     remaining -= 1
                     yield self._done[split].pop(0)
-                    continue
-                finished, _ = concurrent.futures.wait(
-                    list(self._pending), return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in finished:
-                    self._done[self._pending.pop(future)].append(future.result())
+                elif self._pool is not None:
+                    self._wait()
+                else:  # inline: run this split's next queued task here
+                    index = next(i for i, (s, _) in enumerate(self._queue) if s == split)
+                    _, task = self._queue[index]
+                    del self._queue[index]
+                    self._done[split].append(slicing.run_task(task))
             if not self._queue and not self._pending:
                 self.close()
         except BaseException:
             self.close()
             raise
 
-    def close(self) -> None:
+    def close(self, keep_queue: bool = False) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=not keep_queue, cancel_futures=True)
             self._pool = None
+        if not keep_queue:
             self._queue.clear()
             self._pending.clear()
 
@@ -286,17 +314,34 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager):
         tasks = self._tasks(dl_manager)
-        by_id = {slicing.task_id(t): t for t in tasks}
+        self.summary.skipped = []
+        screened = []
+        for task in tasks:  # header-only checks: broken cases never take a place in a split
+            if task[0] == "brats":
+                try:
+                    volumes.check_case(task[1])
+                except volumes.VolumeError as err:
+                    if not self._skip_bad:
+                        raise
+                    self.summary.skipped.append((task[1].case_id, str(err)))
+                    if self._progress is not None:
+                        self._progress(task[1].case_id, str(err))
+                    continue
+            screened.append(task)
+        if not screened:
+            raise volumes.VolumeError(str(getattr(dl_manager, "_manual_dir", "") or self.name),
+                                      f"no usable case ({len(tasks)} skipped)")
+        by_id = {slicing.task_id(t): t for t in screened}
         splits = split_cases(list(by_id), seed=self.builder_config.seed)
         splits = {s: ids for s, ids in splits.items() if ids}
         self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},
                                   self._workers)
         self.summary.cases = {s: [] for s in SPLITS}
         self.summary.slices = {s: {m: 0 for m in schema.MODALITIES} for s in SPLITS}
-        self.summary.skipped = []
         return {s: self._generate_examples(s) for s in splits}
 
     def _generate_examples(self, split):
+        yielded = 0
         for cid, slices, error in self._runner.results(split):
             if error is not None:
                 if not self._skip_bad:
@@ -306,6 +351,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 self.summary.skipped.append((cid, "no slice in the range has enough brain"))
             else:
                 self.summary.cases[split].append(cid)
+                yielded += len(slices)
                 for s in slices:
                     self.summary.slices[split][s.modality] += 1
                     yield f"{cid}/{s.modality}/{s.slice_index}", {
@@ -321,6 +367,10 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     }
             if self._progress is not None:
                 self._progress(cid, None if error is None else f"{error[0]}: {error[1]}")
+        if not yielded:  # TFDS would fail with a bare "No examples were yielded"
+            raise volumes.VolumeError(
+                self.name, f"the {split} split has no usable slice: every case in it was skipped "
+                           f"({', '.join(c for c, _ in self.summary.skipped)}); fix or remove them")
 
     def _download_and_prepare(self, dl_manager, download_config):
         try:

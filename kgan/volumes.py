@@ -139,7 +139,13 @@ def find_cases(directory: str) -> list[Case]:
     def onerror(err: OSError) -> None:
         errors.append(f"{err.filename}: {err.strerror}")
 
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=onerror):
+    seen: set = set()
+    for dirpath, dirnames, filenames in os.walk(directory, onerror=onerror, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop, or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
         # Hidden folders hold half-written data (e.g. a phantom patient's temporary folder).
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found: dict[tuple, dict] = {}
@@ -347,6 +353,75 @@ def read_case(case: Case, modalities: Iterable[str] = MODALITIES) -> CaseVolumes
         seg, aff = read_volume(case.seg, label=True)
         _check_same_grid(case.seg, seg.shape, aff, images[ref].shape, affine, case.files[ref])
     return CaseVolumes(case=case, images=images, seg=seg, affine=affine)
+
+
+def _header(path: str) -> tuple[tuple, np.ndarray]:
+    """Shape and RAS affine from a file's header only (no voxel data read)."""
+    if not os.path.exists(path):
+        raise VolumeError(path, "file does not exist")
+    if path.lower().endswith((".mha", ".mhd")):
+        try:
+            import SimpleITK as sitk
+        except ImportError:
+            raise VolumeError(
+                path, "reading MetaImage (.mha) files needs SimpleITK: pip install 'kgan[mha]'"
+            ) from None
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as err:
+            lines = str(err).strip().splitlines()
+            raise VolumeError(path, f"unreadable MetaImage ({lines[-1] if lines else err})") from None
+        shape = tuple(reader.GetSize())
+        if len(shape) != 3:
+            raise VolumeError(path, f"expected a 3-D volume, got {len(shape)}-D with shape {shape}")
+        affine = np.eye(4)
+        affine[:3, :3] = np.asarray(reader.GetDirection()).reshape(3, 3) * np.asarray(reader.GetSpacing())
+        affine[:3, 3] = reader.GetOrigin()
+        affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    else:
+        import nibabel as nib
+
+        try:
+            image = nib.load(path)
+            shape, affine = tuple(image.shape), np.asarray(image.affine, np.float64)
+        except Exception as err:  # nibabel raises many types on malformed files
+            raise VolumeError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from None
+        if len(shape) == 4 and shape[3] == 1:
+            shape = shape[:3]
+        if len(shape) != 3:
+            raise VolumeError(path, f"expected a 3-D volume, got {len(shape)}-D with shape {shape}")
+    import nibabel.orientations as nio
+
+    transform = nio.ornt_transform(nio.io_orientation(affine), nio.axcodes2ornt(("R", "A", "S")))
+    new_shape = tuple(int(shape[int(a)]) for a in np.argsort(transform[:, 0]))
+    return new_shape, affine @ nio.inv_ornt_aff(transform, shape)
+
+
+def check_case(case: Case, modalities: Iterable[str] = MODALITIES) -> None:
+    """Cheap checks from file headers only: every modality present, readable, 3-D, on one grid.
+
+    Used before a build to drop (or fail on) broken cases before patients
+    are split; problems in the voxel data (truncation, NaN, all zero) are
+    still found by `read_case`.
+
+    Raises:
+      VolumeError: naming the file and the problem.
+    """
+    modalities = tuple(modalities)
+    missing = [m for m in modalities if m not in case.files]
+    if missing:
+        raise VolumeError(case.directory, f"case {case.case_id}: missing modality {', '.join(missing)} "
+                                          f"(found {', '.join(sorted(case.files)) or 'none'})")
+    paths = [case.files[m] for m in modalities] + ([case.seg] if case.seg else [])
+    ref = None
+    for path in paths:
+        shape, affine = _header(path)
+        if ref is None:
+            ref = (shape, affine, path)
+        else:
+            _check_same_grid(path, shape, affine, ref[0], ref[1], ref[2])
 
 
 def _check_same_grid(path, shape, affine, ref_shape, ref_affine, ref_path) -> None:

@@ -196,3 +196,20 @@ def test_phantom_dataset_through_ensure_dataset(tmp_path):
         assert np.bincount(labels["modality"], minlength=4).min() == 70
     summary = records.build_dataset("phantom", size=32, data_dir=data_dir, patients=3)
     assert not summary.built and summary.total_slices == 3 * 4 * 70
+
+
+def test_case_with_corrupt_voxels_is_skipped_during_the_build(tmp_path):
+    src = tmp_path / "cases"
+    ids = ["p1", "p2", "p3", "p4", "p5"]
+    for i, cid in enumerate(ids):
+        write_case(src, cid, seed=i)
+    path = src / "p5" / "p5_t1.nii.gz"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])  # header intact, voxel data truncated
+    volumes.check_case(volumes.find_cases(str(src / "p5"))[0])  # headers pass...
+    seed = next(s for s in range(50) if "p5" in records.split_cases(ids, seed=s)["train"])
+    summary = records.build_dataset("brats", size=32, data_dir=str(tmp_path / "rec"),
+                                    manual_dir=str(src), workers=1, skip_bad=True, seed=seed)
+    assert [c for c, _ in summary.skipped] == ["p5"]  # ...the worker finds the truncation
+    assert "p5_t1.nii.gz" in summary.skipped[0][1] and "truncated" in summary.skipped[0][1]
+    assert sorted(sum(summary.cases.values(), [])) == ["p1", "p2", "p3", "p4"]

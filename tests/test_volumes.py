@@ -298,3 +298,28 @@ def test_volume_error_survives_pickling():
 
     err = pickle.loads(pickle.dumps(volumes.VolumeError("/x/y.nii.gz", "broken")))
     assert err.path == "/x/y.nii.gz" and err.problem == "broken" and str(err) == "/x/y.nii.gz: broken"
+
+
+def test_check_case_reads_headers_only_and_accepts_mixed_orientations(tmp_path):
+    write_case(tmp_path, "mixed", lps=True)
+    ras = make_volumes()
+    save_nifti(tmp_path / "mixed" / "mixed_t2.nii.gz", ras["t2"], RAS_AFFINE.copy(), np.int16)
+    (case,) = volumes.find_cases(str(tmp_path))
+    volumes.check_case(case)  # same grid once both are seen in RAS
+    cv = volumes.read_case(case)
+    np.testing.assert_array_equal(cv.images["t2"], ras["t2"].astype(np.int16).astype(np.float32))
+    save_nifti(tmp_path / "mixed" / "mixed_t2.nii.gz", np.ones((48, 48, 30), np.float32))
+    with pytest.raises(volumes.VolumeError, match=r"mixed_t2.nii.gz: on a different grid"):
+        volumes.check_case(case)
+    (tmp_path / "mixed" / "mixed_t2.nii.gz").write_text("not an image")
+    with pytest.raises(volumes.VolumeError, match=r"mixed_t2.nii.gz: not a readable NIfTI"):
+        volumes.check_case(case)
+
+
+def test_symlinked_case_folders_are_followed_once(tmp_path):
+    write_case(tmp_path / "store", "linked")
+    top = tmp_path / "top"
+    top.mkdir()
+    os.symlink(tmp_path / "store" / "linked", top / "linked")
+    os.symlink(top, top / "loop")  # a loop must not hang or duplicate cases
+    assert [c.case_id for c in volumes.find_cases(str(top))] == ["linked"]

@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Benchmarks the data stage: parallel build vs one process, and the tf.data pipeline.
+
+1. Build: the same BraTS-layout cohort (by default the phantom volumes that
+   `make_records.py phantom` wrote, read as a BraTS dataset so generation time
+   is excluded) is built into a fresh TFDS dataset with 1 worker process and
+   with all cores; median of --repeats runs each, in volumes/s (4 modalities
+   per case).
+2. Pipeline: `kgan.pipeline.load_slices` over the train split of a dataset,
+   batch 64: images/s of the first (uncached) epoch and of later epochs
+   (cached), median over timed windows.
+
+Writes the table between the bench markers of docs/data.md with --write-docs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+START, END = "<!-- bench_records:start -->", "<!-- bench_records:end -->"
+
+
+def bench_build(cohort: str, workers: int, repeats: int, size: int) -> dict:
+    from kgan import records, volumes
+
+    n_cases = len(volumes.find_cases(cohort))
+    times = []
+    for _ in range(repeats):
+        tmp = tempfile.mkdtemp(prefix="kgan-bench-")
+        try:
+            start = time.perf_counter()
+            records.build_dataset("brats", size=size, data_dir=tmp, manual_dir=cohort, workers=workers)
+            times.append(time.perf_counter() - start)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    med = statistics.median(times)
+    return {"workers": workers, "cases": n_cases, "seconds": times, "median_s": med,
+            "volumes_per_s": 4 * n_cases / med}
+
+
+def bench_pipeline(dataset: str, batch: int, windows: int, batches_per_window: int) -> dict:
+    from kgan import pipeline
+
+    ds = pipeline.load_slices(dataset, "train", batch_size=batch, repeat=False)
+    start = time.perf_counter()
+    n = sum(int(x.shape[0]) for x, _ in ds)  # first epoch: read, parse, fill the cache
+    first = n / (time.perf_counter() - start)
+    ds = pipeline.load_slices(dataset, "train", batch_size=batch, repeat=True)
+    it = iter(ds)
+    for _ in range(batches_per_window):  # warm-up fills the cache
+        next(it)
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(batches_per_window):
+            x, _ = next(it)
+        _ = x.numpy()
+        rates.append(batch * batches_per_window / (time.perf_counter() - start))
+    return {"dataset": dataset, "batch": batch, "train_slices": n, "first_epoch_images_per_s": first,
+            "cached_images_per_s": statistics.median(rates), "windows": rates}
+
+
+def table(build1: dict, buildn: dict, pipe: dict, load: tuple) -> str:
+    speedup = buildn["volumes_per_s"] / build1["volumes_per_s"]
+    return "\n".join([
+        f"Measured by `python scripts/bench_records.py` on {platform.machine()} with "
+        f"{os.cpu_count()} cores (load average {load[0]:.1f} while it ran: the machine is shared), "
+        f"medians of {len(build1['seconds'])} builds:",
+        "",
+        "| what | value |",
+        "|---|---|",
+        f"| build, 1 process | {build1['volumes_per_s']:.2f} volumes/s ({build1['cases']} cases, "
+        f"{build1['median_s']:.1f} s) |",
+        f"| build, {buildn['workers']} processes | {buildn['volumes_per_s']:.2f} volumes/s "
+        f"({buildn['median_s']:.1f} s, {speedup:.2f}x) |",
+        f"| `load_slices`, first epoch (parse + cache) | {pipe['first_epoch_images_per_s']:,.0f} images/s |",
+        f"| `load_slices`, cached epochs (shuffle, batch {pipe['batch']}) | "
+        f"{pipe['cached_images_per_s']:,.0f} images/s |",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cohort", default=None,
+                        help="BraTS-layout folder to build from (default: the phantom volumes, made if absent)")
+    parser.add_argument("--patients", type=int, default=8, help="phantom patients if --cohort is not given")
+    parser.add_argument("--data-dir", default="records")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--dataset", default=None,
+                        help="dataset for the pipeline benchmark (default: the phantom sagittal_64 dataset)")
+    parser.add_argument("--write-docs", action="store_true", help="update docs/data.md")
+    parser.add_argument("--json", default=None, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+
+    from kgan import phantom, records
+
+    cohort = args.cohort
+    if cohort is None:
+        root = phantom.cohort_dir(args.data_dir, 0)
+        phantom.write_cohort(root, args.patients, 0)
+        cohort = tempfile.mkdtemp(prefix="kgan-bench-cohort-")
+        for i in range(args.patients):  # only the first N patients, via symlinks
+            folder = phantom.write_patient(root, i, 0)
+            os.symlink(os.path.abspath(folder), os.path.join(cohort, os.path.basename(folder)))
+    dataset = args.dataset or records.ensure_dataset("phantom", data_dir=args.data_dir)
+
+    build1 = bench_build(cohort, 1, args.repeats, args.size)
+    print(f"1 process: {build1['volumes_per_s']:.2f} volumes/s, runs {build1['seconds']}")
+    buildn = bench_build(cohort, args.workers, args.repeats, args.size)
+    print(f"{args.workers} processes: {buildn['volumes_per_s']:.2f} volumes/s, runs {buildn['seconds']}")
+    pipe = bench_pipeline(dataset, 64, windows=7, batches_per_window=50)
+    print(f"pipeline: first epoch {pipe['first_epoch_images_per_s']:.0f} images/s, "
+          f"cached {pipe['cached_images_per_s']:.0f} images/s")
+    text = table(build1, buildn, pipe, os.getloadavg())
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"build_1": build1, "build_n": buildn, "pipeline": pipe}, f, indent=2)
+    if args.write_docs:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data.md")
+        doc = open(path).read()
+        if START not in doc or END not in doc:
+            print(f"{path} has no {START} ... {END} block", file=sys.stderr)
+            return 1
+        head, rest = doc.split(START, 1)
+        _, tail = rest.split(END, 1)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(head + START + "\n" + text + "\n" + END + tail)
+        os.replace(tmp, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
