@@ -81,6 +81,16 @@ def test_began_64_is_berthelots_layout():
     assert d.get_layer("enc_conv0_0").get_config()["activation"] == "elu"
 
 
+def test_256_builds_by_adding_blocks():
+    g = networks.dcgan_generator(256, 100, width=4)
+    assert g.output.shape[1:] == (256, 256, 1)
+    assert g.get_layer("reshape").output.shape[1:] == (4, 4, 32)  # capped at 8x width
+    assert len([l for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)]) == 6
+    d = networks.began_discriminator(256, filters=4, bottleneck=8)
+    assert d.output.shape[1:] == (256, 256, 1)
+    assert len([l for l in d.layers if isinstance(l, keras.layers.UpSampling2D)]) == 5
+
+
 @pytest.mark.parametrize("size", [12, 48, 512])
 def test_unsupported_size(size):
     with pytest.raises(ValueError, match="image_size"):

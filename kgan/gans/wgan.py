@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 
 from kgan import losses
-from kgan.gans.base import GAN, assign_in_sync
+from kgan.gans.base import GAN, assign_in_sync, replica_info
 
 
 class WGAN(GAN):
@@ -180,6 +180,14 @@ class WGAN(GAN):
             self.generator_updates.assign_add(1)
             return self.update_metrics({**logged, "g_loss": g_loss})
 
+        replicas, _ = replica_info()
+        if replicas > 1:
+            # The skipped generator update is a tf.cond around an optimizer update, and
+            # tf.distribute cannot synchronise replicas inside a conditional branch.
+            raise ValueError(
+                "WGAN reference_schedule=True runs on one device only (tf.distribute cannot "
+                f"all-reduce inside the conditional generator update); got {replicas} replicas"
+            )
         pending = self.pending_critic_updates + self.n_critic
         do_update = pending >= self.critic_updates_required()
         g_loss = tf.cond(
