@@ -15,8 +15,9 @@ anatomy, no download. Each patient gets, from its own seeded generator:
   T1 by per-patient piecewise-linear maps of its CSF/GM/WM levels:
   T1 WM > GM > CSF; T2 CSF > GM > WM; FLAIR GM > WM > CSF with bright oedema;
   T1ce like T1 plus a bright enhancing rim; per-patient tissue-level jitter,
-  a smooth multiplicative bias field, Rician noise and, for some patients
-  and contrasts, the through-plane blur of thick-slice acquisitions;
+  a smooth multiplicative bias field, fine tissue grain, Rician noise, the
+  in-plane blur of resampling and, for 60 % of patients, the stronger
+  through-plane blur of thick-slice acquisitions (most for T2/FLAIR);
 * the BraTS grid (240 x 240 x 155, 1 mm, stored LPS like BraTS files), zero
   background (skull-stripped), int16 voxels in arbitrary scanner units.
 
@@ -41,7 +42,7 @@ from scipy import ndimage as ndi
 from kgan import slicing, volumes
 
 #: Bump when the generator changes, so old cohorts on disk are not reused.
-PHANTOM_VERSION = 1
+PHANTOM_VERSION = 2
 GRID_SHAPE = (240, 240, 155)
 #: BraTS files are stored LPS: this is their affine (x and y flipped).
 BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
@@ -54,7 +55,7 @@ HGG_FRACTION = 0.75
 _CONTRASTS = {
     #         csf   gm    wm    necrosis rim   oedema
     "t1":    (0.18, 0.68, 1.00, 0.30, 0.62, 0.72),
-    "t1ce":  (0.18, 0.68, 1.00, 0.30, 1.55, 0.72),
+    "t1ce":  (0.18, 0.68, 1.00, 0.30, 1.85, 0.72),
     "t2":    (3.20, 1.30, 0.90, 2.60, 1.60, 2.00),
     "flair": (0.30, 1.05, 0.90, 0.80, 1.25, 1.45),
 }
@@ -80,6 +81,9 @@ def _template() -> dict:
         maps[name] = np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32)) / 255.0
     gm, wm, t1 = maps["gm"], maps["wm"], maps["t1"]
     brain = ndi.binary_fill_holes(ndi.binary_closing((gm + wm) > 0.3, iterations=3)) & (t1 > 0.02)
+    parts, n = ndi.label(brain)
+    if n > 1:  # keep the brain, drop specks the closing left outside it
+        brain = parts == (np.argmax(np.bincount(parts.ravel())[1:]) + 1)
     idx = np.argwhere(brain)
     lo, hi = np.maximum(idx.min(0) - 3, 0), np.minimum(idx.max(0) + 4, brain.shape)
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -167,6 +171,10 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     start = (grid - box) // 2
     start[2] = max(grid[2] - box[2] - 2, 0)  # brain top just under the grid's top, like BraTS
     shift = rng.uniform(-4, 4, 3)
+    # Vertically, put the top of the brain (4 voxels below the crop's top) 3-7
+    # voxels under the grid's top, as in BraTS; the brainstem may be cut.
+    top_box = (box[2] - 1) / 2.0 - rng.uniform(3, 7)
+    shift[2] = (src_shape[2] - 5) - (src_shape[2] - 1) / 2.0 - top_box / scale[2]
 
     # Coordinates of the box voxels relative to the box centre.
     axes = [np.arange(n, dtype=np.float32) - (n - 1) / 2.0 for n in box]
@@ -214,7 +222,7 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     r = np.sqrt(r2[sub]) / radius
     del r2
     d_core = r * (1.0 + 0.2 * np.tanh(_noise(rng, sub_shape, 4.0)))
-    core_edge = rng.uniform(0.45, 0.7) if hgg else 1.0
+    core_edge = min(rng.uniform(0.45, 0.7), 1.0 - 3.0 / radius) if hgg else 1.0  # rim >= 3 mm
     d_oed = r * (1.0 + 0.35 * np.tanh(_noise(rng, sub_shape, 6.0)))
     inside = warped["brain"][sub]
     p_tumour = _smoothstep(d_core - 1.0, 0.08) * inside
@@ -238,8 +246,9 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     knots_x = np.array([0.0, csf_l / wm_l, gm_l / wm_l, 1.0, 1.3])
     bias = np.exp(0.05 * _smooth_field(rng, shape, 6, 140.0))
     vessels = warped["surface"] * np.clip(0.6 + 0.5 * _smooth_field(rng, shape, 6, 14.0), 0, 1.5)
-    blur_xy = rng.uniform(0.5, 0.9)
-    thick = rng.random() < 0.6  # thick-slice axial T2/FLAIR, upsampled: blurry through-plane
+    blur_xy = rng.uniform(0.7, 1.2)
+    thick = rng.random() < 0.6  # thick-slice axial acquisitions, upsampled: blurry through-plane
+    grain = 1.0 + 0.03 * _noise(rng, shape, 1.5)  # fine tissue heterogeneity
     healthy = 1.0 - p_core - p_rim - p_oed
     out = {}
     for m in MODALITIES:
@@ -252,6 +261,7 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
         img[sub] = img[sub] * healthy + tumour_tex * (
             p_core * levels[3] + p_rim * levels[4] + p_oed * levels[5])
         img *= bias
+        img *= grain
         sigma = rng.uniform(0.015, 0.035) * wm
         n1 = rng.standard_normal(shape, dtype=np.float32)
         n2 = rng.standard_normal(shape, dtype=np.float32)
@@ -260,7 +270,10 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
         n2 *= sigma
         noisy = np.sqrt(n1 * n1 + n2 * n2)  # Rician magnitude noise
         del n1, n2, img
-        blur_z = rng.uniform(1.2, 2.2) if thick and m in ("t2", "flair") else rng.uniform(0.5, 1.0)
+        if thick:
+            blur_z = rng.uniform(1.4, 2.4) if m in ("t2", "flair") else rng.uniform(0.9, 1.6)
+        else:
+            blur_z = rng.uniform(0.6, 1.1)
         noisy = ndi.gaussian_filter(noisy, (blur_xy, blur_xy, blur_z), truncate=2.5)
         units = rng.uniform(300, 1500)
         vol_box = np.where(brain, np.maximum(np.rint(noisy * units), 1), 0).astype(np.int16)

@@ -52,6 +52,10 @@ DEFAULT_DATA_DIR = "records"
 SUMMARY_FILE = "kgan_build_summary.json"
 _SOURCES = ("phantom", "brats")
 _RELEASE_NOTES = {VERSION: "First release: kgan.schema slice records."}
+#: The phantom dataset's version follows the phantom generator's, so a changed
+#: generator never reuses slices built from an older cohort.
+PHANTOM_DATASET_VERSION = f"{phantom.PHANTOM_VERSION}.0.0"
+_PHANTOM_NOTES = {PHANTOM_DATASET_VERSION: f"Phantom generator v{phantom.PHANTOM_VERSION}."}
 _BUILDER_NAMES = {"phantom": "phantom_slices", "brats": "brats_slices"}
 
 assert tuple(schema.MODALITIES) == volumes.MODALITIES
@@ -84,7 +88,9 @@ class SliceBuilderConfig(tfds.core.BuilderConfig):
             name += f"_n{patients}"
         if int(seed) != 0:
             name += f"_seed{int(seed)}"
-        return cls(name=name, version=VERSION, release_notes=dict(_RELEASE_NOTES), plane=plane, size=int(size), resize=resize,
+        version, notes = ((PHANTOM_DATASET_VERSION, _PHANTOM_NOTES) if phantom_cohort
+                          else (VERSION, _RELEASE_NOTES))
+        return cls(name=name, version=version, release_notes=dict(notes), plane=plane, size=int(size), resize=resize,
                    patients=patients, seed=int(seed),
                    description=f"{plane} slices resized to {size}x{size} ({resize})")
 
@@ -410,6 +416,8 @@ class PhantomSlices(_SliceBuilder):
     """The built-in phantom cohort (kgan.phantom) as labelled 2-D slices."""
 
     BUILDER_CONFIGS = _standard_configs(phantom_cohort=True)
+    VERSION = tfds.core.Version(PHANTOM_DATASET_VERSION)
+    RELEASE_NOTES = dict(_PHANTOM_NOTES)
     SOURCE = "phantom"
 
     def _tasks(self, dl_manager) -> list:

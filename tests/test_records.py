@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from kgan import pipeline, records, schema, volumes
+from kgan import phantom, pipeline, records, schema, volumes
 from test_volumes import write_case, write_mha_case
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,9 +184,11 @@ def test_phantom_dataset_through_ensure_dataset(tmp_path):
     data_dir = str(tmp_path)
     path = records.ensure_dataset("phantom", plane="sagittal", size=32, data_dir=data_dir,
                                   patients=3, seed=0, workers=2)
-    assert path == os.path.join(data_dir, "phantom_slices", "sagittal_32_n3", "1.0.0")
-    assert sorted(os.listdir(os.path.join(data_dir, "phantom_volumes", "v1_seed0", "HGG")))[:1] == \
-        ["Phantom_s0_0000"]
+    version = f"{phantom.PHANTOM_VERSION}.0.0"
+    assert path == os.path.join(data_dir, "phantom_slices", "sagittal_32_n3", version)
+    written = volumes.find_cases(phantom.cohort_dir(data_dir, 0))  # BraTS 2021 layout, graded folders
+    assert [c.case_id for c in written] == [phantom.case_id(i, 0) for i in range(3)]
+    assert [c.grade for c in written] == [phantom.patient_grade(i, 0) for i in range(3)]
     x, y = next(iter(pipeline.load_slices(path, "train", batch_size=16)))
     assert x.shape == (16, 32, 32, 1) and -1.0 <= float(x.numpy().min()) and float(x.numpy().max()) <= 1.0
     assert set(y["grade"].numpy()) <= {1, 2} and set(y["synthetic"].numpy()) == {0}
