@@ -312,3 +312,19 @@ def test_page_in_headless_chromium_answer_reload_export_score(kit, tmp_path):
     assert t.real_as_real == sum(truth[i] == "real" and plan[i] == "real" for i in plan)
     assert t.synthetic_as_synthetic == sum(truth[i] == "synthetic" and plan[i] == "synthetic" for i in plan)
     assert t.total == len(plan) and result["unanswered"] == [ids[-1]]
+
+
+def test_unconditional_multimodality_samples_get_a_modality_from_the_encoder(kit, tmp_path):
+    """Labelling only the real slices would give the answer away: synthetic ones get the encoder's."""
+    out, _, _ = kit
+    data = os.path.join(os.path.dirname(str(out)), "data")
+    encoder_path = tmp_path / "enc.keras"
+    page, key_path = turing_test.build(toy_generator(False, 32), data, str(tmp_path / "u"), real=3,
+                                       synthetic=3, seed=2, encoder_path=str(encoder_path),
+                                       log=lambda *_: None)
+    assert encoder_path.exists()
+    key = json.load(open(key_path))
+    items = _payload(page)[1]["items"]
+    labels = {"T1", "T1ce (contrast-enhanced T1)", "T2", "FLAIR"}
+    assert all(item["modality"] in labels for item in items)
+    assert all(info["modality"] in ("t1", "t1ce", "t2", "flair") for info in key["items"].values())

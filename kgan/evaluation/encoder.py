@@ -81,7 +81,7 @@ def build(image_size: int, seed: int, width: int = 16) -> keras.Model:
     return model
 
 
-def train(images: np.ndarray, labels: dict, *, seed: int = 0, epochs: int = 6,
+def train(images: np.ndarray, labels: dict, *, seed: int = 0, epochs: int = 12,
           max_slices: int = 6000, batch_size: int = 64, width: int = 16) -> tuple[keras.Model, dict]:
     """Trains the encoder on real training slices.
 
@@ -141,7 +141,7 @@ def load(path: str) -> Encoder:
     return Encoder(model, os.path.abspath(path), file_sha256(path), info)
 
 
-def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: int = 6,
+def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: int = 12,
                   max_slices: int = 6000, log=print) -> Encoder:
     """Reuses the encoder at `path`, or trains one on the real training slices and saves it.
 
