@@ -328,3 +328,25 @@ def test_unconditional_multimodality_samples_get_a_modality_from_the_encoder(kit
     labels = {"T1", "T1ce (contrast-enhanced T1)", "T2", "FLAIR"}
     assert all(item["modality"] in labels for item in items)
     assert all(info["modality"] in ("t1", "t1ce", "t2", "flair") for info in key["items"].values())
+
+
+def test_build_script_on_an_exported_savedmodel(tmp_path, capsys):
+    import importlib.util
+
+    from kgan import export
+    from test_evaluate import _tiny_keras_generator
+
+    data = write_toy_dataset(tmp_path / "data", patients=(1, 2), slices=3)
+    version = export.export_generator(_tiny_keras_generator(True), str(tmp_path / "exports" / "tiny"),
+                                      metadata={"gan": "dcgan", "modalities": ["t2", "flair"]})
+    spec = importlib.util.spec_from_file_location(
+        "turing_cli", os.path.join(os.path.dirname(__file__), "..", "scripts", "turing_test.py"))
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    out = tmp_path / "round1"
+    assert cli.main(["build", "--model", version, "--data", data, "--out", str(out), "--real", "4",
+                     "--synthetic", "4", "--seed", "5"]) == 0
+    key = json.load(open(str(out) + ".key.json"))
+    assert key["n_real"] == key["n_synthetic"] == 4
+    assert {info["modality"] for info in key["items"].values()} <= {"t2", "flair"}
+    assert "turing_test.html" in capsys.readouterr().out
