@@ -186,7 +186,7 @@ class BuildSummary:
 # Worker processes (they run kgan.slicing.run_task, which imports no TensorFlow)
 
 
-def _spawn_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+def _worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """A pool of fresh worker processes with the slicing code preloaded.
 
     Not "fork": the parent runs TensorFlow's thread pools, which fork would
@@ -219,7 +219,7 @@ class TaskRunner:
         self._done = {s: [] for s in SPLITS}
         self._window = 2 * workers
         n = len(self._queue)
-        self._pool = _spawn_pool(min(workers, n)) if workers > 1 and n > 1 else None
+        self._pool = _worker_pool(min(workers, n)) if workers > 1 and n > 1 else None
 
     def _fill(self) -> None:
         while self._pool is not None and self._queue and len(self._pending) < self._window:

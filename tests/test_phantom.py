@@ -74,10 +74,12 @@ def test_tumour_labels_and_appearance(patient):
     assert np.all(patient["t1"][seg > 0] > 0)
 
 
-def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path):
-    root = str(tmp_path / "cohort")
+def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_factory):
+    # The session-wide folder that test_records' phantom build also uses: the patient written here is
+    # reused there (one generation fewer on a slow machine).
+    root = phantom.cohort_dir(str(tmp_path_factory.getbasetemp() / "shared_phantom_records"), SEED)
     # A leftover of an interrupted write is ignored by the reader and by the writer.
-    os.makedirs(os.path.join(root, "HGG", f".{phantom.case_id(INDEX, SEED)}.tmp-dead"))
+    os.makedirs(os.path.join(root, "HGG", f".{phantom.case_id(INDEX, SEED)}.tmp-dead"), exist_ok=True)
     folder = phantom.write_patient(root, INDEX, SEED)
     assert folder == os.path.join(root, "HGG", phantom.case_id(INDEX, SEED))
     (case,) = volumes.find_cases(root)

@@ -180,8 +180,8 @@ def test_interrupted_build_leaves_nothing_finished_and_rerun_completes(brats_dir
     assert sum(int(x.shape[0]) for x, _ in ds) == 8 * (sum(summary.slices["train"].values()) // 8)
 
 
-def test_phantom_dataset_through_ensure_dataset(tmp_path):
-    data_dir = str(tmp_path)
+def test_phantom_dataset_through_ensure_dataset(tmp_path_factory):
+    data_dir = str(tmp_path_factory.getbasetemp() / "shared_phantom_records")  # see test_phantom
     path = records.ensure_dataset("phantom", plane="sagittal", size=32, data_dir=data_dir,
                                   patients=3, seed=0, workers=2)
     version = f"{phantom.PHANTOM_VERSION}.0.0"
