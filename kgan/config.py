@@ -165,7 +165,7 @@ def _paper_optimizer(gan: str) -> OptimizersConfig:
         opt = OptimizerConfig("adam", 1e-4, beta_1=0.0, beta_2=0.9)
     elif gan == "began":  # Berthelot et al. 2017: Adam 1e-4, decayed, with a floor
         opt = OptimizerConfig("adam", 1e-4, beta_1=0.5, beta_2=0.999, decay_rate=0.5,
-                              decay_steps=25_000, min_learning_rate=2e-5)
+                              decay_steps=100_000, min_learning_rate=2e-5)
     else:
         raise ConfigError(f"unknown gan {gan!r}; choose from {GANS}")
     return OptimizersConfig(d=dataclasses.replace(opt), g=dataclasses.replace(opt))

@@ -196,6 +196,13 @@ def make_strategy(config: cfg.Config) -> tf.distribute.Strategy:
 
 def _set_precision(config: cfg.Config) -> str:
     policy = config.train.mixed_precision
+    if policy == "mixed_float16":
+        # float16 needs loss scaling (keras.optimizers.LossScaleOptimizer plus scaled losses in
+        # each train_step); the GAN steps do not scale their losses, so refuse rather than train
+        # with silently wrong gradients. bfloat16 has float32's range and needs no scaling.
+        raise cfg.ConfigError(
+            "train.mixed_precision = 'mixed_float16' needs loss scaling, which the GAN train "
+            "steps do not do; use 'mixed_bfloat16' (Ampere/Hopper GPUs, TPUs)")
     if policy != "none" and not tf.config.list_logical_devices("GPU"):
         print(f"kgan: mixed precision {policy!r} is for GPUs; training in float32 on this CPU",
               file=sys.stderr)
@@ -204,15 +211,11 @@ def _set_precision(config: cfg.Config) -> str:
     return policy
 
 
-def _optimizers(config: cfg.Config, policy: str):
-    d = cfg.make_optimizer(config.optimizer.d)
-    g = cfg.make_optimizer(config.optimizer.g)
-    if policy == "mixed_float16":
-        d, g = keras.optimizers.LossScaleOptimizer(d), keras.optimizers.LossScaleOptimizer(g)
-    return d, g
+def _optimizers(config: cfg.Config):
+    return cfg.make_optimizer(config.optimizer.d), cfg.make_optimizer(config.optimizer.g)
 
 
-def build_model(config: cfg.Config):
+def build_model(config: cfg.Config, jit_compile: bool | None = None):
     """The GAN of a recipe, compiled with the recipe's optimisers (call inside a strategy scope)."""
     from kgan.gans import build_gan
 
@@ -222,8 +225,9 @@ def build_model(config: cfg.Config):
         width=m.width or None, bottleneck=m.bottleneck, seed=config.train.seed,
         **config.gan_params,
     )
-    d_opt, g_opt = _optimizers(config, config.train.mixed_precision)
-    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=config.train.jit_compile)
+    d_opt, g_opt = _optimizers(config)
+    jit = config.train.jit_compile if jit_compile is None else jit_compile
+    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=jit)
     return gan
 
 
@@ -282,8 +286,14 @@ def train(config: cfg.Config, *, fresh: bool = False,
     strategy = make_strategy(config)
     dataset_dir = resolve_data(config)
 
+    jit = config.train.jit_compile
+    if jit and strategy.num_replicas_in_sync > 1 and not _devices()[0]:
+        # XLA inside Keras's distributed step fails across logical CPU devices (a variable of
+        # replica 1 read from CPU:0); GPUs are unaffected.
+        print("kgan: XLA is off for MirroredStrategy over CPU devices", file=sys.stderr)
+        jit = False
     with strategy.scope():
-        gan = build_model(config)
+        gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
     stream = SliceStream(
         dataset_dir, split=config.data.split, batch_size=config.train.batch_size * per_step,
@@ -310,6 +320,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         "replicas": strategy.num_replicas_in_sync,
         "device": device,
         "mixed_precision": policy,
+        "jit_compile": jit,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     })
@@ -381,7 +392,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
 
     export_dir = None
     if config.output.export:
-        export_dir = export(run_dir, config.export_base)
+        export_dir = export(run_dir, config.export_base, reuse=steps_done == start)
     return TrainResult(
         run_dir=run_dir, config_path=config_path, generator_path=generator_path,
         checkpoint_dir=ckpt_dir, logdir=logdir, samples_png=samples_png, export_dir=export_dir,
@@ -402,10 +413,18 @@ def write_sample_grid(generator, inputs, groups, path: str) -> None:
     cb.write_png(grid, path)
 
 
-def export(run_dir: str, out_base: str) -> str:
-    """Exports the run's generator as a TF Serving SavedModel (kgan.export)."""
-    from kgan.export import export_run
+def export(run_dir: str, out_base: str, reuse: bool = False) -> str:
+    """Exports the run's generator as a TF Serving SavedModel (kgan.export).
 
+    With `reuse` (a rerun that trained nothing new), the newest existing version is returned
+    instead of writing an identical new one.
+    """
+    from kgan.export import existing_versions, export_run
+
+    if reuse:
+        versions = existing_versions(out_base)
+        if versions:
+            return os.path.join(out_base, str(max(versions)))
     return export_run(run_dir, out_base)
 
 
