@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -506,6 +507,11 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
             volumes.find_cases(manual_dir)  # fail early, before TFDS creates folders
         tfds.disable_progress_bar()
         start = time.perf_counter()
+        if progress is None:  # say why the first call takes a while (the CLI shows a bar instead)
+            what = (f"{builder.builder_config.patients} phantom patients" if source == "phantom"
+                    else f"BraTS cases from {manual_dir}")
+            print(f"kgan: building {builder.name}/{builder.builder_config.name} from {what} into "
+                  f"{version_dir} with {builder._workers} worker(s)...", file=sys.stderr, flush=True)
         with _build_lock(os.path.dirname(version_dir)):
             if not os.path.isdir(version_dir):  # another process may have finished meanwhile
                 config = tfds.download.DownloadConfig(
@@ -513,6 +519,9 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
                 builder.download_and_prepare(download_config=config)
                 summary = builder.summary
                 summary.seconds = time.perf_counter() - start
+                if progress is None:
+                    print(f"kgan: built {summary.name}: {summary.total_slices} slices in "
+                          f"{summary.seconds:.0f} s", file=sys.stderr, flush=True)
                 summary.dataset_dir = version_dir
                 _write_json(summary_path, summary.to_json())
                 return summary

@@ -31,22 +31,32 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 START, END = "<!-- bench_records:start -->", "<!-- bench_records:end -->"
 
 
-def bench_build(cohort: str, workers: int, repeats: int, size: int) -> dict:
+def bench_builds(cohort: str, worker_counts: tuple, repeats: int, size: int) -> list:
+    """Times full builds; runs alternate between worker counts so both see the same machine load."""
     from kgan import records, volumes
 
     n_cases = len(volumes.find_cases(cohort))
-    times = []
+    times = {w: [] for w in worker_counts}
+    loads = {w: [] for w in worker_counts}
     for _ in range(repeats):
-        tmp = tempfile.mkdtemp(prefix="kgan-bench-")
-        try:
-            start = time.perf_counter()
-            records.build_dataset("brats", size=size, data_dir=tmp, manual_dir=cohort, workers=workers)
-            times.append(time.perf_counter() - start)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    med = statistics.median(times)
-    return {"workers": workers, "cases": n_cases, "seconds": times, "median_s": med,
-            "volumes_per_s": 4 * n_cases / med}
+        for workers in worker_counts:
+            tmp = tempfile.mkdtemp(prefix="kgan-bench-")
+            try:
+                start = time.perf_counter()
+                records.build_dataset("brats", size=size, data_dir=tmp, manual_dir=cohort,
+                                      workers=workers, progress=lambda *a: None)
+                times[workers].append(time.perf_counter() - start)
+                loads[workers].append(os.getloadavg()[0])
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            print(f"{workers} worker(s): {times[workers][-1]:.1f} s (load {loads[workers][-1]:.1f})",
+                  flush=True)
+    out = []
+    for w in worker_counts:
+        med = statistics.median(times[w])
+        out.append({"workers": w, "cases": n_cases, "size": size, "seconds": times[w], "load": loads[w],
+                    "median_s": med, "volumes_per_s": 4 * n_cases / med})
+    return out
 
 
 def bench_pipeline(dataset: str, batch: int, windows: int, batches_per_window: int) -> dict:
@@ -71,12 +81,14 @@ def bench_pipeline(dataset: str, batch: int, windows: int, batches_per_window: i
             "cached_images_per_s": statistics.median(rates), "windows": rates}
 
 
-def table(build1: dict, buildn: dict, pipe: dict, load: tuple) -> str:
+def table(build1: dict, buildn: dict, pipe: dict) -> str:
     speedup = buildn["volumes_per_s"] / build1["volumes_per_s"]
     return "\n".join([
         f"Measured by `python scripts/bench_records.py` on {platform.machine()} with "
-        f"{os.cpu_count()} cores (load average {load[0]:.1f} while it ran: the machine is shared), "
-        f"medians of {len(build1['seconds'])} builds:",
+        f"{os.cpu_count()} cores, shared with other jobs (load average {min(build1['load'] + buildn['load']):.1f}"
+        f"–{max(build1['load'] + buildn['load']):.1f} during the builds), medians of "
+        f"{len(build1['seconds'])} alternating builds of the same {build1['cases']} BraTS-layout cases "
+        f"at {build1['size']}x{build1['size']}:",
         "",
         "| what | value |",
         "|---|---|",
@@ -107,24 +119,25 @@ def main(argv=None) -> int:
 
     from kgan import phantom, records
 
-    cohort = args.cohort
+    cohort, made = args.cohort, None
     if cohort is None:
         root = phantom.cohort_dir(args.data_dir, 0)
         phantom.write_cohort(root, args.patients, 0)
-        cohort = tempfile.mkdtemp(prefix="kgan-bench-cohort-")
+        cohort = made = tempfile.mkdtemp(prefix="kgan-bench-cohort-")
         for i in range(args.patients):  # only the first N patients, via symlinks
             folder = phantom.write_patient(root, i, 0)
             os.symlink(os.path.abspath(folder), os.path.join(cohort, os.path.basename(folder)))
     dataset = args.dataset or records.ensure_dataset("phantom", data_dir=args.data_dir)
 
-    build1 = bench_build(cohort, 1, args.repeats, args.size)
-    print(f"1 process: {build1['volumes_per_s']:.2f} volumes/s, runs {build1['seconds']}")
-    buildn = bench_build(cohort, args.workers, args.repeats, args.size)
-    print(f"{args.workers} processes: {buildn['volumes_per_s']:.2f} volumes/s, runs {buildn['seconds']}")
+    try:
+        build1, buildn = bench_builds(cohort, (1, args.workers), args.repeats, args.size)
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
     pipe = bench_pipeline(dataset, 64, windows=7, batches_per_window=50)
     print(f"pipeline: first epoch {pipe['first_epoch_images_per_s']:.0f} images/s, "
           f"cached {pipe['cached_images_per_s']:.0f} images/s")
-    text = table(build1, buildn, pipe, os.getloadavg())
+    text = table(build1, buildn, pipe)
     print(text)
     if args.json:
         with open(args.json, "w") as f:

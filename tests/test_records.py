@@ -215,3 +215,32 @@ def test_case_with_corrupt_voxels_is_skipped_during_the_build(tmp_path):
     assert [c for c, _ in summary.skipped] == ["p5"]  # ...the worker finds the truncation
     assert "p5_t1.nii.gz" in summary.skipped[0][1] and "truncated" in summary.skipped[0][1]
     assert sorted(sum(summary.cases.values(), [])) == ["p1", "p2", "p3", "p4"]
+
+
+def _load_script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_make_records_cli_skip_bad_and_error_exit(brats_dir, tmp_path, capsys):
+    cli = _load_script("make_records")
+    data_dir = str(tmp_path / "rec")
+    code = cli.main(["brats", "--dir", brats_dir, "--size", "16", "--plane", "axial",
+                     "--data-dir", data_dir, "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing modality flair" in err and "--skip-bad" in err
+    assert not os.path.exists(os.path.join(data_dir, "brats_slices", "axial_16", "1.0.0"))
+    code = cli.main(["brats", "--dir", brats_dir, "--size", "16", "--plane", "axial",
+                     "--data-dir", data_dir, "--workers", "1", "--skip-bad"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "brats_slices/axial_16: built" in out and "Brats18_Bad_9" in out
+    assert os.path.join(data_dir, "brats_slices", "axial_16", "1.0.0") in out
+    x, y = next(iter(pipeline.load_slices(os.path.join(data_dir, "brats_slices", "axial_16", "1.0.0"),
+                                          "train", batch_size=4)))
+    assert x.shape == (4, 16, 16, 1) and set(y["plane"].numpy()) == {2}
+    assert cli.main(["brats", "--dir", str(tmp_path / "nothing")]) == 2
