@@ -139,9 +139,12 @@ class GAN(keras.Model):
           **kwargs: passed to `keras.Model.compile` (e.g. steps_per_execution).
         """
         super().compile(optimizer=None, jit_compile=jit_compile, **kwargs)
-        default_d, default_g = self.default_optimizers()
-        self.d_optimizer = d_optimizer or default_d
-        self.g_optimizer = g_optimizer or default_g
+        if d_optimizer is None or g_optimizer is None:
+            default_d, default_g = self.default_optimizers()
+            d_optimizer = d_optimizer or default_d
+            g_optimizer = g_optimizer or default_g
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
         if self.d_optimizer is self.g_optimizer:
             raise ValueError("d_optimizer and g_optimizer must be two optimizer objects")
         self.d_optimizer.build(self.discriminator.trainable_variables)
