@@ -240,7 +240,7 @@ def began_generator(
     filters: int = 64,
     conditional: bool = False,
     *,
-    output: str = "clip",
+    output: str = "tanh",
     seed: int = 0,
     name: str = "generator",
 ) -> keras.Model:
@@ -248,9 +248,10 @@ def began_generator(
 
     z -> Dense to 8x8xn -> blocks of [3x3 conv + ELU, 3x3 conv + ELU, nearest-
     neighbour 2x upsampling] -> 3x3 conv to one channel. The paper's output is
-    linear; `output="clip"` clips it to [-1, 1] (the data range, and the
-    contract's output range; pixels pushed past it get no gradient), "tanh"
-    squashes it instead.
+    linear; the data (and the contract) are in [-1, 1], so `output="tanh"`
+    (default) squashes it, or `output="clip"` clips it. Clipping gives no
+    gradient to pixels pushed past the bounds: on the phantom slices, with
+    gamma 1.0, a clipped generator fell to all-black images and never came back.
 
     Args:
       image_size: output side (16, 32, 64, 128 or 256).

@@ -56,8 +56,8 @@ def build_gan(
         reference_schedule (wgan); gp_weight (wgan-gp); gamma, lambda_k
         (began); label_smoothing (dcgan); plus network options
         critic_norm ("batch" | "layer" | "none", DCGAN-style critics),
-        kernel_size (DCGAN-style networks) and output ("clip" | "tanh",
-        the BEGAN generator).
+        kernel_size (DCGAN-style networks) and output ("tanh" | "clip",
+        the BEGAN generator's squashing; tanh by default).
 
     Returns:
       The GAN model, with `.generator` and `.discriminator`.
@@ -71,7 +71,7 @@ def build_gan(
     width = int(width or DEFAULT_WIDTH[key])
     params = dict(gan_params)
     if key == "began":
-        output = params.pop("output", "clip")
+        output = params.pop("output", "tanh")
         generator = networks.began_generator(
             image_size, latent_dim, width, conditional, output=output, seed=seed
         )
