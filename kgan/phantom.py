@@ -14,7 +14,8 @@ anatomy, no download. Each patient gets, from its own seeded generator:
 * four contrasts with the textbook tissue ordering, drawn from the template
   T1 by per-patient piecewise-linear maps of its CSF/GM/WM levels:
   T1 WM > GM > CSF; T2 CSF > GM > WM; FLAIR GM > WM > CSF with bright oedema;
-  T1ce like T1 plus a bright enhancing rim; per-patient tissue-level jitter,
+  T1ce like T1 plus a bright enhancing rim and enhancing dura/cortical
+  vessels at the brain surface; per-patient tissue-level jitter,
   a smooth multiplicative bias field, fine tissue grain, Rician noise, the
   in-plane blur of resampling and, for 60 % of patients, the stronger
   through-plane blur of thick-slice acquisitions (most for T2/FLAIR);
@@ -26,6 +27,9 @@ Patients are written as NIfTI in the BraTS 2021 layout under
 `kgan.volumes` like any real cohort. Each patient folder appears atomically
 (written to a temporary folder, then renamed), so an interrupted build never
 leaves a half-written patient, and existing patients are reused.
+
+``python -m kgan.phantom --figure docs/phantom_vs_real.png`` draws the
+comparison with the real cases in ../shared/mri (see `comparison_figure`).
 """
 
 from __future__ import annotations
