@@ -175,6 +175,10 @@ class BuildSummary:
             mods = ", ".join(f"{m} {per_mod.get(m, 0)}" for m in schema.MODALITIES)
             lines.append(f"  {split:<10} {len(self.cases[split]):>4} cases "
                          f"{sum(per_mod.values()):>7} slices ({mods})")
+        if self.cases and any(not self.cases.get(s) for s in SPLITS):
+            empty = [s for s in SPLITS if not self.cases.get(s)]
+            lines.append(f"  note: no case in {', '.join(empty)} (a split needs 3 or more usable "
+                         "patients; use these slices for training only)")
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} case(s):")
             lines += [f"    {cid}: {why}" for cid, why in self.skipped]
