@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 from kgan import losses
 from kgan.gans.wgan import WGAN
