@@ -144,22 +144,29 @@ def _sync(logs):
         break
 
 
-def fit_overhead(gan: str, args) -> dict:
-    """Keras fit over the same in-memory batches vs the bare compiled step, per step."""
+def fit_overhead(gan: str, args, rounds: int = 3) -> dict:
+    """Keras fit over the same in-memory batches vs the bare compiled step, per step.
+
+    Bare loops and fit calls alternate, `rounds` times, and the medians are compared, so a
+    change in machine load hits both sides alike.
+    """
     model = _model(gan, args, jit=True)
     _, ds = _batch(model, args)
-    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)  # compile
+    model.fit(ds, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # compile
     iterator = iter(ds)
     model.train_function(iterator)
     steps = args.fit_steps
-    t = time.perf_counter()
-    for _ in range(steps):
-        _sync(model.train_function(iterator))
-    bare = (time.perf_counter() - t) / steps
-    t = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-    fit = (time.perf_counter() - t) / steps
-    return {"bare_step_s": bare, "fit_step_s": fit, "overhead": fit / bare - 1.0}
+    bare, fit = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(steps):
+            _sync(model.train_function(iterator))
+        bare.append((time.perf_counter() - t) / steps)
+        t = time.perf_counter()
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        fit.append((time.perf_counter() - t) / steps)
+    b, f = statistics.median(bare), statistics.median(fit)
+    return {"bare_step_s": b, "fit_step_s": f, "overhead": f / b - 1.0, "bare": bare, "fit": fit}
 
 
 def pipeline_rate(args, slices: int = 4096, batches: int = 200) -> dict:
