@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import schema
+from kgan import atomic, schema
 
 
 class TrainingDivergedError(RuntimeError):
@@ -155,15 +155,8 @@ class CheckpointEvery(keras.callbacks.Callback):
 
 def save_model_atomic(model: keras.Model, path: str) -> None:
     """Saves a `.keras` file via a temporary file and `os.replace`: readers never see half a file."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}.keras")
-    try:
+    with atomic.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 class GeneratorSaver(keras.callbacks.Callback):
@@ -331,9 +324,5 @@ class SampleGrid(keras.callbacks.Callback):
 
 def write_png(grid: np.ndarray, path: str) -> None:
     """Writes a uint8 grid as PNG atomically."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(tf.io.encode_png(np.asarray(grid, np.uint8)[..., None] if grid.ndim == 2
-                                 else grid).numpy())
-    os.replace(tmp, path)
+    atomic.write_bytes(path, tf.io.encode_png(
+        np.asarray(grid, np.uint8)[..., None] if grid.ndim == 2 else grid).numpy())

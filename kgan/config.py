@@ -16,11 +16,12 @@ paper's recipe instead of yours. The resolved recipe is saved as `runs/<name>/co
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from kgan import atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -360,8 +361,8 @@ def validate(config: Config) -> None:
     need(t.epochs > 0, f"train.epochs must be positive, got {t.epochs}")
     need(t.steps_per_epoch >= 0, f"train.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
     need(t.checkpoint_every > 0, f"train.checkpoint_every must be positive, got {t.checkpoint_every}")
-    need(t.keep_checkpoints > 0, f"train.keep_checkpoints must be positive")
-    need(t.log_every > 0, f"train.log_every must be positive")
+    need(t.keep_checkpoints > 0, "train.keep_checkpoints must be positive")
+    need(t.log_every > 0, "train.log_every must be positive")
     need(t.mixed_precision in MIXED_PRECISION,
          f"train.mixed_precision must be one of {MIXED_PRECISION}, got {t.mixed_precision!r}")
     need(t.distribute in DISTRIBUTE,
@@ -396,12 +397,7 @@ def save_json(config: Config, path: str, extra: Mapping | None = None) -> None:
     data = config.to_dict()
     if extra:
         data["resolved"] = dict(extra)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic.write_json(path, data, sort_keys=True)
 
 
 # --- optimisers --------------------------------------------------------------------------------

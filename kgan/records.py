@@ -34,7 +34,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from typing import Callable, Iterable, Sequence
@@ -42,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from kgan import phantom, schema, slicing, volumes
+from kgan import atomic, phantom, schema, slicing, volumes
 
 VERSION = "1.0.0"
 SPLITS = ("train", "validation", "test")
@@ -393,7 +392,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         for split in self.summary.cases:
             self.summary.cases[split].sort()
         self.summary.dataset_dir = os.fspath(self.data_path)
-        _write_json(os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json())
+        atomic.write_json(os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json())
 
 
 class BratsSlices(_SliceBuilder):
@@ -434,13 +433,6 @@ class PhantomSlices(_SliceBuilder):
 
 # ---------------------------------------------------------------------------
 # Entry points
-
-
-def _write_json(path: str, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -527,7 +519,7 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
                     print(f"kgan: built {summary.name}: {summary.total_slices} slices in "
                           f"{summary.seconds:.0f} s", file=sys.stderr, flush=True)
                 summary.dataset_dir = version_dir
-                _write_json(summary_path, summary.to_json())
+                atomic.write_json(summary_path, summary.to_json())
                 return summary
     if os.path.isfile(summary_path):
         with open(summary_path) as f:

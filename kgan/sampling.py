@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from kgan import schema
+from kgan import atomic, schema
 
 METADATA_FILE = "kgan_metadata.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -280,15 +280,6 @@ def _tmp_beside(path: str) -> str:
     return os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
 
 
-def _write_bytes(path: str, data: bytes) -> None:
-    tmp = _tmp_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -390,7 +381,7 @@ def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DIS
         canvas.paste(strip, (x, y + display_size))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
-    _write_bytes(path, buffer.getvalue())
+    atomic.write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -406,7 +397,7 @@ def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = N
         if batch.tumour is not None:
             label += "-tumour" if batch.tumour[i] else "-notumour"
         path = os.path.join(out_dir, f"{sample_id}-{label}.png")
-        _write_bytes(path, _png_bytes(_upsample(pixels[i], display_size, resample)))
+        atomic.write_bytes(path, _png_bytes(_upsample(pixels[i], display_size, resample)))
         paths.append(path)
     return paths
 
@@ -594,5 +585,5 @@ def write_samples(
         "export_metadata": sampler.metadata,
     }
     manifest_path = os.path.join(out_dir, "kgan_samples.json")
-    _write_bytes(manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+    atomic.write_bytes(manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
     return paths + [manifest_path]

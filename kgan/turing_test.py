@@ -20,12 +20,11 @@ import html
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 
-from kgan import pipeline, schema
+from kgan import atomic, pipeline, schema
 from kgan.evaluation.confusion import REAL, SYNTHETIC, TuringTable
 from kgan.evaluation.sources import SyntheticSource
 
@@ -142,23 +141,14 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
     page = render_page(items, test_id=test_id, title=title, display_size=display_size)
     os.makedirs(out_abs, exist_ok=True)
     page_path = os.path.join(out_abs, PAGE_NAME)
-    _write(page_path, page)
+    atomic.write_text(page_path, page)
     key = {"format": KEY_FORMAT, "version": 1, "test_id": test_id, "seed": seed,
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "model": source.name, "data": data, "page": page_path,
            "n_real": int(real), "n_synthetic": int(synthetic), "items": key_items}
-    _write(key_path, json.dumps(key, indent=2))
+    atomic.write_text(key_path, json.dumps(key, indent=2))
     log(f"page: {page_path} ({len(items)} slices, test id {test_id}); key: {key_path}")
     return page_path, key_path
-
-
-def _write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def render_page(items: list[dict], *, test_id: str, title: str, display_size: int = 384) -> str:

@@ -88,7 +88,6 @@ def matmul_peak(n: int, reps: int) -> float:
 
 
 def _model(gan: str, args, jit: bool):
-    import keras
 
     from kgan import config as cfg
     from kgan.gans import build_gan

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kgan import slicing, volumes
-from test_volumes import SHAPE, make_volumes, write_case
+from test_volumes import make_volumes, write_case
 
 
 def _case_volumes(vols: dict, seg: bool = True, case_id: str = "c") -> volumes.CaseVolumes:

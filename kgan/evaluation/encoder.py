@@ -18,13 +18,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 import keras
 
-from kgan import schema
+from kgan import atomic, schema
 from kgan.evaluation import cnn
 
 SIDE_CAR = ".json"
@@ -164,20 +163,10 @@ def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: 
         f"({epochs} epochs, seed {seed}) -> {path}")
     model, info = train(images, labels, seed=seed, epochs=epochs, max_slices=max_slices)
     info["dataset"] = dataset
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(fd)
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic.atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
     info["sha256"] = file_sha256(path)
-    _atomic_json(path + SIDE_CAR, info)
+    atomic.write_json(path + SIDE_CAR, info)
     return load(path)
 
 
-def _atomic_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kgan import schema
+from kgan import atomic, schema
 
 _COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
@@ -19,12 +17,8 @@ def _font():
 
 def save_png(image: Image.Image, path: str) -> str:
     """Writes a PNG atomically (temp file, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    os.close(fd)
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic.atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 

@@ -18,12 +18,11 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 
 import numpy as np
 
-from kgan import pipeline, schema
+from kgan import atomic, pipeline, schema
 from kgan.evaluation import (diversity, downstream, encoder as encoder_lib, figures, frechet,
                              intensity, memorisation, swd, two_sample)
 from kgan.evaluation.confusion import TuringTable
@@ -124,15 +123,6 @@ def _json_safe(value):
     if isinstance(value, np.bool_):
         return bool(value)
     return value
-
-
-def _write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
@@ -346,8 +336,8 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
         "warnings": warnings, "timings_s": timings,
     }
     safe = _json_safe(report)
-    _write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
-    _write_text(os.path.join(out_dir, "report.md"), markdown(report))
+    atomic.write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
+    atomic.write_text(os.path.join(out_dir, "report.md"), markdown(report))
     log(f"report written to {out_dir}/report.md and report.json in {timings['total']:.0f} s")
     return safe
 
