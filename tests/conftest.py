@@ -18,3 +18,13 @@ def shared_mri() -> Path:
     if not SHARED_MRI.is_dir() or not any(SHARED_MRI.iterdir()):
         pytest.skip(f"real MRI cases not found at {SHARED_MRI} (expected ../shared/mri beside the repo)")
     return SHARED_MRI
+
+
+def load_script(name: str):
+    """Imports `scripts/<name>.py` as a module, so tests call its `main(argv)` in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -111,7 +111,6 @@ def _tiny_keras_generator(conditional: bool, size: int = SIZE, latent: int = 8):
 
 def test_evaluate_script_on_an_exported_savedmodel(tmp_path, capsys):
     """scripts/evaluate.py: export dir in, report out; only the generator's modalities compared."""
-    import importlib.util
 
     from kgan import export
 
@@ -119,10 +118,9 @@ def test_evaluate_script_on_an_exported_savedmodel(tmp_path, capsys):
     base = tmp_path / "exports" / "tiny"
     version = export.export_generator(_tiny_keras_generator(True), str(base),
                                       metadata={"gan": "dcgan", "modalities": ["t1", "flair"]})
-    spec = importlib.util.spec_from_file_location(
-        "evaluate_cli", os.path.join(os.path.dirname(__file__), "..", "scripts", "evaluate.py"))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from conftest import load_script
+
+    cli = load_script("evaluate")
     out = tmp_path / "report"
     code = cli.main(["--model", version, "--data", data, "--out", str(out), "--seed", "1",
                      "--samples", "24", "--encoder", str(tmp_path / "enc.keras"),

@@ -380,12 +380,10 @@ def test_export_run_names_the_missing_or_broken_file(tmp_path):
 
 
 def test_export_script_writes_a_version(tmp_path, capsys):
-    import importlib.util
+    from conftest import load_script
 
     _write_run(tmp_path / "run", make_generator(False), {"gan": "began", "latent_dim": LATENT})
-    spec = importlib.util.spec_from_file_location("export_script", REPO / "scripts" / "export.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("export")
     script.main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "exports" / "b"),
                  "--max-count", "32"])
     version = capsys.readouterr().out.strip()

@@ -218,12 +218,9 @@ def test_case_with_corrupt_voxels_is_skipped_during_the_build(tmp_path):
 
 
 def _load_script(name):
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(name)
 
 
 def test_make_records_cli_skip_bad_and_error_exit(brats_dir, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -259,9 +258,9 @@ def test_volume_orientation_is_upright():
 def test_sample_script_writes_a_grid(cond, tmp_path, capsys):
     from PIL import Image
 
-    spec = importlib.util.spec_from_file_location("sample_script", REPO / "scripts" / "sample.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    from conftest import load_script
+
+    script = load_script("sample")
     script.main(["--model", os.path.join(cond[1], "1"), "--count", "3", "--out",
                  str(tmp_path), "--modality", "flair", "--tumour", "1", "--seed", "4"])
     printed = capsys.readouterr().out.split()

@@ -174,12 +174,9 @@ def test_refuses_to_resume_another_recipe(tmp_path, tiny_data):
 
 
 def test_script_flags_become_overrides():
-    import importlib.util
+    from conftest import load_script
 
-    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "train.py")
-    spec = importlib.util.spec_from_file_location("train_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("train")
     args = script.parser().parse_args(
         ["--gan", "began", "--epochs", "3", "--size", "32", "--conditional", "--seed", "4",
          "--logdir", "/tmp/x", "--set", "train.batch_size=8", "--set", "gamma=0.7"])

@@ -120,11 +120,9 @@ def test_score_counts_and_cli(kit, tmp_path, capsys):
     assert (t.real_as_real, t.real_as_synthetic) == (n_real_answered, 0)
     assert (t.synthetic_as_real, t.synthetic_as_synthetic) == (10 - n_real_answered, 0)
     assert result["unanswered"] == [ids[0]]
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "turing_test_cli", os.path.join(os.path.dirname(__file__), "..", "scripts", "turing_test.py"))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from conftest import load_script
+
+    cli = load_script("turing_test")
     assert cli.main(["score", str(path), key_path]) == 0
     printed = capsys.readouterr().out
     assert "selected as real" in printed and "sensitivity" in printed and "unanswered" in printed
@@ -331,7 +329,6 @@ def test_unconditional_multimodality_samples_get_a_modality_from_the_encoder(kit
 
 
 def test_build_script_on_an_exported_savedmodel(tmp_path, capsys):
-    import importlib.util
 
     from kgan import export
     from test_evaluate import _tiny_keras_generator
@@ -339,10 +336,9 @@ def test_build_script_on_an_exported_savedmodel(tmp_path, capsys):
     data = write_toy_dataset(tmp_path / "data", patients=(1, 2), slices=3)
     version = export.export_generator(_tiny_keras_generator(True), str(tmp_path / "exports" / "tiny"),
                                       metadata={"gan": "dcgan", "modalities": ["t2", "flair"]})
-    spec = importlib.util.spec_from_file_location(
-        "turing_cli", os.path.join(os.path.dirname(__file__), "..", "scripts", "turing_test.py"))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    from conftest import load_script
+
+    cli = load_script("turing_test")
     out = tmp_path / "round1"
     assert cli.main(["build", "--model", version, "--data", data, "--out", str(out), "--real", "4",
                      "--synthetic", "4", "--seed", "5"]) == 0
