@@ -98,8 +98,11 @@ def _normalization(kind: str, name: str):
     if kind == "batch":
         # synchronized: under MirroredStrategy the batch statistics are those
         # of the global batch, so multi-replica training equals one device.
+        # Only TensorFlow has it; on one device it changes nothing, so the same
+        # networks also build on Keras's other backends (the JAX GPU benchmark).
         return layers.BatchNormalization(
-            momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, synchronized=True, name=name
+            momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
+            synchronized=keras.backend.backend() == "tensorflow", name=name,
         )
     if kind == "layer":
         # One group = normalise each sample over (H, W, C), per-channel scale:
