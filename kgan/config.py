@@ -65,8 +65,6 @@ class DataConfig:
     #: Phantom cohort size; 0 keeps the data module's default.
     patients: int = 0
     data_dir: str = "records"
-    #: Slices in the shuffle buffer; the whole split when it is smaller.
-    shuffle_buffer: int = 100_000
 
 
 @dataclass

@@ -114,43 +114,26 @@ def to_unit_range(images_uint8: tf.Tensor) -> tf.Tensor:
     return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
 
 
-def load_slices(
+def slice_records(
     data: str,
     split: str = "train",
     *,
-    batch_size: int = 64,
     modalities: Iterable[str] | None = None,
     data_dir: str | None = None,
-    shuffle_seed: int | None = 0,
-    shuffle_buffer: int = 10_000,
-    cache: bool = True,
-    drop_remainder: bool = True,
-    repeat: bool = False,
     with_ids: bool = False,
 ) -> tf.data.Dataset:
-    """Builds the tf.data pipeline of (images, labels) for training or evaluation.
+    """One split's slices, one element each, in file order: (uint8 image [S, S, 1], labels).
 
-    Shards are interleaved, parsed in large batches, filtered by modality,
-    cached in memory, shuffled with a seed, re-batched and prefetched.
+    Shards are interleaved and parsed in large batches, then filtered by
+    modality. The first stage of `load_slices` and of training's in-memory stream.
 
     Args:
       data: dataset name or directory (see `resolve_dataset_dir`).
       split: "train", "validation" or "test".
-      batch_size: images per batch.
       modalities: names from `schema.MODALITIES` to keep; all when None.
       data_dir: the dataset home for names.
-      shuffle_seed: seed of the shuffle (same seed, same order); None to
-        keep file order (evaluation).
-      shuffle_buffer: shuffle buffer size in slices.
-      cache: keep the decoded slices in memory after the first epoch.
-      drop_remainder: drop a last partial batch (static shapes for XLA).
-      repeat: repeat forever.
       with_ids: add "case_id" and "source" strings to the labels (not for
         compiled train steps).
-
-    Returns:
-      A dataset of (images float32 [B, S, S, 1] in [-1, 1], labels dict of
-      int32/float32 [B] tensors).
     """
     files = shard_files(data, split, data_dir)
     size = image_size_of(files)
@@ -183,7 +166,49 @@ def load_slices(
             labels["source"] = record["source"]
         return record["image"], labels
 
-    ds = ds.map(split_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(split_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def load_slices(
+    data: str,
+    split: str = "train",
+    *,
+    batch_size: int = 64,
+    modalities: Iterable[str] | None = None,
+    data_dir: str | None = None,
+    shuffle_seed: int | None = 0,
+    shuffle_buffer: int = 10_000,
+    cache: bool = True,
+    drop_remainder: bool = True,
+    repeat: bool = False,
+    with_ids: bool = False,
+) -> tf.data.Dataset:
+    """Builds the tf.data pipeline of (images, labels) for evaluation and general use.
+
+    `slice_records`, cached in memory, shuffled with a seed, batched, mapped
+    to [-1, 1] and prefetched. (Training uses `kgan.training.SliceStream`,
+    which gathers whole batches from memory and resumes at any step.)
+
+    Args:
+      data: dataset name or directory (see `resolve_dataset_dir`).
+      split: "train", "validation" or "test".
+      batch_size: images per batch.
+      modalities: names from `schema.MODALITIES` to keep; all when None.
+      data_dir: the dataset home for names.
+      shuffle_seed: seed of the shuffle (same seed, same order); None to
+        keep file order (evaluation).
+      shuffle_buffer: shuffle buffer size in slices.
+      cache: keep the decoded slices in memory after the first epoch.
+      drop_remainder: drop a last partial batch (static shapes for XLA).
+      repeat: repeat forever.
+      with_ids: add "case_id" and "source" strings to the labels (not for
+        compiled train steps).
+
+    Returns:
+      A dataset of (images float32 [B, S, S, 1] in [-1, 1], labels dict of
+      int32/float32 [B] tensors).
+    """
+    ds = slice_records(data, split, modalities=modalities, data_dir=data_dir, with_ids=with_ids)
     if cache:
         ds = ds.cache()
     if shuffle_seed is not None:

@@ -103,37 +103,52 @@ def dataset_image_size(source: str, data_dir: str | None = None, split: str = "t
 
 
 class SliceStream:
-    """An endless, resumable stream of training batches.
+    """An endless, resumable stream of training batches, gathered from slices held in memory.
 
-    Pass p over the data is shuffled with seed (seed, p); the stream at position s (in batches)
-    starts at pass s // batches_per_pass and skips s % batches_per_pass batches. So a run that
-    restarts at step s sees exactly what an uninterrupted run saw from step s on.
+    The split's uint8 slices and numeric labels are read once into memory, in file order (the
+    size a cached tf.data pipeline would hold too). Pass p over them is the permutation drawn
+    with the stateless seed (seed, p), cut into batches; a batch is then one gather and one
+    uint8 -> [-1, 1] map, so its cost grows with the batch, not with a tf.data element per
+    slice, and the stream keeps ahead of a GPU's step (docs/training.md#benchmark). The stream
+    at position s (in batches) starts at pass s // batches_per_pass and skips
+    s % batches_per_pass batches, so a run that restarts at step s sees exactly what an
+    uninterrupted run saw from step s on.
     """
 
     def __init__(self, dataset_dir: str, *, split: str, batch_size: int, modalities,
-                 seed: int, shuffle_buffer: int) -> None:
+                 seed: int) -> None:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        # Element-level, cached as uint8 (the pipeline caches before batching); order = file order.
-        self.elements = pipeline.load_slices(
-            dataset_dir, split, batch_size=1024, modalities=modalities, shuffle_seed=None,
-            cache=True, drop_remainder=False,
-        ).unbatch()
-        self.count = int(self.elements.reduce(np.int64(0), lambda n, _: n + 1).numpy())
+        images, labels = [], {}
+        records = pipeline.slice_records(dataset_dir, split, modalities=modalities)
+        for x, y in records.batch(4096).prefetch(1):
+            images.append(x.numpy())
+            for key, value in y.items():
+                labels.setdefault(key, []).append(value.numpy())
+        self.count = sum(len(x) for x in images)
         if self.count < self.batch_size:
             raise ValueError(
                 f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
-                f"{list(modalities)}: fewer than one batch of {self.batch_size}"
+                f"{list(modalities) if modalities is not None else 'all'}: fewer than one batch "
+                f"of {self.batch_size}"
             )
-        self.buffer = int(min(self.count, shuffle_buffer))
+        with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
+            self.images = tf.constant(np.concatenate(images))
+            self.labels = {key: tf.constant(np.concatenate(v)) for key, v in labels.items()}
         self.batches_per_pass = self.count // self.batch_size
 
-    def one_pass(self, index: int) -> tf.data.Dataset:
-        """Pass `index` over the data, shuffled with its own seed (a Python int: tf.data refuses
-        tensor seeds once a global seed is set)."""
-        seed = (self.seed * 1_000_003 + int(index)) % (2**63 - 1)
-        return (self.elements.shuffle(self.buffer, seed=seed, reshuffle_each_iteration=False)
-                .batch(self.batch_size, drop_remainder=True))
+    def pass_indices(self, index: tf.Tensor) -> tf.data.Dataset:
+        """Pass `index` over the data: [batches_per_pass, batch_size] slice indices."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(index, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=seed)
+        used = self.batches_per_pass * self.batch_size
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[:used], [self.batches_per_pass, self.batch_size]))
+
+    def gather(self, indices: tf.Tensor):
+        """One batch: (images float32 in [-1, 1], labels) of the slices at `indices`."""
+        return (pipeline.to_unit_range(tf.gather(self.images, indices)),
+                {key: tf.gather(value, indices) for key, value in self.labels.items()})
 
     def from_position(self, position: int, steps: int) -> tf.data.Dataset:
         """The `steps` batches that follow `position` batches of the stream."""
@@ -141,16 +156,12 @@ class SliceStream:
             raise ValueError(f"steps must be positive, got {steps}")
         first, skip = divmod(int(position), self.batches_per_pass)
         last = (int(position) + int(steps) - 1) // self.batches_per_pass
-        passes = [self.one_pass(i) for i in range(first, last + 1)]
-        if len(passes) == 1:
-            ds = passes[0]
-        else:  # one flat choice over the passes, in order (no deep concatenate chain)
-            order = tf.data.Dataset.range(len(passes)).flat_map(
-                lambda i: tf.data.Dataset.from_tensors(i).repeat(self.batches_per_pass))
-            ds = tf.data.Dataset.choose_from_datasets(passes, order)
+        ds = tf.data.Dataset.range(first, last + 1).flat_map(self.pass_indices)
         if skip:
             ds = ds.skip(skip)
-        return ds.take(int(steps)).prefetch(tf.data.AUTOTUNE)
+        ds = ds.take(int(steps)).map(self.gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # --- run directory -------------------------------------------------------------------------------
@@ -298,7 +309,6 @@ def train(config: cfg.Config, *, fresh: bool = False,
     stream = SliceStream(
         dataset_dir, split=config.data.split, batch_size=config.train.batch_size * per_step,
         modalities=config.data.modalities, seed=config.train.seed,
-        shuffle_buffer=config.data.shuffle_buffer,
     )
     data_size = pipeline.image_size_of(pipeline.shard_files(dataset_dir, config.data.split))
     if data_size != config.model.image_size:

@@ -8,7 +8,8 @@ For each GAN: images/s of one compiled train step (`jit_compile=True`) and of th
 without XLA, each with TensorFlow's oneDNN kernels on and off (TF_ENABLE_ONEDNN_OPTS is read when
 TensorFlow is imported, so each setting runs in its own subprocess); the FLOPs of one step counted
 on its graph by the tf.compat.v1 profiler and the achieved GFLOP/s against the machine's float32
-matmul peak; the input pipeline alone (kgan's resumable TFRecord stream, `SliceStream`); and the
+matmul peak; the input pipeline alone (kgan's resumable training stream, `SliceStream`, beside the
+element-wise `load_slices`); and the
 Keras fit loop's overhead over the bare compiled step. Medians over repeats, ratios, JSON and
 Markdown out.
 
@@ -184,15 +185,32 @@ def fit_overhead(gan: str, args, rounds: int = 3) -> dict:
             "fit_call_extra_s": statistics.median(extra)}
 
 
-def pipeline_rate(args, slices: int = 4096, batches: int = 200) -> dict:
-    """Images/s of the training input stream alone (TFRecords -> shuffled float batches)."""
+def _drain_rate(ds) -> float:
+    """Images/s of consuming `ds` inside TensorFlow (Dataset.reduce), as `fit` consumes it."""
+    import tensorflow as tf
+
+    t = time.perf_counter()
+    n = int(ds.reduce(tf.constant(0, tf.int64),
+                      lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64)))
+    return n / (time.perf_counter() - t)
+
+
+def pipeline_rate(args, slices: int = 16384, batches: int = 400) -> dict:
+    """Images/s of the training input alone (TFRecords -> shuffled float batches).
+
+    Side by side, at the step's batch and at WGAN's five batches a step: kgan's training stream
+    (`SliceStream`: a seeded permutation per pass, each batch one gather from memory) and
+    `kgan.pipeline.load_slices` (the element-wise tf.data cache -> shuffle -> batch chain it
+    replaced in training, still the general-purpose reader), both after their first pass.
+    """
     import numpy as np
     import tensorflow as tf
 
-    from kgan import schema
+    from kgan import pipeline, schema
     from kgan.training import SliceStream
 
     rng = np.random.default_rng(0)
+    out = {}
     with tempfile.TemporaryDirectory() as d:
         for shard in range(4):
             path = os.path.join(d, f"bench-train.tfrecord-{shard:05d}-of-00004")
@@ -201,16 +219,15 @@ def pipeline_rate(args, slices: int = 4096, batches: int = 200) -> dict:
                     image = rng.integers(0, 256, (args.size, args.size), dtype=np.uint8)
                     w.write(schema.encode_example(image, modality=i % 4, plane=0, slice_index=i,
                                                   case_id=f"c{shard}", tumour_fraction=0.0))
-        stream = SliceStream(d, split="train", batch_size=args.batch, modalities=None, seed=0,
-                             shuffle_buffer=100_000)
-        for _ in stream.from_position(0, stream.batches_per_pass):  # fill the cache
-            pass
-        t = time.perf_counter()
-        n = 0
-        for x, _ in stream.from_position(stream.batches_per_pass, batches):
-            n += int(x.shape[0])
-        seconds = time.perf_counter() - t
-    return {"images_per_s": n / seconds, "batches": batches}
+        for batch in (args.batch, 5 * args.batch):
+            stream = SliceStream(d, split="train", batch_size=batch, modalities=None, seed=0)
+            out[f"stream/{batch}"] = _drain_rate(stream.from_position(stream.batches_per_pass,
+                                                                      batches))
+            elementwise = pipeline.load_slices(d, "train", batch_size=batch, shuffle_seed=0,
+                                               shuffle_buffer=slices)
+            _drain_rate(elementwise)  # the first pass fills the cache
+            out[f"load_slices/{batch}"] = _drain_rate(elementwise)
+    return {"images_per_s": out[f"stream/{args.batch}"], "by_batch": out, "slices": slices}
 
 
 def worker(args) -> None:
@@ -282,7 +299,10 @@ def summarise(args, runs: dict) -> dict:
             row[f"xla_speedup/{setting}"] = s["no_xla"]["seconds"] / s["xla"]["seconds"]
         fastest = min((row[k]["step_s"], k) for k in row if isinstance(row[k], dict))
         row["fastest"] = fastest[1]
-        row["pipeline_over_step"] = default["pipeline"]["images_per_s"] / row[fastest[1]]["images_per_s"]
+        images_per_step = default["steps"][gan]["xla"]["images_per_step"]
+        stream = default["pipeline"]["by_batch"].get(f"stream/{images_per_step}",
+                                                     default["pipeline"]["images_per_s"])
+        row["pipeline_over_step"] = stream / row[fastest[1]]["images_per_s"]
         rows[gan] = row
     bars = {}
     for gan in ("dcgan", "wgan"):
@@ -302,6 +322,7 @@ def summarise(args, runs: dict) -> dict:
         "onednn_default_on": default["onednn"],
         "peak_gflops": {k: r["peak_gflops"] for k, r in runs.items()},
         "pipeline_images_per_s": default["pipeline"]["images_per_s"],
+        "pipeline_by_batch": default["pipeline"]["by_batch"],
         "fit": default["fit"],
         "gans": rows,
         "bars": bars,
@@ -351,7 +372,9 @@ def markdown(report: dict) -> str:
     f = report["fit"]
     lines += [
         "",
-        f"Input pipeline alone: {report['pipeline_images_per_s']:.0f} images/s. Fit loop: "
+        "Input pipeline alone, images/s by batch: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in report["pipeline_by_batch"].items())
+        + f". Fit loop: "
         f"{f['fit_step_s'] * 1000:.0f} ms/step vs bare compiled step {f['bare_step_s'] * 1000:.0f} "
         f"ms/step: overhead {100 * f['overhead']:+.1f}%.",
         "",
