@@ -120,21 +120,22 @@ class SliceStream:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         images, labels = [], {}
-        records = pipeline.slice_records(dataset_dir, split, modalities=modalities)
-        for x, y in records.batch(4096).prefetch(1):
-            images.append(x.numpy())
-            for key, value in y.items():
-                labels.setdefault(key, []).append(value.numpy())
-        self.count = sum(len(x) for x in images)
+        with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
+            for x, y in pipeline.slice_records(dataset_dir, split, modalities=modalities).batch(1024):
+                images.append(x)
+                for key, value in y.items():
+                    labels.setdefault(key, []).append(value)
+            self.count = sum(int(x.shape[0]) for x in images)
         if self.count < self.batch_size:
             raise ValueError(
                 f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
                 f"{list(modalities) if modalities is not None else 'all'}: fewer than one batch "
                 f"of {self.batch_size}"
             )
-        with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
-            self.images = tf.constant(np.concatenate(images))
-            self.labels = {key: tf.constant(np.concatenate(v)) for key, v in labels.items()}
+        with tf.device("/CPU:0"):
+            self.images = tf.concat(images, axis=0)
+            self.labels = {key: tf.concat(v, axis=0) for key, v in labels.items()}
+        del images, labels  # the one copy left is self.images: about the size of the shards
         self.batches_per_pass = self.count // self.batch_size
 
     def pass_indices(self, index: tf.Tensor) -> tf.data.Dataset:

@@ -71,6 +71,12 @@ def test_stream_order_is_a_function_of_position(tiny_data):
     stream = training.SliceStream(tiny_data, split="train", batch_size=8, modalities=None,
                                   seed=3)
     assert (stream.count, stream.batches_per_pass) == (48, 6)
+    # Held once, as stored (uint8); batches come out in [-1, 1] with their labels.
+    assert stream.images.dtype == tf.uint8 and stream.images.shape[:2] == (48, SIZE)
+    x, y = next(iter(stream.from_position(0, 1)))
+    assert x.dtype == tf.float32 and x.shape == (8, SIZE, SIZE, 1)
+    assert -1.0 <= float(tf.reduce_min(x)) < float(tf.reduce_max(x)) <= 1.0
+    assert set(y) >= {"modality", "tumour", "slice_index"} and y["modality"].shape == (8,)
 
     def ids(ds):
         return [tuple(y["slice_index"].numpy()) for _, y in ds]
