@@ -376,3 +376,29 @@ def test_latent_batch_is_fixed_and_leaves_training_seed_alone():
     z = gan.sample_latent(4)
     assert z.shape == (4, 100) and gan.latent_seed.numpy().tolist() == [7, 1]
     assert float(tf.math.reduce_std(gan.sample_latent(4000))) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "began"])
+def test_compiled_step_trains_under_mixed_bfloat16(name):
+    """The GPU option train.mixed_precision = "mixed_bfloat16": bf16 layers, float32 weights,
+    losses and images (TensorFlow runs bfloat16 on this CPU too, so the path is exercised here)."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        params = {"n_critic": 2} if name.startswith("wgan") else {}
+        gan = build_gan(name, image_size=16, width=4, bottleneck=8, latent_dim=8, seed=1, **params)
+        gan.compile(jit_compile=True)
+        n = 8 * gan.real_batches_per_step
+        x = np.random.default_rng(0).uniform(-1, 1, (n, 16, 16, 1)).astype("float32")
+        y = {"modality": np.zeros(n, "int32"), "tumour": np.zeros(n, "int32")}
+        before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+        history = gan.fit(tf.data.Dataset.from_tensors((x, y)).repeat(3), epochs=1, verbose=0).history
+        compute = {layer.compute_dtype for layer in gan.discriminator.layers if layer.weights}
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "bfloat16" in compute
+    assert all(np.isfinite(v[-1]) for v in history.values()), history
+    assert {w.dtype for w in gan.weights if w.dtype != "int64"} == {"float32"}
+    assert gan.generator(tf.zeros([2, 8])).dtype == tf.float32
+    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
+    if name == "wgan":
+        assert max(float(tf.reduce_max(tf.abs(w))) for w in gan.discriminator.trainable_weights) <= 0.01
