@@ -64,6 +64,9 @@ class DataConfig:
     modalities: list = field(default_factory=lambda: ["t1", "t1ce", "t2", "flair"])
     #: Phantom cohort size; 0 keeps the data module's default.
     patients: int = 0
+    #: Seeds the phantom cohort and its patient split when training builds it. Apart from
+    #: train.seed, so that runs with different training seeds see the same data.
+    split_seed: int = 0
     data_dir: str = "records"
 
 

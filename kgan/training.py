@@ -90,7 +90,7 @@ def resolve_data(config: cfg.Config) -> str:
         from kgan import records
 
         kwargs = {"plane": d.plane, "size": config.model.image_size, "data_dir": d.data_dir,
-                  "seed": config.train.seed}
+                  "seed": d.split_seed}
         if d.patients:
             kwargs["patients"] = d.patients
         return records.ensure_dataset("phantom", **kwargs)

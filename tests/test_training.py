@@ -220,3 +220,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["steps"] == 2
     assert all(np.isfinite(v) for v in result["logs"].values())
+
+
+def test_training_seed_leaves_the_phantom_data_alone(monkeypatch):
+    """--seed changes weights, latents and batch order, not the cohort or its split."""
+    from kgan import records
+
+    asked = []
+    monkeypatch.setattr(records, "ensure_dataset", lambda source, **kw: asked.append(kw) or "dir")
+    for sets in (["train.seed=7"], ["train.seed=7", "data.split_seed=3"]):
+        assert training.resolve_data(cfg.resolve("began", set_items=sets)) == "dir"
+    assert [kw["seed"] for kw in asked] == [0, 3]
