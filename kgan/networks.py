@@ -27,6 +27,11 @@ NUM_TUMOUR_CLASSES = 2
 #: Channels of the one-hot condition: modality classes then tumour classes.
 CONDITION_CHANNELS = NUM_MODALITIES + NUM_TUMOUR_CLASSES
 SUPPORTED_SIZES = (16, 32, 64, 128, 256)
+#: Default network width per GAN: DCGAN's ngf = ndf = 64, BEGAN's n = 64.
+DEFAULT_WIDTH = {"dcgan": 64, "wgan": 64, "wgan-gp": 64, "began": 64}
+#: Default critic normalisation: batch norm as in DCGAN (the paper's WGAN kept
+#: the DCGAN architecture), layer norm for WGAN-GP (its penalty is per sample).
+DEFAULT_CRITIC_NORM = {"dcgan": "batch", "wgan": "batch", "wgan-gp": "layer"}
 
 _BN_MOMENTUM = 0.9  # DCGAN reference implementations (TF: 0.9, PyTorch: 0.1 == 0.9 here)
 _BN_EPSILON = 1e-5

@@ -119,23 +119,20 @@ class SliceStream:
                  seed: int) -> None:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        images, labels = [], {}
         with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
-            for x, y in pipeline.slice_records(dataset_dir, split, modalities=modalities).batch(1024):
-                images.append(x)
-                for key, value in y.items():
-                    labels.setdefault(key, []).append(value)
-            self.count = sum(int(x.shape[0]) for x in images)
-        if self.count < self.batch_size:
-            raise ValueError(
-                f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
-                f"{list(modalities) if modalities is not None else 'all'}: fewer than one batch "
-                f"of {self.batch_size}"
-            )
-        with tf.device("/CPU:0"):
-            self.images = tf.concat(images, axis=0)
-            self.labels = {key: tf.concat(v, axis=0) for key, v in labels.items()}
-        del images, labels  # the one copy left is self.images: about the size of the shards
+            chunks = list(pipeline.slice_records(dataset_dir, split, modalities=modalities)
+                          .batch(1024))
+            self.count = sum(int(x.shape[0]) for x, _ in chunks)
+            if self.count < self.batch_size:
+                raise ValueError(
+                    f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
+                    f"{list(modalities) if modalities is not None else 'all'}: fewer than one "
+                    f"batch of {self.batch_size}"
+                )
+            self.images = tf.concat([x for x, _ in chunks], axis=0)
+            self.labels = {key: tf.concat([y[key] for _, y in chunks], axis=0)
+                           for key in chunks[0][1]}
+        del chunks  # the one copy left is self.images: about the size of the shards
         self.batches_per_pass = self.count // self.batch_size
 
     def pass_indices(self, index: tf.Tensor) -> tf.data.Dataset:

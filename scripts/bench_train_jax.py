@@ -57,8 +57,8 @@ def parse(argv=None):
                    help="Keras dtype policy of the networks (losses stay float32)")
     p.add_argument("--out", default="docs/bench_train_jax")
     p.add_argument("--render", metavar="JSONL",
-                   help="only write JSONL's Markdown table (next to it), counting on this "
-                        "host's CPU the FLOPs its device did not report")
+                   help="only write JSONL's Markdown table (next to it), with every step's "
+                        "FLOPs recounted on this host's CPU")
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.batches, args.width, args.steps, args.blocks = 32, [8], 8, 3, 3
@@ -74,9 +74,8 @@ def _networks(gan: str, size: int, width: int):
     if gan == "began":
         return (networks.began_generator(size, 100, width),
                 networks.began_discriminator(size, width, 64))
-    norm = {"dcgan": "batch", "wgan": "batch", "wgan-gp": "layer"}[gan]
     return (networks.dcgan_generator(size, 100, width),
-            networks.dcgan_discriminator(size, width, norm=norm))
+            networks.dcgan_discriminator(size, width, norm=networks.DEFAULT_CRITIC_NORM[gan]))
 
 
 class StatelessGAN:
@@ -286,17 +285,24 @@ def cpu_step_flops(gan: str, size: int, width: int, batch: int) -> float | None:
     return _flops(jax.jit(model.step).lower(state, real))
 
 
+def _real_batch(model: StatelessGAN, batch: int):
+    """The images one step reads (n_critic batches for the WGANs), uniform in [-1, 1]."""
+    import jax
+
+    return jax.random.uniform(jax.random.key(2), [batch * model.n_critic, model.size,
+                                                  model.size, 1], minval=-1.0, maxval=1.0)
+
+
 def time_compiled(model: StatelessGAN, batch: int, args) -> dict:
     import jax
 
-    real = jax.random.uniform(jax.random.key(2), [batch * model.n_critic, model.size,
-                                                  model.size, 1], minval=-1.0, maxval=1.0)
+    real = _real_batch(model, batch)
     state = model.initial_state()
     t = time.perf_counter()
     lowered = jax.jit(model.step, donate_argnums=0).lower(state, real)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t
-    flops = _flops(lowered)
+    flops = _flops(lowered) or cpu_step_flops(model.gan, model.size, args.width, batch)
     state = compiled(state, real)
     _ready(state)
     per_step = []
@@ -314,10 +320,7 @@ def time_compiled(model: StatelessGAN, batch: int, args) -> dict:
 
 
 def time_eager(model: StatelessGAN, batch: int, args) -> dict:
-    import jax
-
-    real = jax.random.uniform(jax.random.key(2), [batch * model.n_critic, model.size,
-                                                  model.size, 1], minval=-1.0, maxval=1.0)
+    real = _real_batch(model, batch)
     state = model.initial_state()
     t = time.perf_counter()
     state = model.step(state, real)  # first call compiles every op once

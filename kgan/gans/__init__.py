@@ -17,12 +17,10 @@ from kgan.gans.wgan_gp import WGANGP
 
 GANS = {"dcgan": DCGAN, "wgan": WGAN, "wgan-gp": WGANGP, "began": BEGAN}
 
-#: Default network width per GAN: DCGAN's ngf = ndf = 64, BEGAN's n = 64.
-DEFAULT_WIDTH = {"dcgan": 64, "wgan": 64, "wgan-gp": 64, "began": 64}
-
-#: Default critic normalisation: batch norm as in DCGAN (the paper's WGAN kept
-#: the DCGAN architecture), layer norm for WGAN-GP (its penalty is per sample).
-DEFAULT_CRITIC_NORM = {"dcgan": "batch", "wgan": "batch", "wgan-gp": "layer"}
+# Network defaults per GAN live in kgan.networks (no TensorFlow import), shared with the JAX
+# benchmark; re-exported here.
+DEFAULT_WIDTH = networks.DEFAULT_WIDTH
+DEFAULT_CRITIC_NORM = networks.DEFAULT_CRITIC_NORM
 
 
 def build_gan(
