@@ -236,6 +236,49 @@ class ScalarLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class TimeEstimate(keras.callbacks.Callback):
+    """Prints, once, the measured seconds per step and the time the rest of the run will take.
+
+    The first `skip` steps are left out (they trace and compile the step), then `measure` steps
+    are timed; a run shorter than that says nothing. Why: a recipe meant for a GPU can take hours
+    on a CPU, and the user should know within a minute, not at the end.
+    """
+
+    def __init__(self, remaining_steps: int, *, skip: int = 3, measure: int = 20, log=print,
+                 clock=None) -> None:
+        super().__init__()
+        self.remaining = int(remaining_steps)
+        self.skip, self.measure = int(skip), int(measure)
+        self.log = log
+        self.clock = clock or __import__("time").perf_counter
+        self.seen = 0
+        self.started: float | None = None
+        self.seconds_per_step: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seconds_per_step is not None:
+            return
+        if self.seen == self.skip:
+            self.started = self.clock()
+        elif self.seen == self.skip + self.measure and self.started is not None:
+            self.seconds_per_step = (self.clock() - self.started) / self.measure
+            left = (self.remaining - self.seen) * self.seconds_per_step
+            self.log(f"kgan: {self.seconds_per_step:.3f} s/step; about {format_duration(left)} for "
+                     f"the remaining {self.remaining - self.seen:,} steps")
+
+
+def format_duration(seconds: float) -> str:
+    """"45 s", "12 min", "3.5 h", "2.1 days": a duration a person reads at a glance."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
     """Tiles [N, S, S, 1] images in [-1, 1] into one uint8 [H, W] grid (row-major, padded black)."""
     images = np.asarray(images)

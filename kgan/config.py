@@ -109,13 +109,15 @@ class TrainConfig:
     log_every: int = 10
     #: Samples in the fixed-latent grid logged every epoch.
     num_samples: int = 64
-    jit_compile: bool = True
+    #: XLA: true, false, or "auto" (GPU: on; CPU: the faster path for it, see kgan/device.py).
+    jit_compile: Any = "auto"
     mixed_precision: str = "none"
     distribute: str = "auto"
     #: Stop when a watched metric's magnitude exceeds its limit (divergence), besides NaN/Inf.
     divergence_limits: dict = field(default_factory=dict)
-    #: Keras progress bar verbosity (0 silent, 1 bar, 2 one line per epoch).
-    verbose: int = 1
+    #: Keras progress output: 0 silent, 1 bar, 2 one line per epoch, "auto" a bar on a terminal
+    #: and one line per epoch otherwise (batch jobs, CI, nohup).
+    verbose: Any = "auto"
 
 
 @dataclass
@@ -130,6 +132,8 @@ class Config:
     """A full, resolved training recipe."""
 
     gan: str = "wgan"
+    #: The recipe file this came from ("" for the paper's defaults alone).
+    recipe: str = ""
     #: Run name: runs/<name>/ and exports/<name>/. Empty: the recipe file's stem, else the GAN.
     name: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -155,6 +159,8 @@ class Config:
 
 # The free-form sections: any key is accepted (the GAN builder validates them).
 _FREE_SECTIONS = {"gan_params", "train.divergence_limits"}
+# Fields that take a value of their type or one word.
+_OR_WORD = {"train.jit_compile": (bool, "auto"), "train.verbose": (int, "auto")}
 
 
 def _paper_optimizer(gan: str) -> OptimizersConfig:
@@ -214,6 +220,11 @@ def _merge(obj: Any, values: Mapping, source: str, prefix: str = "") -> None:
 
 def _coerce(current: Any, value: Any, source: str, path: str) -> Any:
     """Checks a value against the type of the default it replaces."""
+    if path in _OR_WORD:
+        kind, word = _OR_WORD[path]
+        if value == word or (isinstance(value, kind) and (kind is bool) == isinstance(value, bool)):
+            return value
+        raise ConfigError(f"{source}: {path!r} must be {kind.__name__} or {word!r}, got {value!r}")
     if isinstance(current, bool):
         if isinstance(value, bool):
             return value
@@ -298,6 +309,27 @@ def apply_override(config: Config, key: str, value: Any, source: str = "command 
     _merge(config, nested, source)
 
 
+def recipes_dir() -> str:
+    """The folder of kgan's recipe files (configs/, shipped inside the package as kgan/configs)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def find_recipe(name_or_path: str) -> str:
+    """A recipe file: a path as given, else a shipped recipe by name ("began-cpu")."""
+    if os.path.exists(name_or_path) or os.sep in name_or_path or name_or_path.endswith(".toml"):
+        return name_or_path
+    shipped = os.path.join(recipes_dir(), f"{name_or_path}.toml")
+    if os.path.isfile(shipped):
+        return shipped
+    names = sorted(f[:-5] for f in os.listdir(recipes_dir()) if f.endswith(".toml"))
+    raise ConfigError(f"recipe {name_or_path!r} is neither a file nor a shipped recipe ({', '.join(names)})")
+
+
+def cpu_recipe(gan: str) -> str:
+    """The shipped small recipe of a GAN, for machines without a GPU."""
+    return os.path.join(recipes_dir(), f"{gan}-cpu.toml")
+
+
 def load_toml(path: str) -> dict:
     """Reads a recipe file with errors that name it."""
     try:
@@ -326,6 +358,8 @@ def resolve(
     Returns:
       The validated `Config`.
     """
+    if config_file:
+        config_file = find_recipe(config_file)
     values = load_toml(config_file) if config_file else {}
     file_gan = values.get("gan")
     if gan and file_gan and gan != file_gan:
@@ -333,6 +367,7 @@ def resolve(
     config = defaults(gan or file_gan or "wgan")
     if config_file:
         _merge(config, values, config_file)
+        config.recipe = config_file
         if not config.name:
             config.name = os.path.splitext(os.path.basename(config_file))[0]
     for key, value in (overrides or {}).items():

@@ -13,8 +13,9 @@
    step; the data order is a function of (seed, pass) only - each pass over the data is shuffled
    with its own seed and the stream is skipped to the saved step - so the resumed run sees the
    same batches in the same order as an uninterrupted one;
-4. fits with Keras's loop (progress bar), XLA-compiled (`jit_compile=True` by default, passed
-   explicitly since Keras's "auto" turns XLA off on CPUs and under tf.distribute);
+4. fits with Keras's loop (a progress bar on a terminal, a line per epoch otherwise), with XLA
+   chosen per device by `kgan.device.resolve_jit_compile` and passed explicitly (Keras's own
+   "auto" turns XLA off on CPUs and under tf.distribute), after printing what it will do;
 5. writes `generator.keras` every epoch, a final `samples.png`, and exports the generator as a
    TF Serving SavedModel into `exports/<name>/<version>/`.
 """
@@ -35,13 +36,13 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import pipeline
+from kgan import device, pipeline
 
 #: Recipe fields that may change between a run and its resume (everything else must match).
 RESUMABLE_CHANGES = {
     "train.epochs", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
     "train.verbose", "train.divergence_limits", "train.num_samples", "output.export",
-    "output.export_dir", "output.logdir", "data.data_dir",
+    "output.export_dir", "output.logdir", "data.data_dir", "train.jit_compile", "recipe",
 }
 
 
@@ -235,7 +236,10 @@ def build_model(config: cfg.Config, jit_compile: bool | None = None):
         **config.gan_params,
     )
     d_opt, g_opt = _optimizers(config)
-    jit = config.train.jit_compile if jit_compile is None else jit_compile
+    if jit_compile is None:
+        jit_compile, _ = device.resolve_jit_compile(
+            config.train.jit_compile, gpus=len(_devices()[0]), onednn=device.onednn_enabled())
+    jit = jit_compile
     gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=jit)
     return gan
 
@@ -295,12 +299,11 @@ def train(config: cfg.Config, *, fresh: bool = False,
     strategy = make_strategy(config)
     dataset_dir = resolve_data(config)
 
-    jit = config.train.jit_compile
-    if jit and strategy.num_replicas_in_sync > 1 and not _devices()[0]:
-        # XLA inside Keras's distributed step fails across logical CPU devices (a variable of
-        # replica 1 read from CPU:0); GPUs are unaffected.
-        print("kgan: XLA is off for MirroredStrategy over CPU devices", file=sys.stderr)
-        jit = False
+    gpus, device_name = _devices()
+    cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
+    jit, jit_reason = device.resolve_jit_compile(
+        config.train.jit_compile, gpus=len(gpus), onednn=device.onednn_enabled(),
+        cpu_replicas=cpu_replicas)
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
@@ -317,7 +320,6 @@ def train(config: cfg.Config, *, fresh: bool = False,
     steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
     total_steps = steps_per_epoch * config.train.epochs
 
-    gpus, device = _devices()
     cfg.save_json(config, config_path, extra={
         "dataset_dir": os.path.abspath(dataset_dir),
         "train_slices": stream.count,
@@ -326,9 +328,12 @@ def train(config: cfg.Config, *, fresh: bool = False,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
         "replicas": strategy.num_replicas_in_sync,
-        "device": device,
+        "device": device_name,
+        "cpu": device.cpu_model(),
+        "onednn": device.onednn_enabled(),
         "mixed_precision": policy,
         "jit_compile": jit,
+        "jit_reason": jit_reason,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     })
@@ -358,9 +363,24 @@ def train(config: cfg.Config, *, fresh: bool = False,
         cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(run_dir, "samples")),
         *extra_callbacks,
     ]
+    plan = device.Plan(devices=device.describe_devices(gpus),
+                       onednn=device.describe_onednn(device.onednn_enabled()),
+                       jit_compile=jit, jit_reason=jit_reason)
+    for line in [*plan.lines(),
+                 f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
+                 f"GAN and size  : {config.gan}, {config.model.image_size}x{config.model.image_size}, "
+                 f"batch {config.train.batch_size} ({stream.count:,} training slices)",
+                 f"steps         : {total_steps:,} ({config.train.epochs} epochs of {steps_per_epoch:,})"]:
+        print(f"kgan: {line}", flush=True)
     if start:
         print(f"kgan: resuming {run_dir} from step {start} of {total_steps} "
-              f"({manager.latest_checkpoint})", file=sys.stderr)
+              f"({manager.latest_checkpoint})", flush=True)
+    if start < total_steps:
+        callbacks.append(cb.TimeEstimate(total_steps - start,
+                                         log=lambda line: print(line, flush=True)))
+    verbose = config.train.verbose
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
 
     epoch_logs: dict = {}
     epoch, done_in_epoch = divmod(start, steps_per_epoch)
@@ -370,7 +390,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
             h = gan.fit(stream.from_position(start, steps_per_epoch - done_in_epoch),
                         epochs=epoch + 1, initial_epoch=epoch,
                         steps_per_epoch=steps_per_epoch - done_in_epoch, callbacks=callbacks,
-                        verbose=config.train.verbose, shuffle=False)
+                        verbose=verbose, shuffle=False)
             epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
             epoch += 1
         if epoch < config.train.epochs and not (gan.stop_training or health.diverged):
@@ -378,7 +398,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
             h = gan.fit(stream.from_position(position, total_steps - position),
                         epochs=config.train.epochs,
                         initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=config.train.verbose, shuffle=False)
+                        callbacks=callbacks, verbose=verbose, shuffle=False)
             epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
     writer.close()
 

@@ -261,3 +261,28 @@ def test_sample_grid_logged_each_epoch(tmp_path, conditional):
                              columns=2 if conditional else None)
         np.testing.assert_array_equal(image[..., 0], want)
     assert sorted(os.listdir(tmp_path / "png")) == ["samples-epoch001.png", "samples-epoch002.png"]
+
+
+def test_time_estimate_times_steps_after_the_compile_and_says_the_rest():
+    ticks = iter([100.0, 102.0])  # read at the end of step 3 and of step 3 + 4
+    lines = []
+    estimate = cb.TimeEstimate(1003, skip=3, measure=4, log=lines.append, clock=lambda: next(ticks))
+    for batch in range(10):
+        estimate.on_train_batch_end(batch)
+    assert estimate.seconds_per_step == pytest.approx(0.5)
+    # 1003 - 7 steps left at 0.5 s: 498 s, shown in minutes; said once.
+    assert lines == ["kgan: 0.500 s/step; about 8 min for the remaining 996 steps"]
+
+
+def test_time_estimate_says_nothing_for_a_run_shorter_than_its_window():
+    lines = []
+    estimate = cb.TimeEstimate(5, skip=3, measure=20, log=lines.append, clock=lambda: 0.0)
+    for batch in range(5):
+        estimate.on_train_batch_end(batch)
+    assert lines == [] and estimate.seconds_per_step is None
+
+
+@pytest.mark.parametrize("seconds,text", [(45, "45 s"), (600, "10 min"), (3 * 3600, "3.0 h"),
+                                          (3 * 86400, "3.0 days")])
+def test_format_duration(seconds, text):
+    assert cb.format_duration(seconds) == text

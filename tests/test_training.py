@@ -231,3 +231,33 @@ def test_training_seed_leaves_the_phantom_data_alone(monkeypatch):
     for sets in (["train.seed=7"], ["train.seed=7", "data.split_seed=3"]):
         assert training.resolve_data(cfg.resolve("began", set_items=sets)) == "dir"
     assert [kw["seed"] for kw in asked] == [0, 3]
+
+
+def test_a_run_says_what_it_will_do_before_training(tmp_path, tiny_data, capsys):
+    c = recipe(tmp_path, tiny_data, name="plan", steps_per_epoch=30, epochs=1, verbose="auto")
+    training.train(c)
+    out = capsys.readouterr().out
+    for needle in ("kgan: device        : CPU only:", "kgan: oneDNN        :",
+                   "kgan: XLA           :", "kgan: recipe        : the paper defaults for began",
+                   "kgan: GAN and size  : began, 16x16, batch 4", "kgan: steps         : 30 (1 epochs of 30)",
+                   "s/step; about"):
+        assert needle in out, (needle, out)
+    # stdout is not a terminal under pytest: one line per epoch, no progress-bar redraws.
+    assert "\x1b[" not in out and "\r" not in out
+    saved = json.load(open(os.path.join(c.run_dir, "config.json")))["resolved"]
+    assert saved["jit_compile"] is False and "oneDNN" in saved["jit_reason"]
+
+
+def test_train_command_picks_the_cpu_recipe_without_a_gpu():
+    from kgan.commands import train as command
+
+    said = []
+    args = command.parser().parse_args(["--gan", "began"])
+    assert command.choose_recipe(args, has_gpu=False, log=said.append) == cfg.cpu_recipe("began")
+    assert "--paper" in said[0] and "began-cpu" in said[0]
+    assert command.choose_recipe(args, has_gpu=True, log=said.append) is None  # the paper's
+    paper = command.parser().parse_args(["--gan", "wgan", "--paper"])
+    assert command.choose_recipe(paper, has_gpu=False, log=said.append) is None
+    both = command.parser().parse_args(["--config", "began-cpu", "--paper"])
+    with pytest.raises(cfg.ConfigError, match="exclude"):
+        command.choose_recipe(both, has_gpu=False)
