@@ -12,6 +12,7 @@ import sys
 #: subcommand -> module in kgan.commands holding its `main(argv)` (and its docstring).
 COMMANDS = {
     "train": "train",
+    "export": "export",
 }
 
 
