@@ -252,28 +252,37 @@ def tiny_phantom_build(tmp_path_factory):
     """
     import contextlib
     import io
+    import logging
 
     from tensorflow_datasets.core.utils import tqdm_utils
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    logged, collect = [], Collect()
 
     data_dir = str(tmp_path_factory.getbasetemp() / "shared_phantom_records")
     tfds.display_progress_bar(True)
     out, err = io.StringIO(), io.StringIO()
     old = os.umask(0o022)
+    logging.getLogger("absl").addHandler(collect)  # TFDS logs through absl
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             summary = records.build_dataset("phantom", plane="axial", size=16, data_dir=data_dir,
                                             patients=3, workers=1)
     finally:
         os.umask(old)
-    return summary, data_dir, out.getvalue(), err.getvalue(), tqdm_utils._active
+        logging.getLogger("absl").removeHandler(collect)
+    return summary, data_dir, out.getvalue(), err.getvalue(), tqdm_utils._active, logged
 
 
-def test_build_shows_one_progress_display_and_a_summary_line(tiny_phantom_build, capfd):
-    summary, data_dir, out, err, bars_after = tiny_phantom_build
+def test_build_shows_one_progress_display_and_a_summary_line(tiny_phantom_build):
+    summary, data_dir, out, err, bars_after, logged = tiny_phantom_build
     assert summary.built and summary.total_slices > 0
     assert bars_after is True  # the user's TFDS progress bars stay as they were (it set them off)
     assert "Downloading and preparing" not in out + err and "downloaded and prepared" not in out
-    assert "Using custom data configuration" not in capfd.readouterr().err + err
+    assert not [m for m in logged if "custom data configuration" in m], logged
     lines = err.splitlines()
     assert lines[0].startswith("kgan: building phantom_slices/axial_16_n3 from 3 phantom patients")
     assert lines[-1] == (f"kgan: built phantom_slices/axial_16_n3: {summary.total_slices} slices "
@@ -286,15 +295,24 @@ def test_build_shows_one_progress_display_and_a_summary_line(tiny_phantom_build,
     assert os.stat(summary_file).st_mode & 0o777 == 0o644  # written by kgan.atomic, not 0600
 
 
-def test_tfds_progress_switch_left_off_when_the_user_turned_it_off(tmp_path):
+def test_tfds_progress_switch_is_off_during_a_build_and_restored_after(tmp_path, monkeypatch):
     from tensorflow_datasets.core.utils import tqdm_utils
 
-    tfds.display_progress_bar(False)
+    seen = []
+
+    def failing_build(self, **kwargs):  # stands in for TFDS's build: notes the switch, then fails
+        seen.append(tqdm_utils._active)
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(records._SliceBuilder, "download_and_prepare", failing_build)
     try:
-        with pytest.raises(volumes.VolumeError):  # fails inside the build, after the switch
-            records.build_dataset("brats", size=16, data_dir=str(tmp_path / "r"),
-                                  manual_dir=str(tmp_path), workers=1)
-        assert tqdm_utils._active is False
+        for users_choice in (True, False):
+            tfds.display_progress_bar(users_choice)
+            with pytest.raises(RuntimeError, match="interrupted"):
+                records.build_dataset("phantom", size=16, data_dir=str(tmp_path), patients=3,
+                                      progress=False)
+            assert tqdm_utils._active is users_choice
+        assert seen == [False, False]  # TFDS's bars never compete with kgan's
     finally:
         tfds.display_progress_bar(True)
 
