@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 import kgan
-from kgan import schema
+from kgan import atomic, schema
 from kgan.sampling import (
     METADATA_FILE,
     PNG_OUTPUT,
@@ -83,6 +83,7 @@ def _publish(tmp_dir: str, out_base: str) -> str:
         target = os.path.join(out_base, str(next_version(out_base)))
         try:
             os.rename(tmp_dir, target)
+            atomic.fsync_dir(out_base)
             return target
         except OSError:
             if not os.path.exists(target):
@@ -409,6 +410,7 @@ def export_generator(
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
+        atomic.fsync_tree(tmp_dir)  # durable before it becomes visible to TF Serving
         return _publish(tmp_dir, out_base)
     finally:
         if os.path.exists(tmp_dir):

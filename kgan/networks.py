@@ -22,11 +22,14 @@ import math
 import keras
 from keras import layers
 
+from kgan import sizes
+
 NUM_MODALITIES = 4
 NUM_TUMOUR_CLASSES = 2
 #: Channels of the one-hot condition: modality classes then tumour classes.
 CONDITION_CHANNELS = NUM_MODALITIES + NUM_TUMOUR_CLASSES
-SUPPORTED_SIZES = (16, 32, 64, 128, 256)
+#: The sides the networks build (`kgan.sizes`, the rule datasets are checked against too).
+SUPPORTED_SIZES = sizes.IMAGE_SIZES
 #: Default network width per GAN: DCGAN's ngf = ndf = 64, BEGAN's n = 64.
 DEFAULT_WIDTH = {"dcgan": 64, "wgan": 64, "wgan-gp": 64, "began": 64}
 #: Default critic normalisation: batch norm as in DCGAN (the paper's WGAN kept

@@ -37,13 +37,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
-from kgan import slicing, volumes
+from kgan import atomic, slicing, volumes
 
 #: Bump when the generator changes, so old cohorts on disk are not reused.
 PHANTOM_VERSION = 2
@@ -333,14 +332,15 @@ def write_patient(root: str, index: int, seed: int = 0) -> str:
     patient = generate_patient(index, seed)
     final = os.path.join(root, patient["grade"], cid)
     os.makedirs(os.path.dirname(final), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{cid}.tmp-", dir=os.path.dirname(final))
+    # Not tempfile.mkdtemp: its 0700 folder would hide the patient from collaborators.
+    tmp = atomic.temp_dir_beside(final, prefix=f".{cid}.tmp-")
     try:
         for name in MODALITIES + ("seg",):
             data = patient[name][::-1, ::-1, :]  # RAS -> LPS storage, like BraTS files
             image = nib.Nifti1Image(np.ascontiguousarray(data), BRATS_AFFINE)
             image.header.set_xyzt_units("mm")
             nib.save(image, os.path.join(tmp, f"{cid}_{name}.nii.gz"))
-        os.replace(tmp, final)
+        atomic.publish_dir(tmp, final)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if _find_patient(root, cid):  # another process finished it first
@@ -452,10 +452,8 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
                 draw.line(pts, fill=_RED if kind == "real" else _BLUE, width=2)
         draw.text((x0, y0 + hist_h + 4), "0", fill=(0, 0, 0), font=small)
         draw.text((x0 + tile - 8, y0 + hist_h + 4), "1", fill=(0, 0, 0), font=small)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = f"{out_path}.tmp-{os.getpid()}.png"
-    canvas.save(tmp)
-    os.replace(tmp, out_path)
+    with atomic.atomic_path(out_path, suffix=".png") as tmp:
+        canvas.save(tmp)
     return out_path
 
 

@@ -7,7 +7,9 @@ TensorFlow can draw slices. Writers turn a batch into:
 * ``grid``: one PNG of all slices, each upsampled to ``display_size`` pixels (default 256)
   and captioned with its modality, under a title that says the images are synthetic;
 * ``png``: one PNG per slice (native size unless ``display_size`` is given);
-* ``nifti``: one uint8 NIfTI stack per modality (slices along the third axis);
+* ``nifti``: one uint8 NIfTI stack per modality, slices along the third axis, with the
+  orientation and nominal spacing of the plane the generator was trained on (see
+  `nifti_affine`), so viewers show a sagittal slice as sagittal;
 * ``tfrecord``: shards ``synthetic-<split>.tfrecord-0000k-of-0000n`` in the `kgan.schema`
   record format (``synthetic=1``), which `kgan.pipeline.load_slices(DIR, split)` reads, so a
   training pipeline mixes them in with one line::
@@ -24,18 +26,19 @@ requested condition (1.0 or 0.0) for conditional generators and -1.0 for uncondi
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import io
 import json
 import math
 import os
 import re
-import uuid
+import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, schema
+from kgan import atomic, progress as progress_lib, schema
 
 METADATA_FILE = "kgan_metadata.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -272,14 +275,7 @@ def _broadcast(values: np.ndarray, count: int, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Atomic file helpers
-
-
-def _tmp_beside(path: str) -> str:
-    directory, name = os.path.split(path)
-    return os.path.join(directory, f".tmp-{uuid.uuid4().hex[:8]}-{name}")
-
-
+# Pixels
 
 
 def _png_bytes(image: np.ndarray) -> bytes:
@@ -386,8 +382,12 @@ def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DIS
 
 
 def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = None,
-               resample: str = "nearest") -> list[str]:
-    """Writes one 8-bit grayscale PNG per slice, named by sample id and modality."""
+               resample: str = "nearest", bar: progress_lib.Progress | None = None) -> list[str]:
+    """Writes one 8-bit grayscale PNG per slice, named by sample id and modality.
+
+    Args:
+      bar: counts each file written (a long --count shows a rate and an ETA).
+    """
     os.makedirs(out_dir, exist_ok=True)
     pixels = schema.to_uint8(batch.images[..., 0])
     paths = []
@@ -399,6 +399,8 @@ def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = N
         path = os.path.join(out_dir, f"{sample_id}-{label}.png")
         atomic.write_bytes(path, _png_bytes(_upsample(pixels[i], display_size, resample)))
         paths.append(path)
+        if bar is not None:
+            bar.update(1)
     return paths
 
 
@@ -416,8 +418,57 @@ def volume_to_slices(volume: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(volume, (2, 1, 0))[:, ::-1, :])
 
 
-def write_nifti(batch: SampleBatch, out_dir: str, *, description: str = "") -> list[str]:
-    """Writes uint8 NIfTI stacks, one per modality, slices along the third axis (1 mm voxels)."""
+#: Side of the BraTS grid's field of view that slices are resized from: 240 x 240 x 155 voxels
+#: of 1 mm, and every plane's longer in-plane side is 240 mm (kgan.slicing pads to a square).
+BRATS_FOV_MM = 240.0
+#: Per plane, the RAS world direction of NIfTI voxel axis 0 (image columns, left to right),
+#: axis 1 (image rows, bottom to top) and axis 2 (the stack), from `kgan.slicing`'s display
+#: orientation: sagittal shows anterior on the left, superior up; coronal and axial are
+#: radiological (patient's right on the left), superior / anterior up.
+PLANE_AXES = {
+    "sagittal": ((0, -1, 0), (0, 0, 1), (1, 0, 0)),
+    "coronal": ((-1, 0, 0), (0, 0, 1), (0, 1, 0)),
+    "axial": ((-1, 0, 0), (0, 1, 0), (0, 0, 1)),
+}
+#: The world axis each plane's stack runs along, as said in the NIfTI ``descrip`` field.
+STACK_AXIS = {"sagittal": "x (L-R)", "coronal": "y (P-A)", "axial": "z (I-S)"}
+
+
+def nifti_affine(plane: str, size: int, count: int, pixel_mm: float | None = None) -> np.ndarray:
+    """The voxel-to-RAS affine of a stack written by `slices_to_volume`.
+
+    Voxels are cubes of `pixel_mm` (default ``BRATS_FOV_MM / size``: the whole 240 mm BraTS
+    field of view over `size` pixels, an upper bound since kgan.slicing crops to the brain's box
+    first) and the stack is centred on the origin. The stack's third axis holds independent
+    samples, not neighbouring slices; it runs along the plane's normal so viewers keep the plane.
+    """
+    if plane not in PLANE_AXES:
+        raise ValueError(f"plane must be one of {schema.PLANES}, got {plane!r}")
+    spacing = float(pixel_mm) if pixel_mm else BRATS_FOV_MM / int(size)
+    affine = np.eye(4)
+    affine[:3, :3] = np.array(PLANE_AXES[plane], np.float64).T * spacing
+    affine[:3, 3] = -affine[:3, :3] @ ((np.array([size, size, count], np.float64) - 1.0) / 2.0)
+    return affine
+
+
+def nifti_description(plane: str, head: str = "kgan synthetic, not patient data") -> str:
+    """The ``descrip`` text (at most 79 ASCII bytes): what the stack is and what its 3rd axis means."""
+    meaning = f"3rd axis: sample no., stacked along {STACK_AXIS[plane]}"
+    head = head.encode("ascii", "replace").decode()[:79 - len(meaning) - 2].rstrip()
+    return f"{head}; {meaning}"
+
+
+def write_nifti(batch: SampleBatch, out_dir: str, *, plane: str, description: str = "",
+                pixel_mm: float | None = None) -> list[str]:
+    """Writes uint8 NIfTI stacks, one per modality, with the plane's orientation and spacing.
+
+    Args:
+      batch: slices and their labels.
+      out_dir: the folder for ``synthetic-<modality>.nii.gz``.
+      plane: the plane the generator was trained on (sets the orientation, `nifti_affine`).
+      description: start of the header's ``descrip`` (the stacking axis is always added).
+      pixel_mm: voxel side in mm, when known better than the nominal ``240 / size``.
+    """
     import nibabel as nib
 
     os.makedirs(out_dir, exist_ok=True)
@@ -426,16 +477,17 @@ def write_nifti(batch: SampleBatch, out_dir: str, *, description: str = "") -> l
     for index in sorted(set(batch.modality.tolist())):
         keep = batch.modality == index
         name = schema.MODALITIES[index] if index >= 0 else "any"
-        image = nib.Nifti1Image(slices_to_volume(pixels[keep]), np.eye(4))
-        image.header["descrip"] = (description or f"kgan synthetic {name}, not patient data")[:79]
+        volume = slices_to_volume(pixels[keep])
+        affine = nifti_affine(plane, volume.shape[0], volume.shape[2], pixel_mm)
+        image = nib.Nifti1Image(volume, affine)
+        image.set_qform(affine, code="aligned")
+        image.set_sform(affine, code="aligned")
+        image.header.set_xyzt_units("mm")
+        image.header["descrip"] = nifti_description(
+            plane, description or f"kgan synthetic {name}, not patient data")
         path = os.path.join(out_dir, f"synthetic-{name}.nii.gz")
-        tmp = _tmp_beside(path)
-        try:
+        with atomic.atomic_path(path, suffix=".nii.gz") as tmp:
             nib.save(image, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         paths.append(path)
     return paths
 
@@ -476,39 +528,34 @@ def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, 
     os.makedirs(out_dir, exist_ok=True)
     plane_index = schema.PLANES.index(plane)
     sizes = [len(part) for part in np.array_split(np.arange(count), shards)]
-    paths, tmps = [], []
+    paths = []
     shard, left, writer, written = -1, 0, None, 0
-    try:
-        for batch in batches:
-            pixels = schema.to_uint8(batch.images)
-            for i in range(len(pixels)):
-                while left == 0:  # next shard
-                    if writer is not None:
-                        writer.close()
-                    shard += 1
-                    paths.append(os.path.join(out_dir, shard_name(split, shard, shards)))
-                    tmps.append(_tmp_beside(paths[-1]))
-                    writer, left = tf.io.TFRecordWriter(tmps[-1]), sizes[shard]
-                fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
-                writer.write(schema.encode_example(
-                    pixels[i], modality=int(batch.modality[i]), plane=plane_index,
-                    slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
-                    grade=0, source=f"synthetic:{gan}", synthetic=True))
-                left -= 1
-                written += 1
-        if writer is not None:
-            writer.close()
-            writer = None
-        if written != count or shard != shards - 1:
-            raise ValueError(f"got {written} slices, expected count={count}")
-        for tmp, path in zip(tmps, paths):
-            os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        for tmp in tmps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    # Every shard goes to its own atomic temporary file; all are moved into place together when
+    # the last one is complete, and all are removed if anything fails.
+    with contextlib.ExitStack() as shard_files:
+        try:
+            for batch in batches:
+                pixels = schema.to_uint8(batch.images)
+                for i in range(len(pixels)):
+                    while left == 0:  # next shard
+                        if writer is not None:
+                            writer.close()
+                        shard += 1
+                        paths.append(os.path.join(out_dir, shard_name(split, shard, shards)))
+                        tmp = shard_files.enter_context(atomic.atomic_path(paths[-1]))
+                        writer, left = tf.io.TFRecordWriter(tmp), sizes[shard]
+                    fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
+                    writer.write(schema.encode_example(
+                        pixels[i], modality=int(batch.modality[i]), plane=plane_index,
+                        slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
+                        grade=0, source=f"synthetic:{gan}", synthetic=True))
+                    left -= 1
+                    written += 1
+            if written != count or shard != shards - 1:
+                raise ValueError(f"got {written} slices, expected count={count}")
+        finally:
+            if writer is not None:
+                writer.close()
     keep = {os.path.basename(p) for p in paths}
     prefix = f"synthetic-{split}.tfrecord-"
     for name in os.listdir(out_dir):
@@ -531,10 +578,15 @@ def write_samples(
     plane: str | None = None,
     split: str = "train",
     shards: int = 1,
+    progress: bool = False,
 ) -> list[str]:
     """Draws `count` slices from an export and writes them in one format (scripts/sample.py).
 
     Also writes ``kgan_samples.json``: the export, seed and per-sample ids and conditions.
+
+    Args:
+      plane: for nifti and tfrecord, when the export's metadata has none.
+      progress: show one progress bar (rate, ETA) on stderr and end with a one-line summary.
 
     Returns:
       The paths written (data files first, the manifest last).
@@ -543,13 +595,18 @@ def write_samples(
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     sampler = model if isinstance(model, GeneratorSampler) else GeneratorSampler(model)
     mods, tums = sampler.conditions(int(count), modality, tumour)  # fail fast on bad requests
-    if fmt == "tfrecord":
+    if fmt in ("tfrecord", "nifti"):
         plane = plane or sampler.metadata.get("plane")
         if plane not in schema.PLANES:
             raise ValueError(f"the export's metadata has no plane: pass plane= (--plane), one "
                              f"of {schema.PLANES}")
     os.makedirs(out_dir, exist_ok=True)
+    start = time.perf_counter()
+    bar = (progress_lib.Progress(int(count), f"sampling {fmt}", "slice") if progress
+           else progress_lib.Silent(int(count)))
     chunks = sampler.iter_batches(count, seed, modality, tumour)
+    if fmt != "png":  # the png writer counts file by file
+        chunks = _counted(chunks, bar)
     if fmt == "grid":
         size = display_size or DEFAULT_DISPLAY_SIZE
         title = (f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data"
@@ -560,9 +617,10 @@ def write_samples(
                             display_size=size, resample=resample, title=title)]
     elif fmt == "png":
         paths = [p for batch in chunks
-                 for p in write_pngs(batch, out_dir, display_size=display_size, resample=resample)]
+                 for p in write_pngs(batch, out_dir, display_size=display_size, resample=resample,
+                                     bar=bar)]
     elif fmt == "nifti":
-        paths = write_nifti(concat_batches(list(chunks)), out_dir,
+        paths = write_nifti(concat_batches(list(chunks)), out_dir, plane=plane,
                             description=f"kgan synthetic {sampler.gan} seed {seed}")
     else:
         paths = write_tfrecords(chunks, out_dir, gan=sampler.gan, plane=plane, split=split,
@@ -586,4 +644,13 @@ def write_samples(
     }
     manifest_path = os.path.join(out_dir, "kgan_samples.json")
     atomic.write_bytes(manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
+    bar.close(f"kgan: wrote {int(count)} synthetic slices as {len(paths)} {fmt} file(s) to "
+              f"{out_dir} in {progress_lib.format_seconds(time.perf_counter() - start)} "
+              f"(list: {manifest_path})")
     return paths + [manifest_path]
+
+
+def _counted(chunks: Iterable[SampleBatch], bar: progress_lib.Progress) -> Iterator[SampleBatch]:
+    for batch in chunks:
+        bar.update(len(batch.images))
+        yield batch

@@ -17,6 +17,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
+def _size(text: str) -> int:
+    """--size, refused here (one line) when training could not use it."""
+    from kgan import sizes
+
+    try:
+        return sizes.check_image_size(text, "--size")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--size ")) from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="source", required=True)
@@ -29,7 +39,8 @@ def main(argv=None) -> int:
             p.add_argument("--patients", type=int, default=None,
                            help="cohort size (default 20)")
         p.add_argument("--plane", default="sagittal", choices=("sagittal", "coronal", "axial"))
-        p.add_argument("--size", type=int, default=64, help="slice side: 64 (paper), 128 or 256")
+        p.add_argument("--size", type=_size, default=64,
+                       help="slice side: 64 (paper), 128 or 256 (also 16 or 32 for quick tests)")
         p.add_argument("--resize", default="pad", choices=("pad", "stretch"),
                        help="pad to square keeping aspect (default) or stretch (paper)")
         p.add_argument("--seed", type=int, default=0, help="patient split seed (and phantom seed)")
@@ -39,37 +50,23 @@ def main(argv=None) -> int:
                        help="record unusable cases in the summary and go on")
     args = parser.parse_args(argv)
 
-    from tqdm import tqdm
-
     from kgan import records, volumes
 
-    total = None
     if args.source == "brats":
         try:
-            total = len(volumes.find_cases(args.dir))
+            volumes.find_cases(args.dir)
         except volumes.VolumeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    else:
-        total = args.patients or records.DEFAULT_PATIENTS
-    bar = tqdm(total=total, unit="case", desc=f"{args.source} {args.plane} {args.size}")
-
-    def progress(case_id, error):
-        bar.update(1)
-        if error:
-            bar.write(f"skipped {case_id}: {error}")
-
-    try:
+    try:  # the library shows the progress bar and the one-line summary on stderr
         summary = records.build_dataset(
             args.source, plane=args.plane, size=args.size, resize=args.resize,
             data_dir=args.data_dir, seed=args.seed, workers=args.workers,
             manual_dir=getattr(args, "dir", None), patients=getattr(args, "patients", None),
-            skip_bad=args.skip_bad, progress=progress)
+            skip_bad=args.skip_bad)
     except volumes.VolumeError as err:
-        bar.close()
         print(f"error: {err}\n(use --skip-bad to record bad cases and go on)", file=sys.stderr)
         return 1
-    bar.close()
     print(summary)
     return 0
 

@@ -6,7 +6,9 @@
 
 Formats: grid (one captioned PNG, slices shown at --display-size px), png (one file per
 slice), nifti (one stack per modality), tfrecord (kgan.schema shards that
-kgan.pipeline.load_slices reads). Prints the files written.
+kgan.pipeline.load_slices reads). Shows one progress bar (rate, ETA) on stderr and ends with
+a one-line summary there; stdout lists the files written, or, past 20 files, only the
+kgan_samples.json manifest that lists them.
 """
 
 import argparse
@@ -14,6 +16,9 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+#: Data files listed on stdout at most; more are listed in the manifest only.
+MAX_LISTED = 20
 
 
 def main(argv=None):
@@ -34,7 +39,8 @@ def main(argv=None):
                              "png default native size)")
     parser.add_argument("--resample", default="nearest", choices=("nearest", "bicubic"),
                         help="upsampling filter for --display-size")
-    parser.add_argument("--plane", help="tfrecord: plane label when the export's metadata has none")
+    parser.add_argument("--plane", choices=("sagittal", "coronal", "axial"),
+                        help="tfrecord and nifti: the plane when the export's metadata has none")
     parser.add_argument("--split", default="train", help="tfrecord: split name in the file names")
     parser.add_argument("--shards", type=int, default=1, help="tfrecord: number of shard files")
     args = parser.parse_args(argv)
@@ -45,10 +51,12 @@ def main(argv=None):
         paths = write_samples(
             args.model, args.out, count=args.count, fmt=args.format, seed=args.seed,
             modality=args.modality, tumour=args.tumour, display_size=args.display_size,
-            resample=args.resample, plane=args.plane, split=args.split, shards=args.shards)
+            resample=args.resample, plane=args.plane, split=args.split, shards=args.shards,
+            progress=True)
     except (ValueError, FileNotFoundError) as e:  # a request the model cannot serve: say why
         parser.exit(2, f"{parser.prog}: error: {e}\n")
-    print("\n".join(paths))
+    # 5,000 PNGs are not 5,001 lines of output: past MAX_LISTED the manifest lists them.
+    print("\n".join(paths if len(paths) <= MAX_LISTED + 1 else paths[-1:]))
 
 
 if __name__ == "__main__":

@@ -93,3 +93,21 @@ def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_
     assert os.path.getmtime(os.path.join(folder, "Phantom_s0_0001_t1.nii.gz")) == stamp
     out = slicing.slice_case(cv, slicing.SliceConfig(size=32))
     assert len(out) == 4 * 70 and max(s.tumour_fraction for s in out) > 0.01
+
+
+@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_patient_folder_and_files_get_ordinary_permissions(tmp_path, monkeypatch, mask, file_mode,
+                                                           dir_mode):
+    # A tiny stand-in patient: the permissions come from write_patient, not from the anatomy.
+    tiny = {m: np.full((4, 4, 3), 7, np.int16) for m in phantom.MODALITIES}
+    tiny.update(seg=np.zeros((4, 4, 3), np.uint8), grade="LGG", case_id=phantom.case_id(0, 5))
+    monkeypatch.setattr(phantom, "generate_patient", lambda index, seed=0, **_: tiny)
+    old = os.umask(mask)
+    try:
+        folder = phantom.write_patient(str(tmp_path), 0, 5)
+    finally:
+        os.umask(old)
+    assert os.stat(folder).st_mode & 0o777 == dir_mode  # tempfile.mkdtemp made it 0700
+    names = sorted(os.listdir(folder))
+    assert len(names) == 5 and not [n for n in os.listdir(os.path.dirname(folder)) if ".tmp-" in n]
+    assert {os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in names} == {file_mode}

@@ -241,3 +241,127 @@ def test_make_records_cli_skip_bad_and_error_exit(brats_dir, tmp_path, capsys):
                                           "train", batch_size=4)))
     assert x.shape == (4, 16, 16, 1) and set(y["plane"].numpy()) == {2}
     assert cli.main(["brats", "--dir", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_phantom_build(tmp_path_factory):
+    """A fresh build of a 3-patient axial 16x16 phantom dataset, with everything it printed.
+
+    Uses the session's shared phantom volumes (see test_phantom), so only slicing runs when an
+    earlier test generated them; TFDS's global progress-bar switch starts on.
+    """
+    import contextlib
+    import io
+    import logging
+
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    logged, collect = [], Collect()
+
+    data_dir = str(tmp_path_factory.getbasetemp() / "shared_phantom_records")
+    tfds.display_progress_bar(True)
+    out, err = io.StringIO(), io.StringIO()
+    old = os.umask(0o022)
+    logging.getLogger("absl").addHandler(collect)  # TFDS logs through absl
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            summary = records.build_dataset("phantom", plane="axial", size=16, data_dir=data_dir,
+                                            patients=3, workers=1)
+    finally:
+        os.umask(old)
+        logging.getLogger("absl").removeHandler(collect)
+    return summary, data_dir, out.getvalue(), err.getvalue(), tqdm_utils._active, logged
+
+
+def test_build_shows_one_progress_display_and_a_summary_line(tiny_phantom_build):
+    summary, data_dir, out, err, bars_after, logged = tiny_phantom_build
+    assert summary.built and summary.total_slices > 0
+    assert bars_after is True  # the user's TFDS progress bars stay as they were (it set them off)
+    assert "Downloading and preparing" not in out + err and "downloaded and prepared" not in out
+    assert not [m for m in logged if "custom data configuration" in m], logged
+    lines = err.splitlines()
+    assert lines[0].startswith("kgan: building phantom_slices/axial_16_n3 from 3 phantom patients")
+    assert lines[-1] == (f"kgan: built phantom_slices/axial_16_n3: {summary.total_slices} slices "
+                         f"from 3 cases in {lines[-1].split(' in ')[1].split(' -> ')[0]} -> "
+                         f"{summary.dataset_dir}")
+    progress_lines = lines[1:-1]  # plain lines (stderr is not a terminal): at most one per case here
+    assert 1 <= len(progress_lines) <= 3 and "\r" not in err and out == ""
+    assert progress_lines[-1].startswith("phantom_slices/axial_16_n3: 3/3 cases (100 %)")
+    summary_file = os.path.join(summary.dataset_dir, records.SUMMARY_FILE)
+    assert os.stat(summary_file).st_mode & 0o777 == 0o644  # written by kgan.atomic, not 0600
+
+
+def test_tfds_progress_switch_is_off_during_a_build_and_restored_after(tmp_path, monkeypatch):
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    seen = []
+
+    def failing_build(self, **kwargs):  # stands in for TFDS's build: notes the switch, then fails
+        seen.append(tqdm_utils._active)
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(records._SliceBuilder, "download_and_prepare", failing_build)
+    try:
+        for users_choice in (True, False):
+            tfds.display_progress_bar(users_choice)
+            with pytest.raises(RuntimeError, match="interrupted"):
+                records.build_dataset("phantom", size=16, data_dir=str(tmp_path), patients=3,
+                                      progress=False)
+            assert tqdm_utils._active is users_choice
+        assert seen == [False, False]  # TFDS's bars never compete with kgan's
+    finally:
+        tfds.display_progress_bar(True)
+
+
+def test_sizes_training_refuses_are_refused_before_building(tmp_path, capsys):
+    from kgan import networks, sizes
+
+    assert networks.SUPPORTED_SIZES is sizes.IMAGE_SIZES  # one rule for records and networks
+    for bad in (48, 8, 512, 64.5):
+        with pytest.raises(ValueError, match="16, 32, 64, 128, 256"):
+            records.build_dataset("phantom", size=bad, data_dir=str(tmp_path / "r"), patients=3)
+    assert not os.path.exists(tmp_path / "r")
+    with pytest.raises(SystemExit) as exit_info:
+        _load_script("make_records").main(["phantom", "--size", "48", "--data-dir", str(tmp_path)])
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and "argument --size: 48 is not a size kgan can train on" in err_lines[-1]
+    assert "16, 32, 64, 128, 256" in err_lines[-1] and os.listdir(tmp_path) == []
+
+
+def test_builders_cite_their_sources_and_the_phantom_is_described_as_its_own(tmp_path):
+    brats = records.make_builder("brats", size=16, data_dir=str(tmp_path)).info
+    for needle in ("Menze", "Multimodal Brain Tumor Image Segmentation Benchmark", "Bakas",
+                   "Scientific Data", "2107.02314", "Baid"):
+        assert needle in brats.citation
+    assert brats.homepage == "https://www.med.upenn.edu/cbica/brats/"
+    fake = records.make_builder("phantom", size=16, data_dir=str(tmp_path), patients=3).info
+    assert "brats" not in fake.homepage.lower() and "Menze" not in fake.citation
+    assert "MNI152" in fake.description and "nilearn" in fake.description
+    assert "Fonov" in fake.citation
+
+
+def test_tfds_as_dataframe_shows_slice_thumbnails(tiny_phantom_build):
+    pytest.importorskip("pandas")
+    summary, data_dir, *_ = tiny_phantom_build
+    ds, info = tfds.load("phantom_slices/axial_16_n3", data_dir=data_dir, split="train",
+                         with_info=True)
+    frame = tfds.as_dataframe(ds.take(3), records.display_info(info))
+    html = frame._repr_html_()
+    assert html.count("<img") == 3 and any(f"({m})<" in html for m in schema.MODALITIES)
+    assert isinstance(info.features["image"], tfds.features.Tensor)  # the stored schema is unchanged
+    # Shards parsed with the schema (raw bytes) give the same uint8 images through as_images.
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(summary.dataset_dir, "*-train.tfrecord*")))
+    raw = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, schema.FEATURE_SPEC))
+    for size in (None, 16):
+        first = next(iter(records.as_images(raw, size=size)))
+        assert first["image"].dtype == tf.uint8 and tuple(first["image"].shape) == (16, 16, 1)
+    assert len(files) == 1  # one shard, so tfds.load (no file shuffling) reads the same order
+    for loaded, viewed in zip(ds.take(5), records.as_images(raw).take(5)):
+        assert loaded["case_id"].numpy() == viewed["case_id"].numpy()
+        np.testing.assert_array_equal(loaded["image"].numpy(), viewed["image"].numpy())

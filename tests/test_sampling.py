@@ -278,3 +278,65 @@ def test_sample_script_writes_a_grid(cond, tmp_path, capsys):
                      "--modality", "t2"])
     assert exit_info.value.code == 2
     assert "modality 't2' is not one this generator was trained on" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("plane, codes", [("sagittal", ("P", "S", "R")),
+                                          ("coronal", ("L", "S", "A")),
+                                          ("axial", ("L", "A", "S"))])
+def test_nifti_stack_has_the_planes_orientation_and_spacing(tmp_path, plane, codes):
+    import nibabel as nib
+
+    from kgan import slicing
+    from kgan.sampling import STACK_AXIS, nifti_affine, write_nifti
+
+    # Slices cut by kgan.slicing from a known RAS volume; a viewer that reorients the written stack
+    # to RAS (as_closest_canonical) must find the volume's own voxels at the same places.
+    size, picked = 8, [2, 3, 5]
+    volume = np.random.default_rng(0).integers(0, 256, (size, size, size)).astype(np.uint8)
+    axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    pixels = np.stack([slicing._take(volume, axis, i) for i in picked])
+    batch = SampleBatch(pixels[..., None].astype(np.float32) / 127.5 - 1.0,
+                        np.zeros(3, np.int32), None, ["a", "b", "c"], 0)
+    (path,) = write_nifti(batch, str(tmp_path), plane=plane, description="kgan synthetic began seed 3")
+    image = nib.load(path)
+    assert nib.aff2axcodes(image.affine) == codes
+    assert np.allclose(image.header.get_zooms(), [240.0 / size] * 3)
+    assert image.header.get_qform(coded=True)[1] and image.header.get_sform(coded=True)[1]
+    canonical = nib.as_closest_canonical(image)
+    assert nib.aff2axcodes(canonical.affine) == ("R", "A", "S")
+    data = np.asarray(canonical.dataobj)
+    assert data.shape[axis] == 3  # the stack runs along the plane's normal (x for sagittal)...
+    np.testing.assert_array_equal(data, np.take(volume, picked, axis=axis))  # ...in the right place
+    descrip = image.header["descrip"].tobytes().rstrip(b"\0")
+    assert len(descrip) <= 80 and b"synthetic" in descrip and STACK_AXIS[plane].encode() in descrip
+    np.testing.assert_allclose(nifti_affine(plane, size, 3) @ [3.5, 3.5, 1, 1], [0, 0, 0, 1],
+                               atol=1e-9)  # the stack's centre sits at the origin
+
+
+def test_sample_writers_give_ordinary_permissions_under_two_umasks(cond, tmp_path):
+    sampler = GeneratorSampler(cond[1])
+    for mask, expected in ((0o022, 0o644), (0o077, 0o600)):
+        old = os.umask(mask)
+        try:
+            written = []
+            for fmt in ("grid", "png", "nifti", "tfrecord"):
+                written += write_samples(sampler, str(tmp_path / f"{mask:o}" / fmt), count=2, fmt=fmt)
+        finally:
+            os.umask(old)
+        assert {os.stat(p).st_mode & 0o777 for p in written} == {expected}, mask
+
+
+def test_sample_script_shows_one_bar_and_a_summary_not_a_line_per_file(cond, tmp_path, capfd):
+    from conftest import load_script
+
+    script = load_script("sample")
+    out_dir = tmp_path / "pngs"
+    script.main(["--model", cond[1], "--count", "50", "--out", str(out_dir), "--format", "png"])
+    out, err = capfd.readouterr()
+    assert len(list(out_dir.glob("*.png"))) == 50
+    assert out.splitlines() == [str(out_dir / "kgan_samples.json")]  # the manifest lists the 50 files
+    lines = err.splitlines()  # stderr is not a terminal here: plain lines, about one per 10 %
+    assert "\r" not in err and 1 <= len(lines) <= 12, lines
+    assert lines[-1].startswith(f"kgan: wrote 50 synthetic slices as 50 png file(s) to {out_dir} in ")
+    assert all("/s" in line for line in lines[:-1])  # progress lines say the rate
+    assert len(lines) < 3 or "ETA" in lines[0]  # (a fast run may only print its 100 % line)
