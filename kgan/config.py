@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kgan import atomic
+from kgan import atomic, sizes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -389,8 +389,10 @@ def validate(config: Config) -> None:
 
     need(config.gan in GANS, f"gan must be one of {GANS}, got {config.gan!r}")
     m, t = config.model, config.train
-    need(m.image_size >= 16 and (m.image_size & (m.image_size - 1)) == 0,
-         f"model.image_size must be a power of two >= 16, got {m.image_size}")
+    try:
+        sizes.check_image_size(m.image_size, "model.image_size")
+    except ValueError as e:
+        need(False, str(e))
     need(m.latent_dim > 0, f"model.latent_dim must be positive, got {m.latent_dim}")
     need(m.width >= 0, f"model.width must be >= 0, got {m.width}")
     need(t.batch_size > 0, f"train.batch_size must be positive, got {t.batch_size}")

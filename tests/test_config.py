@@ -87,8 +87,10 @@ def test_type_errors_and_invalid_values(tmp_path):
         cfg.resolve("dcgan", write(tmp_path, '[train]\nepochs = "many"\n'))
     with pytest.raises(cfg.ConfigError, match="is a section"):
         cfg.resolve("dcgan", write(tmp_path, 'model = 3\n'))
-    with pytest.raises(cfg.ConfigError, match="power of two"):
+    with pytest.raises(cfg.ConfigError, match="powers of two"):
         cfg.resolve("dcgan", set_items=["image_size=48"])
+    with pytest.raises(cfg.ConfigError, match="512 is not a size"):  # the networks cap at 256
+        cfg.resolve("dcgan", set_items=["image_size=512"])
     with pytest.raises(cfg.ConfigError, match="mixed_precision"):
         cfg.resolve("dcgan", set_items=["mixed_precision=fp8"])
     with pytest.raises(cfg.ConfigError, match="decay_steps"):
