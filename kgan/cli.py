@@ -11,8 +11,10 @@ import sys
 
 #: subcommand -> module in kgan.commands holding its `main(argv)` (and its docstring).
 COMMANDS = {
+    "records": "records",
     "train": "train",
     "export": "export",
+    "sample": "sample",
 }
 
 

@@ -10,7 +10,7 @@ import argparse
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="export.py", description=__doc__,
+    parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="training run directory (config.json, generator.keras)")
     parser.add_argument("--out", required=True, help="export base directory, e.g. exports/NAME")
