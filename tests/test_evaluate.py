@@ -26,8 +26,11 @@ def toy_slice(rng, modality: int, tumour: bool, size: int = SIZE) -> np.ndarray:
     return np.clip(image, -1, 1).astype(np.float32)
 
 
-def write_toy_dataset(directory, patients=(8, 4), slices=6, size=SIZE, seed=0):
-    """train/test shards: `patients` per split, 4 modalities x `slices` each, half with tumour."""
+def write_toy_dataset(directory, patients=(8, 4), slices=6, size=SIZE, seed=0, prefix=""):
+    """train/test shards: `patients` per split, 4 modalities x `slices` each, half with tumour.
+
+    Case ids are `<prefix><split><k>`: give two datasets different prefixes for disjoint patients.
+    """
     os.makedirs(directory, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split, count in zip(("train", "test"), patients):
@@ -40,7 +43,7 @@ def write_toy_dataset(directory, patients=(8, 4), slices=6, size=SIZE, seed=0):
                         image = schema.to_uint8(toy_slice(rng, m, tumour, size))
                         writer.write(schema.encode_example(
                             image, modality=m, plane=0, slice_index=40 + s,
-                            case_id=f"{split}{p}", tumour_fraction=0.1 if tumour else 0.0,
+                            case_id=f"{prefix}{split}{p}", tumour_fraction=0.1 if tumour else 0.0,
                             source="toy"))
     return str(directory)
 
