@@ -39,7 +39,7 @@ from kgan.evaluation.sources import SyntheticSource
 SEED_OFFSETS = {"split": 0, "synthetic": 1, "synthetic_set2": 2, "swd": 3, "bootstrap": 4,
                 "pairs": 5, "c2st": 6, "downstream": 7, "encoder": 0, "subsample": 8,
                 "extra_draws": 9, "augment_patients": 10}
-STEPS = 9
+STEPS = 8
 #: Fewest slices per side for a per-modality comparison to be reported.
 MIN_GROUP = 20
 REPORT_VERSION = 2
@@ -168,7 +168,12 @@ def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | N
         if not is_phantom:
             raise EvaluationInputError(f"the evaluation cohort is phantom data but {data} is not: "
                                        "use the held-out split (--reference heldout)")
-        ref = cohort.evaluation_cohort(plane, size, data_dir, patients=eval_patients, log=log)
+        home = data_dir
+        if home is None:  # build beside the training dataset: <home>/phantom_slices/<config>/<version>
+            info = cohort.dataset_info(data)
+            home = (os.path.dirname(os.path.dirname(os.path.dirname(info["directory"])))
+                    if info.get("name") == "phantom_slices" else None)
+        ref = cohort.evaluation_cohort(plane, size, home, patients=eval_patients, log=log)
         splits = cohort.splits_of(ref)
         kind = (f"evaluation cohort: {eval_patients} new phantom patients (seed {cohort.EVAL_SEED}), "
                 "never trained on")
