@@ -73,7 +73,7 @@ def _estimates(node):
 @pytest.mark.parametrize("conditional", [True, False])
 def test_report_files_exist_and_parse(tmp_path, conditional):
     data = write_toy_dataset(tmp_path / "data", patients=(8, 2))
-    ref = write_toy_dataset(tmp_path / "ref", patients=(4, 4), slices=3, prefix="new", seed=1)
+    ref = write_toy_dataset(tmp_path / "ref", patients=(4, 4), slices=6, prefix="new", seed=1)
     out = tmp_path / "report"
     encoder_path = tmp_path / "enc" / "toy.keras"
     lines = []
@@ -89,7 +89,7 @@ def test_report_files_exist_and_parse(tmp_path, conditional):
     assert ref_info["patients"] == 8 and ref_info["half_a_patients"] == 4 and ref_info["quarter_patients"] == [2, 2, 2, 2]
     assert any("small real cohort" in w for w in loaded["warnings"])  # 4 < 10 patients per side
     assert any("WARNING: small real cohort" in line for line in lines)  # and on the console
-    assert loaded["samples"]["train_slices"] == 8 * 4 * 6 and loaded["samples"]["reference_slices"] == 8 * 4 * 3
+    assert loaded["samples"]["train_slices"] == 8 * 4 * 6 and loaded["samples"]["reference_slices"] == 8 * 4 * 6
     assert set(loaded["fidelity"]) == {"all", "t1", "t1ce", "t2", "flair"}
     for name, entry in loaded["fidelity"].items():
         if "skipped" in entry:  # an undertrained encoder may put no unconditional sample in a modality

@@ -397,7 +397,17 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
     if source.conditional:
         cover["note"] = "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
     pool_x, pool_mod = s1, s1_mod
-    if not source.conditional and len(modality_ids) > 1:
+    if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
+        rng_c = np.random.default_rng([seeds["extra_draws"], 1])
+        parts, mods = [], []
+        for k, m in enumerate(modality_ids):
+            tum = np.asarray(train_y["tumour"])[np.asarray(train_y["modality"]) == m]
+            tumour = rng_c.choice(tum, per_modality).astype(np.int32)
+            parts.append(source.draw(per_modality, seeds["extra_draws"] * 1000 + k,
+                                     modality=np.full(per_modality, m, np.int32), tumour=tumour))
+            mods.append(np.full(per_modality, m))
+        pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
+    elif not source.conditional and len(modality_ids) > 1:
         drawn, k = len(s1), 0
         while min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples:
             extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
