@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--augment-patients", type=int, default=4,
                         help="real patients the augmentation test's classifier is trained on")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (SWD: --swd-resamples)")
-    parser.add_argument("--swd-resamples", type=int, default=200)
+    parser.add_argument("--swd-resamples", type=int, default=100)
     parser.add_argument("--encoder", default=None,
                         help="feature encoder .keras file, trained there if absent "
                              "(default reports/encoder/<dataset>-<size>.keras)")

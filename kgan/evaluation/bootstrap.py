@@ -23,7 +23,7 @@ import numpy as np
 #: Resamples for the cheap statistics (shares, accuracies, AUC, FID/KID, histograms).
 RESAMPLES = 1000
 #: Resamples for the sliced Wasserstein distance (a resample re-sums sorted patch projections).
-SWD_RESAMPLES = 200
+SWD_RESAMPLES = 100
 LEVEL = 0.95
 
 

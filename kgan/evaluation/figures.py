@@ -193,6 +193,6 @@ def interval_bars(groups: dict, *, title: str, ylabel: str, reference: float | N
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label or None)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, fontsize=10)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
