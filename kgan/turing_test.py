@@ -53,7 +53,8 @@ def _modality_label(index: int) -> str:
 def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
           synthetic: int = 50, seed: int = 0, data_dir: str | None = None,
           key_path: str | None = None, display_size: int = 384, encoder_path: str | None = None,
-          title: str = "Visual Turing Test: real or synthetic brain MRI?", log=print) -> tuple[str, str]:
+          title: str = "Visual Turing Test: real or synthetic brain MRI?", splits=("test",),
+          train_data: str | None = None, log=print) -> tuple[str, str]:
     """Writes the blinded page and its key.
 
     Real slices are drawn (seeded) from the test split: held-out patients the
@@ -75,6 +76,10 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
       display_size: width and height in CSS pixels of each slice.
       encoder_path: evaluation encoder for labelling unconditional samples.
       title: the page's heading.
+      splits: the splits of `data` whose patients supply the real slices
+        (all splits for the evaluation cohort, whose patients are all new).
+      train_data: the generator's training dataset, whose train split trains
+        the encoder (default: `data`).
       log: progress printer.
 
     Returns:
@@ -88,10 +93,13 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
         raise ValueError(f"the key {key_path} would sit inside the page's folder {out_abs}: "
                          "raters would receive it; choose a path outside")
     covered = [m for m in source.modalities if m in schema.MODALITIES]
-    test_x, test_y = pipeline.load_arrays(data, "test", modalities=covered, data_dir=data_dir)
+    from kgan.evaluation import cohort
+
+    test_x, test_y = cohort.load_splits(data, list(splits), covered, data_dir)
     rng = np.random.default_rng(seed)
     if real > len(test_x):
-        raise ValueError(f"asked for {real} real slices but the test split of {data} has {len(test_x)}")
+        raise ValueError(f"asked for {real} real slices but split(s) {', '.join(splits)} of {data} "
+                         f"hold {len(test_x)}")
     real_idx = np.sort(rng.choice(len(test_x), real, replace=False))
     mix = rng.choice(len(test_x), max(synthetic, 1), replace=True)[:synthetic]
     log(f"drawing {synthetic} synthetic slices (seed {seed})")
@@ -107,10 +115,11 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
         else:
             from kgan.evaluation import encoder as encoder_lib, report
 
-            train = lambda: pipeline.load_arrays(data, "train", modalities=covered, data_dir=data_dir)
+            train_data = train_data or data
+            train = lambda: pipeline.load_arrays(train_data, "train", modalities=covered, data_dir=data_dir)
             enc = encoder_lib.load_or_train(
-                encoder_path or report.default_encoder_path(data, test_x.shape[1]), train,
-                dataset=data, seed=0, log=log)
+                encoder_path or report.default_encoder_path(train_data, test_x.shape[1], data_dir=data_dir),
+                train, dataset=train_data, seed=0, log=log)
             syn_mod = enc.modality(syn_x) if synthetic else np.zeros([0], np.int64)
     if synthetic and syn_x.shape[1:] != test_x.shape[1:]:
         raise ValueError(f"generator makes {syn_x.shape[1:]} slices but {data} holds {test_x.shape[1:]}")

@@ -1,11 +1,14 @@
 #!/usr/bin/env python
 """The human Visual Turing Test kit.
 
-    python scripts/turing_test.py build --model exports/NAME/VERSION --data DATASET --out DIR
+    python scripts/turing_test.py build --model exports/NAME/VERSION [--data DATASET] --out DIR
                                         [--real 50 --synthetic 50] [--seed S] [--key PATH]
     python scripts/turing_test.py score ANSWERS KEY [--json]
 
-`build` writes DIR/turing_test.html (blinded, self-contained: send DIR to the
+`build` takes real slices from patients the generator never saw: by default
+the evaluation cohort (phantom) or the held-out split of the training
+dataset its export metadata names; --data DATASET uses that dataset's test
+split. `build` writes DIR/turing_test.html (blinded, self-contained: send DIR to the
 rater) and the answer key beside it, DIR.key.json (keep it). The rater opens
 the page, answers, and exports a JSON file; `score` prints the paper's table.
 """
@@ -26,7 +29,9 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the blinded page and its key")
     b.add_argument("--model", required=True, help="export directory exports/NAME/VERSION")
-    b.add_argument("--data", required=True, help="slice dataset (real slices come from its test split)")
+    b.add_argument("--data", default=None,
+                   help="slice dataset whose test split gives the real slices (default: the evaluation "
+                        "cohort, or the held-out split of the training dataset the export names)")
     b.add_argument("--data-dir", default=None)
     b.add_argument("--out", required=True, help="folder for the page")
     b.add_argument("--real", type=int, default=50)
@@ -58,17 +63,30 @@ def main(argv=None) -> int:
             print(turing_test.score_text(result))
         return 0
 
-    from kgan.evaluation import sources
+    from kgan.evaluation import report, sources
+    from kgan.evaluation.cohort import EvaluationInputError
 
     try:
         source = sources.from_export(args.model)
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"turing_test.py build: cannot load the generator at {args.model}: {e}", file=sys.stderr)
         return 2
-    turing_test.build(source, args.data, args.out, real=args.real, synthetic=args.synthetic,
+    log = lambda line: print(line, flush=True)
+    try:
+        if args.data is None:
+            inputs = report.resolve_inputs(source, None, "auto", args.data_dir, log=log)
+            data, splits, train_data = inputs["reference"], inputs["reference_splits"], inputs["data"]
+            log(f"real slices from the {inputs['reference_kind']} ({data})")
+        else:
+            inputs = report.resolve_inputs(source, args.data, "heldout", args.data_dir, log=log)
+            data, splits, train_data = args.data, ["test"], args.data
+    except EvaluationInputError as e:
+        print(f"turing_test.py build: {e}", file=sys.stderr)
+        return 2
+    turing_test.build(source, data, args.out, real=args.real, synthetic=args.synthetic,
                       seed=args.seed, data_dir=args.data_dir, key_path=args.key,
-                      display_size=args.display_size, encoder_path=args.encoder,
-                      log=lambda line: print(line, flush=True))
+                      display_size=args.display_size, encoder_path=args.encoder, splits=splits,
+                      train_data=train_data, log=log)
     return 0
 
 

@@ -1,7 +1,14 @@
-"""PNG figures drawn with Pillow alone (no plotting library is needed at run time)."""
+"""PNG figures: image mosaics drawn with Pillow, plots drawn with matplotlib (Agg backend).
+
+Mosaics (sample grids, nearest-neighbour pairs) are pixels and stay Pillow.
+Line plots, histograms and interval charts use matplotlib for readable ticks,
+a grid, labels and error bars; tick labels go through `format_number`, so a
+value that is zero up to rounding prints as 0, not 1.11e-16.
+"""
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -15,11 +22,62 @@ def _font():
     return ImageFont.load_default()
 
 
-def save_png(image: Image.Image, path: str) -> str:
-    """Writes a PNG atomically (temp file, then rename)."""
+def save_png(image, path: str) -> str:
+    """Writes a Pillow image or a matplotlib figure as a PNG, atomically (temp file, then rename)."""
     with atomic.atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp, format="PNG")
+        if isinstance(image, Image.Image):
+            image.save(tmp, format="PNG")
+        else:
+            image.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            import matplotlib.pyplot as plt
+
+            plt.close(image)
     return path
+
+
+def format_number(value, digits: int = 3) -> str:
+    """A short, readable number: 0 for values that are zero up to rounding, no 1.11e-16.
+
+    Values are rounded to `digits` significant digits; magnitudes from 1e-3
+    to 1e5 print in plain notation, others in scientific notation.
+    """
+    if value is None:
+        return "n/a"
+    value = float(value)
+    if not math.isfinite(value):
+        return "n/a" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if abs(value) < 1e-9:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e5 or magnitude < 1e-3:
+        return f"{value:.{max(digits - 1, 0)}e}"
+    text = f"{value:.{digits}g}"
+    if "e" in text:  # e.g. 1.23e+03 from %g: write it out plainly
+        text = f"{value:.{max(digits - 1 - int(math.floor(math.log10(magnitude))), 0)}f}"
+    return text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    return plt, FuncFormatter(lambda v, _pos: format_number(v))
+
+
+def _axes(title: str, xlabel: str, ylabel: str, size=(7.0, 4.0)):
+    plt, formatter = _pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    ax.set_title(title, fontsize=12)
+    ax.set_xlabel(xlabel, fontsize=11)
+    ax.set_ylabel(ylabel, fontsize=11)
+    ax.grid(True, alpha=0.35)
+    ax.xaxis.set_major_formatter(formatter)
+    ax.yaxis.set_major_formatter(formatter)
+    ax.tick_params(labelsize=10)
+    return fig, ax
 
 
 def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
@@ -73,56 +131,68 @@ def pairs_figure(left: np.ndarray, right: np.ndarray, captions, *, scale: int = 
     return canvas
 
 
-def line_plot(series: dict, *, title: str, xlabel: str, ylabel: str = "",
-              width: int = 640, height: int = 360) -> Image.Image:
-    """A simple line chart: {name: (x, y)} drawn on shared axes with a legend."""
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    left, right, top, bottom = 60, width - 20, 30, height - 40
-    xs = np.concatenate([np.asarray(x, float) for x, _ in series.values()])
-    ys = np.concatenate([np.asarray(y, float) for _, y in series.values()])
-    x0, x1 = float(np.nanmin(xs)), float(np.nanmax(xs))
-    y0, y1 = min(0.0, float(np.nanmin(ys))), float(np.nanmax(ys))
-    x1 = x1 if x1 > x0 else x0 + 1.0
-    y1 = y1 if y1 > y0 else y0 + 1.0
-
-    def px(x, y):
-        return (left + (x - x0) / (x1 - x0) * (right - left),
-                bottom - (y - y0) / (y1 - y0) * (bottom - top))
-
-    draw.rectangle([left, top, right, bottom], outline=(0, 0, 0))
-    font = _font()
-    draw.text((left, 8), title, fill=(0, 0, 0), font=font)
-    draw.text(((left + right) // 2 - 3 * len(xlabel), bottom + 22), xlabel, fill=(0, 0, 0), font=font)
-    if ylabel:
-        draw.text((4, 8), ylabel, fill=(0, 0, 0), font=font)
-    for k in range(5):
-        xv = x0 + k * (x1 - x0) / 4
-        yv = y0 + k * (y1 - y0) / 4
-        x, _ = px(xv, y0)
-        _, y = px(x0, yv)
-        draw.line([x, bottom, x, bottom + 4], fill=(0, 0, 0))
-        draw.text((x - 12, bottom + 6), f"{xv:.3g}", fill=(0, 0, 0), font=font)
-        draw.line([left - 4, y, left, y], fill=(0, 0, 0))
-        draw.text((4, y - 6), f"{yv:.3g}", fill=(0, 0, 0), font=font)
-    for k, (name, (x, y)) in enumerate(series.items()):
-        colour = _COLOURS[k % len(_COLOURS)]
-        points = [px(a, b) for a, b in zip(np.asarray(x, float), np.asarray(y, float))]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        draw.line([right - 170, top + 10 + 14 * k, right - 150, top + 10 + 14 * k], fill=colour, width=3)
-        draw.text((right - 145, top + 4 + 14 * k), str(name), fill=(0, 0, 0), font=font)
-    return canvas
+def line_plot(series: dict, *, title: str, xlabel: str, ylabel: str = "", steps: bool = False):
+    """A matplotlib figure of {name: (x, y)} lines on shared axes, with a legend."""
+    fig, ax = _axes(title, xlabel, ylabel)
+    for name, (x, y) in series.items():
+        if steps:
+            ax.step(np.asarray(x, float), np.asarray(y, float), where="mid", label=str(name), linewidth=1.6)
+        else:
+            ax.plot(np.asarray(x, float), np.asarray(y, float), label=str(name), linewidth=1.6)
+    ax.set_ylim(bottom=0 if all(np.nanmin(np.asarray(y, float)) >= 0 for _, y in series.values()) else None)
+    ax.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
-def distance_histograms(named: dict, *, title: str, xlabel: str, bins: int = 40) -> Image.Image:
-    """Normalised histograms of several value sets on shared bins, as a line chart."""
+def distance_histograms(named: dict, *, title: str, xlabel: str, bins: int = 40):
+    """Normalised histograms (share of each set per bin) of several value sets on shared bins."""
     values = np.concatenate([np.asarray(v, float) for v in named.values()])
     lo, hi = float(values.min()), float(values.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    series = {}
+    fig, ax = _axes(title, xlabel, "share of slices")
     for name, v in named.items():
-        counts, _ = np.histogram(np.asarray(v, float), edges)
-        series[f"{name} (n={len(v)})"] = (centres, counts / max(1, counts.sum()))
-    return line_plot(series, title=title, xlabel=xlabel, ylabel="share")
+        v = np.asarray(v, float)
+        ax.hist(v, bins=edges, weights=np.full(len(v), 1.0 / max(len(v), 1)), histtype="step",
+                linewidth=1.8, label=f"{name} (n={len(v)})")
+    ax.legend(fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def interval_bars(groups: dict, *, title: str, ylabel: str, reference: float | None = None,
+                  reference_label: str = ""):
+    """Grouped bars with 95 % intervals as error bars.
+
+    Args:
+      groups: {group label: {series label: (value, [lo, hi] or None)}}.
+      title, ylabel: texts.
+      reference: optional horizontal line (e.g. chance, 0.5).
+      reference_label: its legend text.
+    """
+    fig, ax = _axes(title, "", ylabel, size=(max(6.0, 1.4 * len(groups) + 3), 4.0))
+    names = list(groups)
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    width = 0.8 / max(len(series), 1)
+    for k, label in enumerate(series):
+        xs, ys, err = [], [], [[], []]
+        for i, g in enumerate(names):
+            if label not in groups[g] or groups[g][label][0] is None:
+                continue
+            value, ci = groups[g][label]
+            xs.append(i + (k - (len(series) - 1) / 2) * width)
+            ys.append(value)
+            lo, hi = ci if ci else (value, value)
+            err[0].append(max(value - lo, 0.0))
+            err[1].append(max(hi - value, 0.0))
+        ax.bar(xs, ys, width=width * 0.95, yerr=err, capsize=4, label=label, alpha=0.85)
+        for x, y in zip(xs, ys):
+            ax.annotate(format_number(y), (x, y), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label or None)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=10)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig

@@ -65,3 +65,28 @@ def compare(reference: np.ndarray, candidate: np.ndarray, bins: int = BINS) -> d
         "histogram_candidate": q.tolist(),
         "bin_edges": edges.tolist(),
     }
+
+
+def per_slice_histograms(images: np.ndarray, bins: int = BINS,
+                         threshold: float = BRAIN_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """Brain-pixel counts per slice [N, bins] (unnormalised) and the brain share per slice [N]."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    edges = np.linspace(threshold, 1.0, bins + 1)
+    idx = np.clip(np.searchsorted(edges, np.clip(flat, threshold, 1.0), side="right") - 1, 0, bins - 1)
+    inside = flat > threshold
+    counts = np.zeros((len(flat), bins))
+    rows = np.broadcast_to(np.arange(len(flat))[:, None], flat.shape)
+    np.add.at(counts, (rows[inside], idx[inside]), 1.0)
+    return counts, inside.mean(1)
+
+
+def wasserstein1_resampled(counts_a: np.ndarray, counts_b: np.ndarray, weights_a: np.ndarray,
+                           weights_b: np.ndarray, bins: int = BINS,
+                           threshold: float = BRAIN_THRESHOLD) -> np.ndarray:
+    """W1 between the pooled brain histograms of two sets for each resample (weights [B, N])."""
+    edges = np.linspace(threshold, 1.0, bins + 1)
+    p = weights_a @ counts_a
+    q = weights_b @ counts_b
+    p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+    q = q / np.maximum(q.sum(1, keepdims=True), 1e-12)
+    return np.sum(np.abs(np.cumsum(p, 1) - np.cumsum(q, 1)) * np.diff(edges), axis=1)

@@ -1,14 +1,19 @@
-"""The evaluation report: every metric, its floor, its sample counts and seeds.
+"""The evaluation report: every metric, its real-vs-real floor, 95 % intervals and counts.
 
-`evaluate` compares a generator's slices with held-out real patients (the
-test split, never the training patients), per modality where that applies,
-and writes `report.json` (machines), `report.md` and `figures/*.png` (people).
+`evaluate` compares a generator's slices with real patients it never saw and
+writes `report.json` (machines; its `summary` block holds the headline
+numbers), `report.md` and `figures/*.png` (people).
 
-The floor: the held-out patients are split into two disjoint halves A and B
-(by patient, seeded). Every "synthetic vs real" number compares the synthetic
-slices with half A; its floor is the same number for half B against half A,
-at the same sample count. A synthetic number near its floor is as good as
-another set of real patients.
+Which patients: against the phantom, the evaluation cohort (new phantom
+patients, `cohort.evaluation_cohort`); against a real dataset, its held-out
+splits. The patients are split (seeded, by patient) into halves A and B, and
+each half again into two quarters. Synthetic numbers compare the synthetic
+slices with half A; the floor is the same number for half B against half A,
+at the same sample count: a synthetic number near its floor is as good as
+another group of real patients. The two-sample test trains and tests on
+disjoint patients and samples (see `_two_sample`). Every number carries a
+95 % cluster-bootstrap interval (patients on the real side, slices on the
+synthetic side; `kgan.evaluation.bootstrap`).
 """
 
 from __future__ import annotations
@@ -23,17 +28,21 @@ import time
 import numpy as np
 
 from kgan import atomic, pipeline, schema
-from kgan.evaluation import (diversity, downstream, encoder as encoder_lib, figures, frechet,
-                             intensity, memorisation, swd, two_sample)
+from kgan.evaluation import (bootstrap, cohort, coverage, diversity, downstream,
+                             encoder as encoder_lib, figures, frechet, intensity, memorisation, swd,
+                             two_sample)
+from kgan.evaluation.cohort import EvaluationInputError
 from kgan.evaluation.confusion import TuringTable
 from kgan.evaluation.sources import SyntheticSource
 
 #: Offsets added to the main seed so that each random choice has its own stream.
-SEED_OFFSETS = {"split": 0, "synthetic": 1, "synthetic_c2st_test": 2, "swd": 3, "kid": 4,
-                "pairs": 5, "c2st": 6, "downstream": 7, "encoder": 0, "subsample": 8}
+SEED_OFFSETS = {"split": 0, "synthetic": 1, "synthetic_set2": 2, "swd": 3, "bootstrap": 4,
+                "pairs": 5, "c2st": 6, "downstream": 7, "encoder": 0, "subsample": 8,
+                "extra_draws": 9, "augment_patients": 10}
 STEPS = 8
-
-
+#: Fewest slices per side for a per-modality comparison to be reported.
+MIN_GROUP = 20
+REPORT_VERSION = 2
 class Progress:
     """Prints numbered steps with elapsed seconds, so a long evaluation shows where it is."""
 
@@ -60,51 +69,6 @@ class Progress:
         return self.timings
 
 
-def default_encoder_path(data: str, image_size: int, base: str = "reports/encoder") -> str:
-    """reports/encoder/<dataset slug>-<size>.keras: one encoder per dataset and size."""
-    name = os.path.basename(os.path.normpath(data)) if os.path.isdir(data) else data
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "dataset"
-    return os.path.join(base, f"{slug}-{image_size}.keras")
-
-
-def split_patients(case_ids: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks of two patient-disjoint halves (A, B) of the held-out slices."""
-    patients = np.unique(case_ids)
-    if len(patients) < 2:
-        raise ValueError(f"the floor needs at least 2 held-out patients, the test split has "
-                         f"{len(patients)} ({list(patients)})")
-    order = np.random.default_rng(seed).permutation(patients)
-    half_a = set(order[: (len(order) + 1) // 2])
-    in_a = np.array([c in half_a for c in case_ids])
-    return in_a, ~in_a
-
-
-def _halve_by_patient(case_ids: np.ndarray, mask: np.ndarray, seed: int):
-    """Splits the slices under `mask` into two patient-disjoint parts (or by slice if 1 patient)."""
-    idx = np.flatnonzero(mask)
-    patients = np.unique(case_ids[idx])
-    rng = np.random.default_rng(seed)
-    if len(patients) >= 2:
-        order = rng.permutation(patients)
-        first = set(order[: (len(order) + 1) // 2])
-        part = np.array([case_ids[i] in first for i in idx])
-        return idx[part], idx[~part], "patients"
-    order = rng.permutation(idx)
-    return np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2:]), "slices (1 patient)"
-
-
-def _draw_synthetic(source: SyntheticSource, count: int, seed: int, train_labels: dict,
-                    modality_ids: list[int]):
-    """Draws `count` slices; conditional ones follow the training mix of modality and tumour."""
-    if not source.conditional:
-        return source.draw(count, seed), None, None
-    rng = np.random.default_rng([seed, 99])
-    mods = np.asarray(train_labels["modality"])
-    tum = np.asarray(train_labels["tumour"])
-    keep = np.isin(mods, modality_ids)
-    pick = rng.choice(np.flatnonzero(keep), count, replace=True)
-    modality, tumour = mods[pick].astype(np.int32), tum[pick].astype(np.int32)
-    return source.draw(count, seed, modality=modality, tumour=tumour), modality, tumour
 
 
 def _json_safe(value):
@@ -125,216 +89,430 @@ def _json_safe(value):
     return value
 
 
-def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
-             samples: int = 1000, data_dir: str | None = None, encoder_path: str | None = None,
-             encoder_epochs: int = 12, classifier_epochs: int = 5, max_train_slices: int = 4000,
-             pairs: int = 500, min_steps: int = 200, model_label: str | None = None,
-             log=print) -> dict:
-    """Evaluates a generator against held-out real patients and writes the report.
+def default_encoder_path(data: str, image_size: int, base: str = "reports/encoder",
+                         data_dir: str | None = None) -> str:
+    """reports/encoder/<dataset slug>-<size>.keras: one encoder per training dataset and size."""
+    info = cohort.dataset_info(data, data_dir) if os.path.isdir(data) else {}
+    if info.get("name") and info.get("config"):
+        name = f"{info['name']}_{info['config']}"
+    else:
+        name = os.path.basename(os.path.normpath(data)) if os.path.isdir(data) else data
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "dataset"
+    return os.path.join(base, f"{slug}-{image_size}.keras")
+
+
+def _draw(source: SyntheticSource, count: int, seed: int, train_labels: dict, modality_ids: list[int]):
+    """Draws `count` slices; conditional ones follow the training mix of modality and tumour."""
+    if not source.conditional:
+        return source.draw(count, seed), None, None
+    rng = np.random.default_rng([seed, 99])
+    mods = np.asarray(train_labels["modality"])
+    tum = np.asarray(train_labels["tumour"])
+    pick = rng.choice(np.flatnonzero(np.isin(mods, modality_ids)), count, replace=True)
+    modality, tumour = mods[pick].astype(np.int32), tum[pick].astype(np.int32)
+    return source.draw(count, seed, modality=modality, tumour=tumour), modality, tumour
+
+
+def generator_image_size(source: SyntheticSource, seed: int = 0) -> int:
+    """The generator's slice size (from its metadata, else from one drawn slice)."""
+    size = (source.metadata or {}).get("image_size")
+    if size:
+        return int(size)
+    if source.conditional:
+        return int(source.draw(1, seed, modality=np.zeros(1, np.int32), tumour=np.zeros(1, np.int32)).shape[1])
+    return int(source.draw(1, seed).shape[1])
+
+
+def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | None,
+                   data_dir: str | None = None, *, eval_patients: int = cohort.EVAL_PATIENTS,
+                   log=print) -> dict:
+    """Finds and checks the training dataset and the evaluation patients before any heavy work.
+
+    Args:
+      source: the generator (its metadata names its training dataset).
+      data: the generator's training dataset, or None for the one its metadata names.
+      reference: None or "auto" (the evaluation cohort for phantom data, the
+        held-out splits otherwise), "heldout" (the data's held-out splits), or
+        a dataset whose patients (all splits) are all new to the generator.
+      data_dir: dataset home.
+      eval_patients: evaluation cohort size.
+
+    Returns:
+      {"data", "reference", "reference_splits", "reference_kind", "size", "train_split"}.
+
+    Raises:
+      EvaluationInputError: missing dataset or size mismatch (one line, says what to run).
+    """
+    where = f"{(source.metadata or {}).get('export', source.name)}/assets.extra/kgan_metadata.json"
+    if data is None:
+        data = cohort.dataset_from_metadata(source.metadata or {}, data_dir, where)
+    try:
+        files = pipeline.shard_files(data, "train", data_dir)
+    except pipeline.DatasetNotFoundError as e:
+        raise EvaluationInputError(f"training dataset {data}: {e}") from None
+    size = pipeline.image_size_of(files)
+    g_size = generator_image_size(source)
+    if g_size != size:
+        raise EvaluationInputError(
+            f"the generator makes {g_size}x{g_size} slices but dataset {data} holds {size}x{size}: "
+            f"pass the {g_size}x{g_size} dataset it was trained on (--data), e.g. build it with "
+            f"`python scripts/make_records.py phantom --size {g_size}`")
+    first = pipeline.slice_records(data, "train", data_dir=data_dir, with_ids=True).take(1)
+    record = next(iter(first.as_numpy_iterator()))[1]
+    is_phantom = record["source"] == b"phantom"
+    plane = schema.PLANES[int(record["plane"])]
+    mode = reference or "auto"
+    if mode == "auto":
+        mode = "cohort" if is_phantom else "heldout"
+    if mode == "cohort":
+        if not is_phantom:
+            raise EvaluationInputError(f"the evaluation cohort is phantom data but {data} is not: "
+                                       "use the held-out split (--reference heldout)")
+        home = data_dir
+        if home is None:  # build beside the training dataset: <home>/phantom_slices/<config>/<version>
+            info = cohort.dataset_info(data)
+            home = (os.path.dirname(os.path.dirname(os.path.dirname(info["directory"])))
+                    if info.get("name") == "phantom_slices" else None)
+        ref = cohort.evaluation_cohort(plane, size, home, patients=eval_patients, log=log)
+        splits = cohort.splits_of(ref)
+        kind = (f"evaluation cohort: {eval_patients} new phantom patients (seed {cohort.EVAL_SEED}), "
+                "never trained on")
+    elif mode == "heldout":
+        ref = data
+        splits = [s for s in cohort.splits_of(data, data_dir) if s != "train"]
+        if not splits:
+            raise EvaluationInputError(f"dataset {data} has no held-out split (validation/test): "
+                                       "pass --reference with a dataset of new patients")
+        kind = f"held-out splits ({', '.join(splits)}) of the training dataset"
+    else:
+        ref = reference
+        try:
+            splits = cohort.splits_of(ref, data_dir)
+        except pipeline.DatasetNotFoundError as e:
+            raise EvaluationInputError(f"reference dataset {ref}: {e}") from None
+        kind = f"all splits of {ref} (patients taken as new to the generator)"
+    r_size = pipeline.image_size_of(pipeline.shard_files(ref, splits[0], data_dir))
+    if r_size != size:
+        raise EvaluationInputError(f"reference dataset {ref} holds {r_size}x{r_size} slices, the generator "
+                                   f"makes {size}x{size}: pass a {size}x{size} dataset")
+    return {"data": data, "reference": ref, "reference_splits": splits, "reference_kind": kind,
+            "size": size, "plane": plane, "phantom": bool(is_phantom)}
+
+
+def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.permutation(idx)[:n]) if len(idx) > n else np.sort(idx)
+
+
+def _pair_estimates(images, clusters, pairs, seed, resamples, rng_seed):
+    """Mean MS-SSIM of random pairs, with a bootstrap over the first image's cluster."""
+    idx = diversity.random_pairs(len(images), pairs, seed)
+    values = diversity.ms_ssim(images[idx[:, 0]], images[idx[:, 1]])
+    w = bootstrap.cluster_weights(np.asarray(clusters)[idx[:, 0]], resamples, np.random.default_rng(rng_seed))
+    return bootstrap.estimate(values.mean(), bootstrap.weighted_mean(values, w), pairs=len(values),
+                              clusters=len(np.unique(np.asarray(clusters)[idx[:, 0]])))
+
+
+def _compare(name, ref, ref_c, floor_x, floor_c, syn, f_ref, f_floor, f_syn, seeds, resamples,
+             swd_resamples, pairs):
+    """Fidelity, intensity and diversity of one group: synthetic vs half A and floor (B vs A)."""
+    rng = np.random.default_rng([seeds["bootstrap"], len(name)])
+    n_syn = len(syn)
+    w_ref = bootstrap.cluster_weights(ref_c, resamples, rng)
+    w_floor = bootstrap.cluster_weights(floor_c, resamples, rng)
+    w_syn = bootstrap.cluster_weights(np.arange(n_syn), resamples, rng)
+    counts = {"n_reference": len(ref), "reference_patients": len(np.unique(ref_c))}
+    syn_counts = {**counts, "n_compared": n_syn}
+    floor_counts = {**counts, "n_compared": len(floor_x), "compared_patients": len(np.unique(floor_c))}
+    out = {"n_reference_half_a": len(ref), "reference_patients": int(len(np.unique(ref_c))),
+           "n_compared": n_syn, "floor_patients": int(len(np.unique(floor_c)))}
+    entry = {}
+    for label, cand, w_cand, c in (("synthetic", syn, w_syn, syn_counts), ("floor", floor_x, w_floor, floor_counts)):
+        obj = swd.WeightedSWD(ref, cand, seed=seeds["swd"])
+        point = obj.point()
+        est = bootstrap.estimate(point["mean"], obj.resampled(w_ref[:swd_resamples], w_cand[:swd_resamples]),
+                                 bias_corrected=True, floor_zero=True, **c)
+        est["levels"] = point["levels"]
+        entry[label] = est
+    out["swd_x1e3"] = entry
+    out["fid"] = {
+        label: bootstrap.estimate(frechet.fid(f_ref, fc), frechet.fid_resampled(f_ref, fc, w_ref, wc),
+                                  bias_corrected=True, floor_zero=True, **c)
+        for label, fc, wc, c in (("synthetic", f_syn, w_syn, syn_counts), ("floor", f_floor, w_floor, floor_counts))}
+    out["kid"] = {}
+    for label, fc, wc, c in (("synthetic", f_syn, w_syn, syn_counts), ("floor", f_floor, w_floor, floor_counts)):
+        point, values = frechet.kid_full(f_ref, fc, w_ref, wc)
+        out["kid"][label] = bootstrap.estimate(point, values, **c)
+    h_ref, share_ref = intensity.per_slice_histograms(ref)
+    inten = {"n_reference_half_a": len(ref), "n_compared": n_syn}
+    for label, cand, wc, c in (("synthetic", syn, w_syn, syn_counts), ("floor", floor_x, w_floor, floor_counts)):
+        h_c, share_c = intensity.per_slice_histograms(cand)
+        ones_r, ones_c = np.ones((1, len(ref))), np.ones((1, len(cand)))
+        inten[label] = {
+            "wasserstein1": bootstrap.estimate(
+                float(intensity.wasserstein1_resampled(h_ref, h_c, ones_r, ones_c)[0]),
+                intensity.wasserstein1_resampled(h_ref, h_c, w_ref, wc), bias_corrected=True,
+                floor_zero=True, **c),
+            "brain_share": bootstrap.estimate(share_c.mean(), bootstrap.weighted_mean(share_c, wc), **c),
+            "histogram": (h_c.sum(0) / max(h_c.sum(), 1)).tolist(),
+        }
+    inten["brain_share_reference"] = bootstrap.estimate(share_ref.mean(), bootstrap.weighted_mean(share_ref, w_ref), **counts)
+    inten["histogram_reference"] = (h_ref.sum(0) / max(h_ref.sum(), 1)).tolist()
+    inten["bin_edges"] = np.linspace(intensity.BRAIN_THRESHOLD, 1.0, intensity.BINS + 1).tolist()
+    div = {
+        "synthetic": _pair_estimates(syn, np.arange(n_syn), pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 11]),
+        "real_half_a": _pair_estimates(ref, ref_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 12]),
+        "real_half_b": _pair_estimates(floor_x, floor_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 13]),
+        "seed": seeds["pairs"], "ms_ssim_scales": diversity.scales_for(ref.shape[1]),
+        "power_factors": diversity.power_factors(ref.shape[1]),
+    }
+    return out, inten, div
+
+
+def _memorisation_intervals(mem: dict, heldout_clusters, seeds, resamples) -> dict:
+    """Bootstrap intervals for the shares of synthetic slices closer than held-out percentiles."""
+    arrays = mem["_arrays"]
+    s, h = arrays["synthetic_rms"], arrays["heldout_rms"]
+    rng = np.random.default_rng([seeds["bootstrap"], 21])
+    wh = bootstrap.cluster_weights(heldout_clusters, resamples, rng).astype(int)
+    ws = bootstrap.cluster_weights(np.arange(len(s)), resamples, rng).astype(int)
+    out = {}
+    for q in (1, 5):
+        values = np.empty(resamples)
+        for b in range(resamples):
+            cut = np.percentile(np.repeat(h, wh[b]), q)
+            values[b] = np.sum(ws[b] * (s < cut)) / ws[b].sum()
+        out[f"synthetic_below_heldout_p{q}"] = bootstrap.estimate(
+            mem["pixels"][f"synthetic_below_heldout_p{q}"], values, n_synthetic=len(s), n_heldout=len(h),
+            heldout_patients=len(np.unique(heldout_clusters)))
+    return out
+
+
+def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, reference: str | None = None,
+             seed: int = 0, samples: int = 1000, data_dir: str | None = None,
+             encoder_path: str | None = None, encoder_epochs: int = 12, classifier_epochs: int = 5,
+             pairs: int = 500, min_steps: int = 200, eval_patients: int = cohort.EVAL_PATIENTS,
+             augment_patients: int = 4, per_modality: int | None = None,
+             resamples: int = bootstrap.RESAMPLES, swd_resamples: int = bootstrap.SWD_RESAMPLES,
+             model_label: str | None = None, log=print, **_ignored) -> dict:
+    """Evaluates a generator against real patients it never saw and writes the report.
 
     Args:
       source: the generator (see `SyntheticSource`, `sources.from_export`).
-      data: the slice dataset (name or directory, as `kgan.pipeline`).
+      data: the generator's training dataset (name or directory); None: the
+        one its export metadata names. Its train split trains the feature
+        encoder, is searched for memorisation and gives the few real patients
+        of the augmentation test.
       out_dir: where report.json, report.md and figures/ go.
+      reference: the real patients to compare with (see `resolve_inputs`):
+        None for the evaluation cohort (phantom) or the held-out splits.
       seed: the main seed; each random choice uses seed + its offset (in the report).
-      samples: synthetic slices drawn for the metrics (a second, disjoint set
-        of the same size is drawn for the two-sample test's unseen samples).
-      data_dir: dataset home for names.
+      samples: synthetic slices per set (two disjoint sets are drawn); also
+        the cap on real slices per half and per classifier class.
+      data_dir: dataset home for names (and where the evaluation cohort is built).
       encoder_path: the feature encoder's file; trained there on the training
         split if absent. Default `reports/encoder/<dataset>-<size>.keras`.
-      encoder_epochs, classifier_epochs: training budgets of the small CNNs.
-      max_train_slices: cap on real training slices used to train classifiers.
+      encoder_epochs, classifier_epochs, min_steps: training budgets of the small CNNs.
       pairs: random pairs for MS-SSIM.
-      min_steps: fewest updates each small classifier gets however small its data.
+      eval_patients: evaluation cohort size (phantom).
+      augment_patients: real patients the augmentation test's classifier gets.
+      per_modality: synthetic slices wanted per modality for per-modality
+        metrics (unconditional generators draw more until each modality has
+        them, up to 8 x samples); default samples // 4.
+      resamples, swd_resamples: bootstrap resamples.
       model_label: how the report names the model.
       log: progress printer.
 
     Returns:
       The report dict (as written to report.json).
+
+    Raises:
+      EvaluationInputError: a missing dataset or a size mismatch (before any heavy work).
     """
     progress = Progress(STEPS, log)
     seeds = {k: seed + v for k, v in SEED_OFFSETS.items()}
-    fig_dir = os.path.join(out_dir, "figures")
-    os.makedirs(fig_dir, exist_ok=True)
+    per_modality = per_modality or max(MIN_GROUP, samples // 4)
 
-    progress("load", "loading real slices (test split = held-out patients; train split for encoder and neighbours)")
+    progress("load", "finding and loading the real slices")
+    inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
+    data, ref_name = inputs["data"], inputs["reference"]
     covered = [m for m in source.modalities if m in schema.MODALITIES]
-    test_x, test_y = pipeline.load_arrays(data, "test", modalities=covered, data_dir=data_dir)
     train_x, train_y = pipeline.load_arrays(data, "train", modalities=covered, data_dir=data_dir)
-    size = test_x.shape[1]
-    modality_ids = sorted({int(m) for m in test_y["modality"]})
-    in_a, in_b = split_patients(test_y["case_id"], seeds["split"])
-    log(f"  {len(train_x)} training slices ({len(np.unique(train_y['case_id']))} patients), "
-        f"{len(test_x)} held-out slices ({len(np.unique(test_y['case_id']))} patients: "
-        f"half A {in_a.sum()} slices, half B {in_b.sum()} slices), {size}x{size}")
+    ref_x, ref_y = cohort.load_splits(ref_name, inputs["reference_splits"], covered, data_dir)
+    size = inputs["size"]
+    overlap = sorted(set(np.unique(ref_y["case_id"])) & set(np.unique(train_y["case_id"])))
+    if overlap:
+        raise EvaluationInputError(f"{len(overlap)} reference patients are training patients of {data} "
+                                   f"(e.g. {overlap[0]}): a floor needs patients the generator never saw")
+    ref_c = ref_y["case_id"]
+    n_patients = len(np.unique(ref_c))
+    if n_patients < 4:
+        raise EvaluationInputError(f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
+                                   f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}")
+    in_a, in_b = cohort.patient_groups(ref_c, 2, seeds["split"])
+    a1, a2 = _quarters(ref_c, in_a, seeds["split"] + 1)
+    b1, b2 = _quarters(ref_c, in_b, seeds["split"] + 2)
+    modality_ids = sorted({int(m) for m in ref_y["modality"]})
+    pa, pb = len(np.unique(ref_c[in_a])), len(np.unique(ref_c[in_b]))
+    warnings = []
+    if min(pa, pb) < cohort.MIN_PATIENTS_PER_SIDE:
+        warnings.append(
+            f"small real cohort: halves of {pa} and {pb} patients (fewer than "
+            f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of patients: the "
+            "two-sample floor can sit well above 50 % because a classifier learns individual patients, "
+            "and every interval is wide. Read only differences larger than the intervals; use more "
+            "held-out patients (or the phantom evaluation cohort) for firm floors.")
+    for w in warnings:
+        log(f"  WARNING: {w}")
+    log(f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
+        f"reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, {n_patients} patients "
+        f"(half A {pa}, half B {pb}); {size}x{size}")
 
     progress("generate", f"drawing 2 x {samples} synthetic slices ({source.name})")
-    synth, synth_mod, synth_tum = _draw_synthetic(source, samples, seeds["synthetic"], train_y, modality_ids)
-    synth2, synth2_mod, _ = _draw_synthetic(source, samples, seeds["synthetic_c2st_test"], train_y, modality_ids)
-    if synth.shape[1:] != test_x.shape[1:]:
-        raise ValueError(f"generator makes {synth.shape[1:]} slices but dataset {data} holds {test_x.shape[1:]}")
+    s1, s1_mod, s1_tum = _draw(source, samples, seeds["synthetic"], train_y, modality_ids)
+    s2, s2_mod, _ = _draw(source, samples, seeds["synthetic_set2"], train_y, modality_ids)
 
-    progress("encoder", "feature encoder")
-    enc_path = encoder_path or default_encoder_path(data, size)
+    progress("encoder", "feature encoder (trained once on the generator's training slices, then reused)")
+    enc_path = encoder_path or default_encoder_path(data, size, data_dir=data_dir)
     enc = encoder_lib.load_or_train(enc_path, lambda: (train_x, train_y), dataset=data,
                                     seed=seeds["encoder"], epochs=encoder_epochs, log=log)
     if enc.image_size != size:
-        raise ValueError(f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
-                         f"slices, the data is {size}x{size}: pass another --encoder path")
-    modality_source = "generator condition"
-    if synth_mod is None:
-        if len(modality_ids) == 1:
-            synth_mod = np.full(len(synth), modality_ids[0])
-            synth2_mod = np.full(len(synth2), modality_ids[0])
-            modality_source = "the generator's only training modality"
-        else:
-            synth_mod, synth2_mod = enc.modality(synth), enc.modality(synth2)
-            modality_source = "assigned by the encoder's modality head (unconditional generator)"
-    enc_test_modality_accuracy = float(np.mean(enc.modality(test_x) == test_y["modality"]))
-    f_test, f_synth, f_train = enc.features(test_x), enc.features(synth), enc.features(train_x)
+        raise EvaluationInputError(f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
+                                   f"slices, the data is {size}x{size}: pass another --encoder path")
+    ref_head = enc.modality(ref_x)
+    enc_ref_accuracy = float(np.mean(ref_head == ref_y["modality"]))
+    s1_head, s2_head = enc.modality(s1), enc.modality(s2)
+    if source.conditional:
+        modality_source = "generator condition"
+    elif len(modality_ids) == 1:
+        s1_mod, s2_mod = np.full(len(s1), modality_ids[0]), np.full(len(s2), modality_ids[0])
+        modality_source = "the generator's only training modality"
+    else:
+        s1_mod, s2_mod = s1_head, s2_head
+        modality_source = "the encoder's modality head (unconditional generator)"
 
-    groups = {"all": None, **{schema.MODALITIES[m]: m for m in modality_ids}} if len(modality_ids) > 1 \
-        else {schema.MODALITIES[modality_ids[0]]: modality_ids[0]}
-    fidelity, div, inten = {}, {}, {}
-    progress("fidelity", "fidelity: SWD on Laplacian patches, FID, KID (synthetic vs half A; floor: half B vs half A)")
+    progress("coverage", "modality coverage: share of each modality, synthetic vs real")
+    cover = coverage.shares(np.concatenate([s1_head, s2_head]), ref_head, ref_y["modality"], ref_c,
+                            modalities=modality_ids, seed=seeds["bootstrap"], resamples=resamples)
+    cover["classified_by"] = "encoder modality head (synthetic and real alike); real_labels: true labels"
+    if source.conditional:
+        cover["note"] = "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
+    pool_x, pool_mod = s1, s1_mod
+    if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
+        rng_c = np.random.default_rng([seeds["extra_draws"], 1])
+        parts, mods = [], []
+        for k, m in enumerate(modality_ids):
+            tum = np.asarray(train_y["tumour"])[np.asarray(train_y["modality"]) == m]
+            tumour = rng_c.choice(tum, per_modality).astype(np.int32)
+            parts.append(source.draw(per_modality, seeds["extra_draws"] * 1000 + k,
+                                     modality=np.full(per_modality, m, np.int32), tumour=tumour))
+            mods.append(np.full(per_modality, m))
+        pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
+    elif not source.conditional and len(modality_ids) > 1:
+        drawn, k = len(s1), 0
+        while min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples:
+            extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
+            pool_x = np.concatenate([pool_x, extra])
+            pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
+            drawn, k = drawn + samples, k + 1
+        cover["drawn_for_per_modality_metrics"] = int(drawn)
+    f_ref = enc.features(ref_x)
+
+    progress("fidelity", "fidelity, intensity and diversity per group, with 95 % intervals "
+             "(synthetic vs half A; floor: half B vs half A)")
+    rng = np.random.default_rng(seeds["subsample"])
+    groups = {"all": None}
+    if len(modality_ids) > 1:
+        groups.update({schema.MODALITIES[m]: m for m in modality_ids})
+    else:
+        groups = {schema.MODALITIES[modality_ids[0]]: modality_ids[0]}
+    fidelity, inten, div = {}, {}, {}
     for name, m in groups.items():
-        ga = in_a & (True if m is None else test_y["modality"] == m)
-        gb = in_b & (True if m is None else test_y["modality"] == m)
-        gs = np.ones(len(synth), bool) if m is None else synth_mod == m
-        ia, ib, isy = np.flatnonzero(ga), np.flatnonzero(gb), np.flatnonzero(gs)
-        n = min(len(ib), len(isy))
-        if n < 2 or len(ia) < 2:
-            fidelity[name] = {"skipped": f"too few slices (half A {len(ia)}, half B {len(ib)}, synthetic {len(isy)})"}
+        sel = np.ones(len(ref_x), bool) if m is None else ref_y["modality"] == m
+        ia = _subsample(np.flatnonzero(in_a & sel), samples, rng)
+        ib_all = np.flatnonzero(in_b & sel)
+        if m is None:
+            syn = s1
+        else:
+            syn = pool_x[pool_mod == m][:per_modality]
+        n = min(len(ib_all), len(syn), samples)
+        if n < MIN_GROUP or len(ia) < MIN_GROUP:
+            reason = (f"too few slices to mean something (half A {len(ia)}, half B {len(ib_all)}, "
+                      f"synthetic {len(syn)}; at least {MIN_GROUP} each)")
+            fidelity[name] = {"skipped": reason}
             continue
-        rng = np.random.default_rng([seeds["subsample"], len(fidelity)])
-        ib, isy = np.sort(rng.permutation(ib)[:n]), np.sort(rng.permutation(isy)[:n])
-        entry = {"n_reference_half_a": int(len(ia)), "n_compared": int(n)}
-        s_syn = swd.swd(test_x[ia], synth[isy], seed=seeds["swd"])
-        s_floor = swd.swd(test_x[ia], test_x[ib], seed=seeds["swd"])
-        entry["swd_x1e3"] = {"synthetic": s_syn["mean"], "floor": s_floor["mean"],
-                             "levels_synthetic": s_syn["levels"], "levels_floor": s_floor["levels"],
-                             "seed": seeds["swd"]}
-        entry["fid"] = {"synthetic": frechet.fid(f_test[ia], f_synth[isy]),
-                        "floor": frechet.fid(f_test[ia], f_test[ib])}
-        k_syn = frechet.kid(f_test[ia], f_synth[isy], seed=seeds["kid"])
-        k_floor = frechet.kid(f_test[ia], f_test[ib], seed=seeds["kid"])
-        entry["kid"] = {"synthetic": k_syn["mean"], "synthetic_std": k_syn["std"],
-                        "floor": k_floor["mean"], "floor_std": k_floor["std"],
-                        "subsets": k_syn["subsets"], "subset_size": k_syn["subset_size"],
-                        "seed": seeds["kid"]}
-        fidelity[name] = entry
-        inten[name] = {"synthetic": intensity.compare(test_x[ia], synth[isy]),
-                       "floor": intensity.compare(test_x[ia], test_x[ib]),
-                       "n_reference_half_a": int(len(ia)), "n_compared": int(n)}
-        div[name] = {
-            "synthetic": diversity.mean_pairwise_ms_ssim(synth[isy], pairs=pairs, seed=seeds["pairs"]),
-            "real_half_a": diversity.mean_pairwise_ms_ssim(test_x[ia], pairs=pairs, seed=seeds["pairs"]),
-            "real_half_b": diversity.mean_pairwise_ms_ssim(test_x[ib], pairs=pairs, seed=seeds["pairs"]),
-            "seed": seeds["pairs"], "ms_ssim_scales": diversity.scales_for(size),
-            "power_factors": diversity.power_factors(size),
-        }
-        d = div[name]
-        d["synthetic_minus_real"] = d["synthetic"]["mean"] - d["real_half_a"]["mean"]
-        d["floor"] = d["real_half_b"]["mean"] - d["real_half_a"]["mean"]
-    progress("figures", "diversity and intensity figures")
-    for name, entry in inten.items():
-        syn, flo = entry["synthetic"], entry["floor"]
-        edges = np.asarray(syn["bin_edges"])
-        centres = (edges[:-1] + edges[1:]) / 2
-        figures.save_png(figures.line_plot(
-            {"real half A": (centres, syn["histogram_reference"]),
-             "synthetic": (centres, syn["histogram_candidate"]),
-             "real half B (floor)": (centres, flo["histogram_candidate"])},
-            title=f"brain intensity histogram, {name}", xlabel="intensity in [-1, 1]", ylabel="share"),
-            os.path.join(fig_dir, f"intensity_{name}.png"))
-    grid_n = min(32, len(synth), len(test_x))
-    pick_real = np.sort(np.random.default_rng(seeds["subsample"]).permutation(len(test_x))[:grid_n])
-    figures.save_png(figures.image_grid(
-        synth[:grid_n], captions=[schema.MODALITIES[m] if 0 <= m < 4 else "?" for m in synth_mod[:grid_n]],
-        title=f"synthetic (seed {seeds['synthetic']})"), os.path.join(fig_dir, "samples_synthetic.png"))
-    figures.save_png(figures.image_grid(
-        test_x[pick_real], captions=[schema.MODALITIES[m] for m in test_y["modality"][pick_real]],
-        title="real, held-out patients"), os.path.join(fig_dir, "samples_real.png"))
+        ib = _subsample(ib_all, n, rng)
+        syn = syn[np.sort(rng.permutation(len(syn))[:n])]
+        f_syn = enc.features(syn)
+        fidelity[name], inten[name], div[name] = _compare(
+            name, ref_x[ia], ref_c[ia], ref_x[ib], ref_c[ib], syn, f_ref[ia], f_ref[ib], f_syn, seeds,
+            resamples, swd_resamples, pairs)
+        log(f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
+            f"(floor {fidelity[name]['swd_x1e3']['floor']['value']:.1f}); FID "
+            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})")
 
-    progress("two_sample_test", "automated Visual Turing Test (classifier two-sample test on unseen patients and samples)")
-    a1, a2, how_a = _halve_by_patient(test_y["case_id"], in_a, seeds["c2st"])
-    b1, b2, how_b = _halve_by_patient(test_y["case_id"], in_b, seeds["c2st"] + 1)
-    c2st = two_sample.classifier_test(test_x[a1], synth, test_x[a2], synth2,
-                                      seed=seeds["c2st"], epochs=classifier_epochs, min_steps=min_steps)
-    c2st_floor = two_sample.classifier_test(test_x[a1], test_x[b1], test_x[a2], test_x[b2],
-                                            seed=seeds["c2st"], epochs=classifier_epochs, min_steps=min_steps)
-    vtt = {"synthetic": c2st, "floor": c2st_floor,
-           "design": (f"train: real half A part 1 ({len(a1)} slices) vs synthetic set 1 (seed "
-                      f"{seeds['synthetic']}); test: real half A part 2 ({len(a2)} slices, other "
-                      f"{how_a}) vs synthetic set 2 (seed {seeds['synthetic_c2st_test']}), both "
-                      "balanced by subsampling. Floor: the same with real half B parts 1/2 "
-                      "labelled 'synthetic'.")}
+    progress("two_sample_test", "automated Visual Turing Test: classifier two-sample test, trained and "
+             "tested on disjoint patients and samples")
+    vtt = _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples,
+                      classifier_epochs, min_steps, resamples)
+    log(f"  synthetic vs real: {_pct_ci(vtt['synthetic']['accuracy'])}; floor (real vs real): "
+        f"{_pct_ci(vtt['floor']['accuracy'])}")
 
     progress("memorisation", "memorisation: nearest training slice of each synthetic and held-out real slice")
-    mem = memorisation.memorisation(synth, test_x, train_x, synthetic_features=f_synth,
-                                    heldout_features=f_test, train_features=f_train)
+    ia_all = _subsample(np.flatnonzero(in_a), samples, np.random.default_rng(seeds["subsample"] + 1))
+    f_s1, f_train = enc.features(s1), enc.features(train_x)
+    mem = memorisation.memorisation(s1, ref_x[ia_all], train_x, synthetic_features=f_s1,
+                                    heldout_features=f_ref[ia_all], train_features=f_train)
+    mem["intervals"] = _memorisation_intervals(mem, ref_c[ia_all], seeds, resamples)
+    mem["n_train_neighbours"] = int(len(train_x))
+    mem["n_heldout"] = int(len(ia_all))
     arrays = mem["_arrays"]
     closest = np.argsort(arrays["synthetic_rms"])[:12]
-    figures.save_png(figures.pairs_figure(
-        synth[closest], train_x[arrays["synthetic_nearest"][closest]],
-        [f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
-         for k in closest],
-        title="closest synthetic (left) | nearest training slice (right)"),
-        os.path.join(fig_dir, "memorisation_closest_pairs.png"))
-    closest_real = np.argsort(arrays["heldout_rms"])[:12]
-    figures.save_png(figures.pairs_figure(
-        test_x[closest_real], train_x[arrays["heldout_nearest"][closest_real]],
-        [f"RMS {arrays['heldout_rms'][k]:.4f}" for k in closest_real],
-        title="closest held-out real (left) | nearest training slice (right): the floor"),
-        os.path.join(fig_dir, "memorisation_closest_real_pairs.png"))
-    figures.save_png(figures.distance_histograms(
-        {"synthetic": arrays["synthetic_rms"], "held-out real": arrays["heldout_rms"]},
-        title="distance to the nearest training slice (pixels)", xlabel="pixel RMS distance"),
-        os.path.join(fig_dir, "memorisation_distances.png"))
-    mem["n_train_neighbours"] = int(len(train_x))
     mem["closest_pairs"] = [
         {"synthetic_index": int(k), "train_case_id": str(train_y["case_id"][arrays["synthetic_nearest"][k]]),
          "train_slice_index": int(train_y["slice_index"][arrays["synthetic_nearest"][k]]),
          "rms": float(arrays["synthetic_rms"][k])} for k in closest[:5]]
 
-    progress("downstream", "downstream: tumour classifier on real, real + synthetic, synthetic only")
-    rng = np.random.default_rng(seeds["downstream"])
-    keep = np.sort(rng.permutation(len(train_x))[:max_train_slices])
-    down = downstream.study(train_x[keep], train_y["tumour"][keep], synth, synth_tum,
-                            test_x, test_y["tumour"], seed=seeds["downstream"],
-                            epochs=classifier_epochs, test_halves=in_a, min_steps=min_steps)
+    progress("augmentation", f"augmentation: tumour classifier on {augment_patients} real patients, "
+             "with and without synthetic slices, tested on the reference patients")
+    aug = _augmentation(source, enc, train_x, train_y, s1, s1_tum, ref_x, ref_y, in_a, seeds,
+                        augment_patients, classifier_epochs, min_steps, resamples)
+
+    fig_dir = os.path.join(out_dir, "figures")
+    os.makedirs(fig_dir, exist_ok=True)
+    _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds)
     timings = progress.finish()
-    warnings = []
-    for half, mask in (("A", in_a), ("B", in_b)):
-        count = len(np.unique(test_y["case_id"][mask]))
-        if count < 2:
-            warnings.append(f"held-out half {half} holds {count} patient: floors compare single patients "
-                            "and the two-sample test splits that patient's slices; more test patients "
-                            "make every floor firmer")
     if enc.info.get("dataset") not in (None, data):
         warnings.append(f"the encoder was trained on {enc.info.get('dataset')!r}, not on {data!r}")
-    if enc.info.get("image_size") not in (None, size):
-        warnings.append(f"the encoder's recorded image size {enc.info.get('image_size')} differs from {size}")
 
     report = {
-        "kgan_evaluation": 1,
+        "kgan_evaluation": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_label or source.name,
         "generator": {"conditional": source.conditional, "modalities": list(source.modalities),
                       "metadata": source.metadata},
-        "data": data, "image_size": int(size), "seed": seed, "seeds": seeds,
+        "data": data, "image_size": int(size), "plane": inputs["plane"],
+        "reference": {"dataset": ref_name, "kind": inputs["reference_kind"],
+                      "splits": inputs["reference_splits"], **cohort.dataset_info(ref_name, data_dir),
+                      "patients": int(n_patients), "slices": int(len(ref_x)),
+                      "half_a_patients": int(pa), "half_b_patients": int(pb),
+                      "quarter_patients": [int(len(np.unique(ref_c[q]))) for q in (a1, a2, b1, b2)],
+                      "min_patients_per_side": cohort.MIN_PATIENTS_PER_SIDE},
+        "seed": seed, "seeds": seeds,
+        "bootstrap": {"resamples": resamples, "swd_resamples": swd_resamples, "level": bootstrap.LEVEL,
+                      "method": "percentile interval of a cluster bootstrap: real slices resampled by "
+                                "patient, synthetic slices one by one; FID, SWD and intensity W1 intervals "
+                                "shifted by the bootstrap bias", "seed": seeds["bootstrap"]},
         "samples": {"synthetic_per_set": samples, "synthetic_sets": 2,
-                    "train_slices": int(len(train_x)), "heldout_slices": int(len(test_x)),
-                    "heldout_patients": int(len(np.unique(test_y["case_id"]))),
-                    "half_a_slices": int(in_a.sum()), "half_b_slices": int(in_b.sum()),
-                    "half_a_patients": int(len(np.unique(test_y["case_id"][in_a]))),
-                    "half_b_patients": int(len(np.unique(test_y["case_id"][in_b])))},
+                    "train_slices": int(len(train_x)), "train_patients": int(len(np.unique(train_y["case_id"]))),
+                    "reference_slices": int(len(ref_x)), "reference_patients": int(n_patients),
+                    "per_modality_target": int(per_modality)},
         "synthetic_modality_source": modality_source,
-        "encoder": {**enc.describe(), "heldout_modality_accuracy": enc_test_modality_accuracy},
-        "fidelity": fidelity, "diversity": div, "intensity": inten,
-        "visual_turing_test_automated": vtt, "memorisation": mem, "downstream": down,
+        "encoder": {**enc.describe(), "reference_modality_accuracy": enc_ref_accuracy},
+        "modality_coverage": cover, "fidelity": fidelity, "diversity": div, "intensity": inten,
+        "visual_turing_test_automated": vtt, "memorisation": mem, "augmentation": aug,
         "warnings": warnings, "timings_s": timings,
     }
+    report["summary"] = summary(report)
     safe = _json_safe(report)
     atomic.write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
     atomic.write_text(os.path.join(out_dir, "report.md"), markdown(report))
@@ -342,115 +520,327 @@ def evaluate(source: SyntheticSource, data: str, out_dir: str, *, seed: int = 0,
     return safe
 
 
+def _quarters(case_ids, mask, seed):
+    """Two patient-disjoint parts of the patients under `mask`."""
+    sub = np.asarray(case_ids)[mask]
+    parts = cohort.patient_groups(sub, 2, seed)
+    out = []
+    for part in parts:
+        full = np.zeros(len(case_ids), bool)
+        full[np.flatnonzero(mask)[part]] = True
+        out.append(full)
+    return out
+
+
+def _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples, epochs, min_steps,
+                resamples) -> dict:
+    """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (the floor).
+
+    Synthetic vs real: train on synthetic set 1 vs real half A, test on set 2
+    vs half B; then the reverse. Floor: train on quarter A1 vs B1, test on A2
+    vs B2; then the reverse. No classifier ever answers for a patient or a
+    sample it was trained on, so the floor sits near 50 % when the two groups
+    of patients come from one population.
+    """
+    syn_ids = lambda k, x: np.array([f"set{k}:{i}" for i in range(len(x))])
+    synthetic = two_sample.cross_fitted([
+        {"pos_train": ref_x[in_a], "neg_train": s1, "pos_test": ref_x[in_b], "neg_test": s2,
+         "pos_test_clusters": ref_c[in_b], "neg_test_clusters": syn_ids(2, s2)},
+        {"pos_train": ref_x[in_b], "neg_train": s2, "pos_test": ref_x[in_a], "neg_test": s1,
+         "pos_test_clusters": ref_c[in_a], "neg_test_clusters": syn_ids(1, s1)},
+    ], seed=seeds["c2st"], epochs=epochs, min_steps=min_steps, max_per_class=samples,
+        resamples=resamples, labels=("real", "synthetic"))
+    floor = two_sample.cross_fitted([
+        {"pos_train": ref_x[a1], "neg_train": ref_x[b1], "pos_test": ref_x[a2], "neg_test": ref_x[b2],
+         "pos_test_clusters": ref_c[a2], "neg_test_clusters": ref_c[b2]},
+        {"pos_train": ref_x[a2], "neg_train": ref_x[b2], "pos_test": ref_x[a1], "neg_test": ref_x[b1],
+         "pos_test_clusters": ref_c[a1], "neg_test_clusters": ref_c[b1]},
+    ], seed=seeds["c2st"], epochs=epochs, min_steps=min_steps, max_per_class=samples,
+        resamples=resamples, labels=("real half A", "real half B"))
+    return {"synthetic": synthetic, "floor": floor, "design": (
+        "Classifier two-sample test, cross-fitted so that no classifier answers for a patient or sample "
+        "it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 vs real half A "
+        "and answers for set 2 vs real half B, a second one the reverse; every real patient and every "
+        "synthetic slice gets one unseen answer. Floor: the same with real patients on both sides: "
+        "train on quarter A1 vs B1, answer for A2 vs B2, and the reverse ('sensitivity' = half A called "
+        "A). Classes are balanced by subsampling; accuracy near 50 % means indistinguishable. "
+        "Intervals: bootstrap of the answers, real slices by patient, synthetic ones by slice.")}
+
+
+def _augmentation(source, enc, train_x, train_y, s1, s1_tum, ref_x, ref_y, in_a, seeds, patients,
+                  epochs, min_steps, resamples) -> dict:
+    train_patients = np.unique(train_y["case_id"])
+    chosen = np.sort(np.random.default_rng(seeds["augment_patients"]).permutation(train_patients)[:patients])
+    few = np.isin(train_y["case_id"], chosen)
+    if s1_tum is not None:
+        labels, label_source = np.asarray(s1_tum), "the generator's tumour condition"
+    else:
+        labels = (enc.tumour_probability(s1) >= 0.5).astype(int)
+        label_source = ("the evaluation encoder's tumour head (a labeller trained on all real training "
+                        f"slices of {len(train_patients)} patients, the patients the generator learnt from)")
+    out = downstream.augmentation(train_x[few], train_y["tumour"][few], s1, labels, ref_x, ref_y["tumour"],
+                                  ref_y["case_id"], test_half_a=in_a, seed=seeds["downstream"],
+                                  epochs=epochs, min_steps=min_steps, resamples=resamples,
+                                  label_source=label_source)
+    out["real_patients"] = [str(c) for c in chosen]
+    return out
+
+
+def _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds):
+    grid_n = min(32, len(s1), len(ref_x))
+    pick_real = np.sort(np.random.default_rng(seeds["subsample"]).permutation(len(ref_x))[:grid_n])
+    figures.save_png(figures.image_grid(
+        s1[:grid_n], captions=[schema.MODALITIES[m] if 0 <= m < 4 else "?" for m in s1_mod[:grid_n]],
+        title=f"synthetic (seed {seeds['synthetic']})"), os.path.join(fig_dir, "samples_synthetic.png"))
+    figures.save_png(figures.image_grid(
+        ref_x[pick_real], captions=[schema.MODALITIES[m] for m in ref_y["modality"][pick_real]],
+        title="real, reference patients"), os.path.join(fig_dir, "samples_real.png"))
+    for name, entry in inten.items():
+        edges = np.asarray(entry["bin_edges"])
+        centres = (edges[:-1] + edges[1:]) / 2
+        figures.save_png(figures.line_plot(
+            {"real half A": (centres, entry["histogram_reference"]),
+             "synthetic": (centres, entry["synthetic"]["histogram"]),
+             "real half B (floor)": (centres, entry["floor"]["histogram"])},
+            title=f"Brain intensity histogram, {name}", xlabel="intensity in [-1, 1]",
+            ylabel="share of brain pixels", steps=True), os.path.join(fig_dir, f"intensity_{name}.png"))
+    arrays = mem["_arrays"]
+    closest = np.argsort(arrays["synthetic_rms"])[:12]
+    figures.save_png(figures.pairs_figure(
+        s1[closest], train_x[arrays["synthetic_nearest"][closest]],
+        [f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
+         for k in closest], title="closest synthetic (left) | nearest training slice (right)"),
+        os.path.join(fig_dir, "memorisation_closest_pairs.png"))
+    figures.save_png(figures.distance_histograms(
+        {"synthetic": arrays["synthetic_rms"], "held-out real": arrays["heldout_rms"]},
+        title="Distance to the nearest training slice", xlabel="pixel RMS distance (intensity in [-1, 1])"),
+        os.path.join(fig_dir, "memorisation_distances.png"))
+    shares = {name: {"synthetic": (100 * e["synthetic"]["value"], [100 * v for v in e["synthetic"]["ci95"]]),
+                     "real (same head)": (100 * e["real"]["value"], [100 * v for v in e["real"]["ci95"]])}
+              for name, e in cover["per_modality"].items()}
+    figures.save_png(figures.interval_bars(shares, title="Modality shares with 95 % intervals",
+                                           ylabel="share of slices (%)"),
+                     os.path.join(fig_dir, "modality_shares.png"))
+    bars = {"two-sample accuracy": {
+        "synthetic vs real": _bar(vtt["synthetic"]["accuracy"]), "real vs real (floor)": _bar(vtt["floor"]["accuracy"])}}
+    for key, label in (("real_only", "real only"), ("real_plus_synthetic", "real + synthetic"),
+                       ("synthetic_only", "synthetic only")):
+        if "balanced_accuracy" in aug.get(key, {}):
+            bars.setdefault("tumour classifier\nbalanced accuracy", {})[label] = _bar(aug[key]["balanced_accuracy"])
+            bars.setdefault("tumour classifier\nAUC", {})[label] = _bar(aug[key]["auc"])
+    figures.save_png(figures.interval_bars(bars, title="Two-sample test and augmentation, 95 % intervals",
+                                           ylabel="score", reference=0.5, reference_label="chance (0.5)"),
+                     os.path.join(fig_dir, "summary_intervals.png"))
+
+
+def _bar(est: dict):
+    return est.get("value"), est.get("ci95")
+
+
+def _headline_group(section: dict) -> str | None:
+    """The group a summary quotes: "all" when present, else the only modality."""
+    if "all" in section:
+        return "all"
+    return next(iter(section), None)
+
+
+def _brief(est: dict | None) -> dict | None:
+    if not isinstance(est, dict) or "value" not in est:
+        return None
+    return {k: est[k] for k in ("value", "ci95") if k in est}
+
+
+def summary(report: dict) -> dict:
+    """The headline numbers a benchmark reads: each with its 95 % interval and floor."""
+    vtt = report["visual_turing_test_automated"]
+    out = {
+        "reference_patients": report["reference"]["patients"],
+        "reference_kind": report["reference"]["kind"],
+        "two_sample_accuracy": {"synthetic": _brief(vtt["synthetic"]["accuracy"]),
+                                "floor": _brief(vtt["floor"]["accuracy"])},
+        "two_sample_sensitivity": _brief(vtt["synthetic"]["sensitivity"]),
+        "two_sample_specificity": _brief(vtt["synthetic"]["specificity"]),
+    }
+    group = _headline_group(report["fidelity"])
+    entry = report["fidelity"].get(group, {}) if group else {}
+    out["fidelity_group"] = group
+    for key in ("swd_x1e3", "fid", "kid"):
+        if key in entry:
+            out[key] = {"synthetic": _brief(entry[key]["synthetic"]), "floor": _brief(entry[key]["floor"]),
+                        "n": entry["n_compared"]}
+    d = report["diversity"].get(group) if group else None
+    if d:
+        out["ms_ssim"] = {"synthetic_pairs": _brief(d["synthetic"]), "real_pairs": _brief(d["real_half_a"])}
+    cover = report["modality_coverage"]
+    out["modality_shares"] = {name: {"synthetic": _brief(e["synthetic"]), "real": _brief(e["real"]),
+                                     "difference_points": e["difference_points"], "flagged": e["flagged"]}
+                              for name, e in cover["per_modality"].items()}
+    out["modality_flagged"] = list(cover["flagged"])
+    out["memorisation_flagged"] = bool(report["memorisation"]["flagged"])
+    out["memorisation_exact_copies"] = int(report["memorisation"]["exact_copies"])
+    aug = report["augmentation"]
+    out["augmentation"] = {
+        name: {k: _brief(aug[name].get(k)) for k in ("balanced_accuracy", "auc")}
+        for name in ("real_only", "real_plus_synthetic", "synthetic_only") if "auc" in aug.get(name, {})}
+    diff = aug["differences"].get("real_plus_synthetic_minus_real_only")
+    if diff:
+        out["augmentation"]["real_plus_synthetic_minus_real_only"] = {k: _brief(v) for k, v in diff.items()}
+        lo = (diff["balanced_accuracy"].get("ci95") or [None])[0]
+        out["augmentation"]["synthetic_helps"] = bool(lo is not None and lo > 0)
+    out["augmentation"]["real_patients"] = len(aug.get("real_patients", []))
+    out["warnings"] = len(report["warnings"])
+    return out
+
+
 def _f(value, digits: int = 3) -> str:
-    if value is None:
+    if isinstance(value, dict):
+        return _ci(value, digits)
+    if isinstance(value, (float, np.floating)):
+        return figures.format_number(float(value), digits)
+    return "n/a" if value is None else str(value)
+
+
+def _ci(est: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    """"value [lo, hi]" of an estimate."""
+    if not est or est.get("value") is None:
         return "n/a"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "n/a"
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-    return str(value)
+    text = figures.format_number(scale * est["value"], digits)
+    if est.get("ci95"):
+        lo, hi = est["ci95"]
+        text += f" [{figures.format_number(scale * lo, digits)}, {figures.format_number(scale * hi, digits)}]"
+    return text
+
+
+def _pct_ci(est: dict) -> str:
+    if not est or est.get("value") is None:
+        return "n/a"
+    lo, hi = est.get("ci95") or (est["value"], est["value"])
+    return f"{100 * est['value']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
 def markdown(report: dict) -> str:
-    """The human-readable report (numbers, floors, counts, seeds, figures)."""
-    s = report["samples"]
-    seeds = report["seeds"]
-    enc = report["encoder"]
+    """The human-readable report: every number with its floor, 95 % interval and counts."""
+    s, seeds, enc, ref = report["samples"], report["seeds"], report["encoder"], report["reference"]
+    boot = report["bootstrap"]
     lines = [
         f"# kgan evaluation: {report['model']}",
         "",
-        f"- data: `{report['data']}` ({report['image_size']}x{report['image_size']}); created {report['created']}",
-        f"- held-out (test split) patients: {s['heldout_patients']} ({s['heldout_slices']} slices); "
-        f"half A: {s['half_a_patients']} patients / {s['half_a_slices']} slices, half B: "
-        f"{s['half_b_patients']} / {s['half_b_slices']} (split seed {seeds['split']})",
-        f"- training slices (encoder and memorisation neighbours only): {s['train_slices']}",
+        f"- training dataset: `{report['data']}` ({report['image_size']}x{report['image_size']}, "
+        f"{report['plane']}): {s['train_slices']} slices of {s['train_patients']} patients (encoder, "
+        "memorisation neighbours, the augmentation test's few real patients); created "
+        f"{report['created']}",
+        f"- reference patients: **{ref['kind']}** (`{ref['dataset']}`): {ref['patients']} patients, "
+        f"{ref['slices']} slices; half A {ref['half_a_patients']} patients, half B {ref['half_b_patients']} "
+        f"(quarters {ref['quarter_patients']}; split seed {seeds['split']})",
         f"- synthetic: 2 sets of {s['synthetic_per_set']} (seeds {seeds['synthetic']} and "
-        f"{seeds['synthetic_c2st_test']}); conditional: {report['generator']['conditional']}; "
-        f"modality of synthetic slices: {report['synthetic_modality_source']}",
+        f"{seeds['synthetic_set2']}); conditional: {report['generator']['conditional']}; modality of "
+        f"synthetic slices: {report['synthetic_modality_source']}",
         f"- feature encoder: `{enc['path']}` sha256 `{enc['sha256'][:16]}…` (seed {enc.get('seed')}, "
-        f"{enc.get('train_slices')} training slices, {enc.get('epochs')} epochs; modality accuracy on "
-        f"held-out slices {_f(enc['heldout_modality_accuracy'])})",
-        "- the floor of each number is the same number for real half B against real half A, at the "
-        "same sample count: a synthetic value near its floor is as good as new real patients.",
-    ] + [f"- **warning**: {w}" for w in report.get("warnings", [])] + [
-        "",
-        "## Fidelity (synthetic vs real half A; lower is better)",
-        "",
-        "| group | n | SWD x1e3 | floor | FID | floor | KID | floor |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+        f"{enc.get('train_slices')} training slices, {enc.get('epochs')} epochs; modality accuracy on the "
+        f"reference slices {_f(enc['reference_modality_accuracy'])})",
+        f"- intervals: 95 % {boot['method']}; {boot['resamples']} resamples ({boot['swd_resamples']} for SWD), "
+        f"seed {boot['seed']}. Numbers read `value [low, high]`.",
+        "- the floor of each number is the same number for real half B against real half A at the same "
+        "sample count: a synthetic value near its floor is as good as another group of real patients.",
+    ] + [f"- **warning**: {w}" for w in report.get("warnings", [])]
+    vtt = report["visual_turing_test_automated"]
+    lines += ["", "## Automated Visual Turing Test (classifier two-sample test)", "", vtt["design"], "",
+              "| | accuracy | sensitivity | specificity | AUC | test slices (pos / neg) | clusters (pos / neg) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for label, key in (("synthetic vs real", "synthetic"), ("floor: real vs real", "floor")):
+        e = vtt[key]
+        a = e["accuracy"]
+        lines.append(f"| {label} | {_pct_ci(a)} | {_pct_ci(e['sensitivity'])} | {_pct_ci(e['specificity'])} | "
+                     f"{_ci(e['auc'])} | {a.get('n_pos')} / {a.get('n_neg')} | {a.get('clusters_pos')} / "
+                     f"{a.get('clusters_neg')} |")
+    for label, key in (("Synthetic vs real", "synthetic"), ("Floor: real half A vs real half B", "floor")):
+        lines += ["", f"### {label}", "", _table_md(vtt[key])]
+    cover = report["modality_coverage"]
+    lines += ["", "## Modality coverage", "",
+              f"Share of each modality among {cover['synthetic_slices']} synthetic slices and the reference "
+              f"slices, {cover['classified_by']}. Flagged: difference above {cover['flag_points']:g} points.", "",
+              "| modality | synthetic % | real % (same head) | real % (labels) | difference (points) | synthetic count | flagged |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    for name, e in cover["per_modality"].items():
+        lines.append(f"| {name} | {_ci(e['synthetic'], 3, 100)} | {_ci(e['real'], 3, 100)} | "
+                     f"{_ci(e['real_labels'], 3, 100)} | {e['difference_points']:+.1f} | {e['synthetic_count']} | "
+                     f"{'**YES**' if e['flagged'] else 'no'} |")
+    if cover.get("note"):
+        lines += ["", cover["note"]]
+    lines += ["", "## Fidelity (synthetic vs real half A; lower is better)", "",
+              "| group | n | patients A / B | SWD x1e3 | floor | FID | floor | KID | floor |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, e in report["fidelity"].items():
         if "skipped" in e:
-            lines.append(f"| {name} | – | {e['skipped']} | | | | | |")
+            lines.append(f"| {name} | – | | {e['skipped']} | | | | | |")
             continue
         lines.append(
-            f"| {name} | {e['n_compared']} | {_f(e['swd_x1e3']['synthetic'], 1)} | {_f(e['swd_x1e3']['floor'], 1)} "
-            f"| {_f(e['fid']['synthetic'])} | {_f(e['fid']['floor'])} | {_f(e['kid']['synthetic'], 4)} "
-            f"| {_f(e['kid']['floor'], 4)} |")
-    lines += ["", f"SWD: Laplacian levels {list(next((e['swd_x1e3']['levels_synthetic'] for e in report['fidelity'].values() if 'swd_x1e3' in e), {}).keys())}, "
-              f"7x7 patches, seed {seeds['swd']}. KID: 50 subsets, seed {seeds['kid']}. n = slices per side (synthetic and half B); "
-              "half A uses all its slices.", "",
+            f"| {name} | {e['n_compared']} | {e['reference_patients']} / {e['floor_patients']} | "
+            f"{_ci(e['swd_x1e3']['synthetic'])} | {_ci(e['swd_x1e3']['floor'])} | {_ci(e['fid']['synthetic'])} | "
+            f"{_ci(e['fid']['floor'])} | {_ci(e['kid']['synthetic'])} | {_ci(e['kid']['floor'])} |")
+    lines += ["", f"n = slices compared per side (synthetic, and half B for the floor); half A gives up to "
+              f"{s['synthetic_per_set']} slices. Per-modality rows use up to {s['per_modality_target']} synthetic "
+              f"slices of that modality. SWD: Laplacian levels, 7x7 patches, seed {seeds['swd']}. KID: "
+              "unbiased MMD² over the whole sets (no subsets).", "",
               "## Diversity (mean MS-SSIM of random pairs; higher = more alike)", "",
-              "| group | synthetic | real half A | real half B | synthetic − A | floor (B − A) |",
-              "|---|---:|---:|---:|---:|---:|"]
+              "| group | synthetic pairs | real pairs (half A) | real pairs (half B) |", "|---|---:|---:|---:|"]
     for name, d in report["diversity"].items():
-        lines.append(f"| {name} | {_f(d['synthetic']['mean'])} | {_f(d['real_half_a']['mean'])} | "
-                     f"{_f(d['real_half_b']['mean'])} | {_f(d['synthetic_minus_real'])} | {_f(d['floor'])} |")
-    lines += ["", f"{next(iter(report['diversity'].values()), {}).get('synthetic', {}).get('pairs', 0)} pairs per set, "
-              f"seed {seeds['pairs']}; mode collapse shows as synthetic ≫ real.", "",
-              "## Intensity inside the brain (histograms of brain pixels)", "",
-              "| group | W1 synthetic | W1 floor | intersection synthetic | floor | brain share real A / synthetic |",
+        lines.append(f"| {name} | {_ci(d['synthetic'])} | {_ci(d['real_half_a'])} | {_ci(d['real_half_b'])} |")
+    lines += ["", "Mode collapse shows as synthetic pairs far above real pairs.", "",
+              "## Intensity inside the brain", "",
+              "| group | W1 synthetic | W1 floor | brain share real A | synthetic | half B |",
               "|---|---:|---:|---:|---:|---:|"]
     for name, e in report["intensity"].items():
-        syn, flo = e["synthetic"], e["floor"]
-        lines.append(f"| {name} | {_f(syn['wasserstein1'], 4)} | {_f(flo['wasserstein1'], 4)} | "
-                     f"{_f(syn['intersection'])} | {_f(flo['intersection'])} | "
-                     f"{_f(syn['brain_share_reference'])} / {_f(syn['brain_share_candidate'])} |")
+        lines.append(f"| {name} | {_ci(e['synthetic']['wasserstein1'])} | {_ci(e['floor']['wasserstein1'])} | "
+                     f"{_ci(e['brain_share_reference'])} | {_ci(e['synthetic']['brain_share'])} | "
+                     f"{_ci(e['floor']['brain_share'])} |")
     lines += ["", "Figures: " + ", ".join(f"`figures/intensity_{n}.png`" for n in report["intensity"]), ""]
-    vtt = report["visual_turing_test_automated"]
-    lines += ["## Automated Visual Turing Test (classifier two-sample test)", "", vtt["design"], ""]
-    for label, key in (("Synthetic vs real", "synthetic"), ("Floor: real half B vs real half A", "floor")):
-        lines += [f"### {label}", "", _table_md(vtt[key]), ""]
     mem = report["memorisation"]
+    iv = mem["intervals"]
     lines += ["## Memorisation (nearest training slice)", "",
               f"Flagged: **{'YES' if mem['flagged'] else 'no'}**; exact copies (pixel RMS ≤ "
               f"{mem['exact_copy_rms']:.4f}): {mem['exact_copies']} of {mem['pixels']['synthetic']['n']}. "
-              f"Neighbours searched: {mem['n_train_neighbours']} training slices.", "",
-              "| space | synthetic min | median | held-out real min | median | synthetic below real p1 | below p5 | Mann-Whitney p (synthetic closer) |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+              f"Neighbours searched: {mem['n_train_neighbours']} training slices; held-out comparison: "
+              f"{mem['n_heldout']} reference slices.", "",
+              f"- synthetic slices closer than the held-out 1st percentile: "
+              f"{_ci(iv['synthetic_below_heldout_p1'])} (about 0.01 without copying); 5th: "
+              f"{_ci(iv['synthetic_below_heldout_p5'])} (about 0.05)", "",
+              "| space | synthetic min | median | held-out real min | median | Mann-Whitney p (synthetic closer) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for space in ("pixels", "features"):
         if space in mem:
             m = mem[space]
             lines.append(f"| {space} | {_f(m['synthetic']['min'], 4)} | {_f(m['synthetic']['median'], 4)} | "
                          f"{_f(m['heldout_real']['min'], 4)} | {_f(m['heldout_real']['median'], 4)} | "
-                         f"{_f(m['synthetic_below_heldout_p1'])} | {_f(m['synthetic_below_heldout_p5'])} | "
                          f"{_f(m['mannwhitney_p_synthetic_closer'], 3)} |")
-    lines += ["", "Without copying, about 1% and 5% of synthetic slices fall below the held-out "
-              "percentiles. Figures: `figures/memorisation_closest_pairs.png` (closest synthetic "
-              "slices beside their training neighbours), `figures/memorisation_closest_real_pairs.png` "
-              "(the same for held-out real slices), `figures/memorisation_distances.png`.", ""]
-    down = report["downstream"]
-    lines += ["## Downstream: tumour / no-tumour classifier tested on held-out real patients", "",
-              f"Training: {down['train_real']} real slices, {down['train_synthetic']} synthetic "
-              f"(labels: {down['label_source']}; tumour share {_f(down['synthetic_tumour_share'])}); "
-              f"test: {down['test']} held-out slices; seed {down['seed']}, {down['epochs']} epochs (at least {down.get('min_steps')} steps).", "",
-              "| trained on | accuracy | balanced accuracy | sensitivity | specificity | AUC |",
-              "|---|---:|---:|---:|---:|---:|"]
+    aug = report["augmentation"]
+    lines += ["", "## Augmentation: few real patients, with and without synthetic slices", "",
+              f"A tumour / no-tumour classifier trained on {len(aug['real_patients'])} real training patients "
+              f"({aug['train_real_slices']} slices), alone and with {aug['train_synthetic_slices']} synthetic "
+              f"slices (labels: {aug['label_source']}; tumour share {_f(aug['synthetic_tumour_share'])} "
+              f"against {_f(aug['real_tumour_share'])} real), tested on {aug['test_slices']} slices of "
+              f"{aug['test_patients']} reference patients; seed {aug['seed']}. Intervals: bootstrap over test "
+              "patients, the same resamples for every classifier (paired differences).", "",
+              "| trained on | balanced accuracy | AUC | sensitivity | specificity |", "|---|---:|---:|---:|---:|"]
     for name in ("real_only", "real_plus_synthetic", "synthetic_only"):
-        r = down[name]
+        r = aug.get(name, {})
         if "skipped" in r:
-            lines.append(f"| {name} | {r['skipped']} | | | | |")
-        else:
-            lines.append(f"| {name} | {_f(r['accuracy'])} | {_f(r['balanced_accuracy'])} | "
-                         f"{_f(r['sensitivity'])} | {_f(r['specificity'])} | {_f(r['auc'])} |")
-    floor = down.get("floor") or {}
-    lines += ["", "Differences to real only: " + (", ".join(
-        f"{k} {v:+.3f}" for k, v in down["differences"].items()) or "n/a"),
-        f"Floor (|half A − half B| of the real-only classifier): balanced accuracy "
-        f"{_f(floor.get('balanced_accuracy'))}, AUC {_f(floor.get('auc'))}.", "",
-        "## Samples", "", "![synthetic](figures/samples_synthetic.png) ![real](figures/samples_real.png)", "",
-        "## Timings (s)", "", ", ".join(f"{k}: {v}" for k, v in report["timings_s"].items()), ""]
+            lines.append(f"| {name} | {r['skipped']} | | | |")
+        elif r:
+            lines.append(f"| {name} | {_ci(r['balanced_accuracy'])} | {_ci(r['auc'])} | "
+                         f"{_ci(r['sensitivity'])} | {_ci(r['specificity'])} |")
+    for name, d in aug["differences"].items():
+        lines.append(f"| {name.replace('_', ' ')} | {_ci(d['balanced_accuracy'])} | {_ci(d['auc'])} | | |")
+    if aug.get("floor"):
+        fl = aug["floor"]
+        lines += ["", f"Floor ({fl['meaning']}): balanced accuracy {_ci(fl['balanced_accuracy'])}, AUC "
+                  f"{_ci(fl['auc'])}. Synthetic slices help when the real + synthetic minus real only "
+                  "interval lies above 0."]
+    lines += ["", "## Figures", "",
+              "![two-sample and augmentation](figures/summary_intervals.png)", "",
+              "![modality shares](figures/modality_shares.png)", "",
+              "![synthetic](figures/samples_synthetic.png) ![real](figures/samples_real.png)", "",
+              "## Timings (s)", "", ", ".join(f"{k}: {v}" for k, v in report["timings_s"].items()), ""]
     return "\n".join(lines)
 
 
@@ -460,6 +850,20 @@ def _table_md(entry: dict) -> str:
         c = entry["counts"]
         table = TuringTable(c["real_selected_as_real"], c["real_selected_as_synthetic"],
                             c["synthetic_selected_as_real"], c["synthetic_selected_as_synthetic"])
-    return (table.markdown() + f"\n- AUC: {_f(entry.get('auc'))}; trained on "
-            f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class; "
-            f"seed {entry['seed']}, {entry['epochs']} epochs")
+    text = table.markdown()
+    if entry.get("positive") and entry["positive"] != "real":
+        pos, neg = entry["positive"], entry["negative"]
+        for old, new in (("ground truth real", f"ground truth {pos}"),
+                         ("ground truth synthetic", f"ground truth {neg}"),
+                         ("selected as real", f"selected as {pos}"),
+                         ("selected as synthetic", f"selected as {neg}"),
+                         ("real called real", f"{pos} called {pos}"),
+                         ("synthetic called synthetic", f"{neg} called {neg}"),
+                         ("prevalence of real slices", f"prevalence of {pos}")):
+            text = text.replace(old, new)
+    return (text + f"\n- 95 % intervals: accuracy {_pct_ci(entry['accuracy'])}, sensitivity "
+            f"{_pct_ci(entry['sensitivity'])}, specificity {_pct_ci(entry['specificity'])}, AUC "
+            f"{_ci(entry['auc'])}\n- {entry['folds']} folds (accuracy per fold "
+            f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}), trained on "
+            f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per fold; "
+            f"seed {entry['seed']}")
