@@ -15,6 +15,8 @@ COMMANDS = {
     "train": "train",
     "export": "export",
     "sample": "sample",
+    "evaluate": "evaluate",
+    "turing-test": "turing_test",
 }
 
 
