@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""The paper's comparison at 64x64: train each GAN on the phantom, evaluate it, tabulate.
+
+  python scripts/bench_quality.py                          # all four GANs, one after another
+  python scripts/bench_quality.py --gans began             # one GAN per call; results merge
+  python scripts/bench_quality.py --render                 # table and figure from stored results
+
+For each GAN: trains its CPU-sized 64x64 recipe (configs/<gan>-64-cpu.toml) under --home (a
+finished run trains nothing more, so a call can be repeated), evaluates the export against the
+evaluation cohort (24 new phantom patients, `kgan.evaluation`) with one shared feature encoder,
+and stores the report's summary in --results (merged with earlier calls). Then it renders a
+Markdown table of every metric beside its real-vs-real floor, with 95 % intervals, checks the
+issue's bars, and draws the paper's figure: rows real / DCGAN / WGAN / WGAN-GP / BEGAN,
+columns T1 / T1ce / T2 / FLAIR (synthetic slices placed by the encoder's modality head).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+GANS = ("dcgan", "wgan", "wgan-gp", "began")
+LABELS = {"dcgan": "DCGAN", "wgan": "WGAN", "wgan-gp": "WGAN-GP", "began": "BEGAN"}
+
+
+def train_and_evaluate(gan: str, args) -> dict:
+    """Trains (or finds) one GAN's run, evaluates its export, returns the stored entry."""
+    from kgan import config, device, training
+    from kgan.evaluation import report, sources
+
+    home = os.path.abspath(args.home)
+    recipe = config.resolve(None, f"{gan}{args.recipe_suffix}", set_items=[
+        f"output.logdir={home}/runs", f"output.export_dir={home}/exports",
+        f"data.data_dir={home}/records", *args.set_items])
+    started = time.perf_counter()
+    result = training.train(recipe)
+    trained_s = time.perf_counter() - started
+    out_dir = os.path.join(home, "reports", recipe.name)
+    started = time.perf_counter()
+    full = report.evaluate(sources.from_export(result.export_dir), None, out_dir, seed=args.seed,
+                           samples=args.samples, data_dir=os.path.join(home, "records"),
+                           encoder_path=os.path.join(home, "reports", f"encoder-{recipe.model.image_size}.keras"),
+                           model_label=result.export_dir, log=lambda line: print(line, flush=True))
+    return {"gan": gan, "recipe": recipe.name, "export": result.export_dir,
+            "steps": result.steps, "trained_now": result.steps != result.resumed_from_step,
+            "train_seconds_this_call": round(trained_s, 1),
+            "evaluate_seconds": round(time.perf_counter() - started, 1),
+            "cpu": device.cpu_model(), "load_after": os.getloadavg()[0],
+            "report": os.path.join(out_dir, "report.json"), "summary": full["summary"]}
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+def _ci(entry, pct: bool = False, digits: int = 3) -> str:
+    if not entry or entry.get("value") is None:
+        return "-"
+    scale = 100.0 if pct else 1.0
+    value = entry["value"] * scale
+    lo_hi = entry.get("ci95")
+    fmt = f"{{:.{1 if pct else digits}f}}"
+    text = fmt.format(value)
+    if lo_hi and None not in lo_hi:
+        text += f" [{fmt.format(lo_hi[0] * scale)}, {fmt.format(lo_hi[1] * scale)}]"
+    return text
+
+
+def bars(summary: dict) -> dict:
+    """The issue's quality bars for one GAN: {bar: (met, detail)}."""
+    out = {}
+    acc = summary["two_sample_accuracy"]
+    floor = acc["floor"]["value"]
+    out["real-vs-real floor within 50-65 %"] = (0.50 <= floor <= 0.65 or
+                                               _covers(acc["floor"], 0.5), f"{floor:.1%}")
+    out["two-sample accuracy <= 75 %"] = (acc["synthetic"]["value"] <= 0.75,
+                                         f"{acc['synthetic']['value']:.1%}")
+    for key, limit in (("swd_x1e3", 1.5), ("fid", 2.0)):
+        if key in summary:
+            s, f = summary[key]["synthetic"]["value"], summary[key]["floor"]["value"]
+            out[f"{key} <= {limit}x floor"] = (s <= limit * max(f, 1e-12), f"{s / max(f, 1e-12):.1f}x")
+    if "ms_ssim" in summary:
+        s = summary["ms_ssim"]["synthetic_pairs"]["value"]
+        r = summary["ms_ssim"]["real_pairs"]["value"]
+        out["MS-SSIM within 10 % of real pairs"] = (abs(s - r) <= 0.1 * r, f"{s:.3f} vs {r:.3f}")
+    worst = max(abs(e["difference_points"]) for e in summary["modality_shares"].values())
+    out["every modality share within 5 points"] = (worst <= 5, f"worst {worst:.1f} points")
+    out["memorisation not flagged"] = (not summary["memorisation_flagged"], "")
+    aug = summary.get("augmentation", {})
+    out["augmentation beats real only beyond the interval"] = (bool(aug.get("synthetic_helps")), "")
+    return out
+
+
+def _covers(entry, value) -> bool:
+    ci = entry.get("ci95")
+    return bool(ci and ci[0] is not None and ci[0] <= value <= ci[1])
+
+
+def markdown(results: dict) -> str:
+    rows = [results[g] for g in GANS if g in results]
+    if not rows:
+        return "(no results yet)"
+    first = rows[0]["summary"]
+    lines = [
+        f"Evaluation cohort: {first['reference_patients']} phantom patients never trained on "
+        f"({first['reference_kind']}); 95 % intervals from a bootstrap over patients (real) and "
+        f"slices (synthetic). CPU: {rows[0]['cpu']}.", "",
+        "| GAN | steps | two-sample acc. (floor) | SWD x1e3 (floor) | FID (floor) | MS-SSIM synth. (real) | "
+        "T1 / T1ce / T2 / FLAIR share, synth. (real) % | memorised | augmentation: bal. acc. gain |",
+        "|---|---:|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s = r["summary"]
+        shares = " / ".join(f"{e['synthetic']['value'] * 100:.0f} ({e['real']['value'] * 100:.0f})"
+                            for e in s["modality_shares"].values())
+        gain = s.get("augmentation", {}).get("real_plus_synthetic_minus_real_only", {})
+        lines.append(
+            f"| {LABELS[r['gan']]} | {r['steps']:,} | {_ci(s['two_sample_accuracy']['synthetic'], True)} "
+            f"({_ci(s['two_sample_accuracy']['floor'], True)}) | "
+            f"{_ci(s.get('swd_x1e3', {}).get('synthetic'), digits=1)} ({_ci(s.get('swd_x1e3', {}).get('floor'), digits=1)}) | "
+            f"{_ci(s.get('fid', {}).get('synthetic'), digits=2)} ({_ci(s.get('fid', {}).get('floor'), digits=2)}) | "
+            f"{_ci(s.get('ms_ssim', {}).get('synthetic_pairs'))} ({_ci(s.get('ms_ssim', {}).get('real_pairs'))}) | "
+            f"{shares} | {'yes' if s['memorisation_flagged'] else 'no'} | "
+            f"{_ci(gain.get('balanced_accuracy'))} |")
+    lines += ["", "Bars (issue #10), per GAN:", "",
+              "| bar | " + " | ".join(LABELS[r["gan"]] for r in rows) + " |",
+              "|---|" + "---|" * len(rows)]
+    checks = {r["gan"]: bars(r["summary"]) for r in rows}
+    for bar in checks[rows[0]["gan"]]:
+        cells = []
+        for r in rows:
+            met, detail = checks[r["gan"]].get(bar, (None, ""))
+            cells.append(("met" if met else "missed") + (f" ({detail})" if detail else ""))
+        lines.append(f"| {bar} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 0) -> str:
+    """Rows real / each GAN, columns T1..FLAIR; synthetic slices placed by the encoder's head."""
+    import numpy as np
+
+    from kgan import schema
+    from kgan.evaluation import cohort, encoder as encoder_lib, figures, sources
+
+    gans = [g for g in GANS if g in results]
+    if not gans:
+        return ""
+    enc = encoder_lib.load(os.path.join(home, "reports", "encoder-64.keras"))
+    real_dir = cohort.evaluation_cohort("sagittal", enc.image_size, os.path.join(home, "records"))
+    x, y = cohort.load_splits(real_dir, cohort.splits_of(real_dir), None)
+    rng = np.random.default_rng(seed)
+    tiles, captions = [], []
+
+    def row(images, modality, label):
+        for m, name in enumerate(schema.MODALITIES):
+            pick = np.flatnonzero(modality == m)
+            tiles.append(images[rng.choice(pick)] if len(pick) else np.full_like(images[0], -1.0))
+            captions.append(f"{label} {name}" if len(pick) else f"{label} {name}: none")
+
+    row(x, y["modality"], "real")
+    for g in gans:
+        images = sources.from_export(results[g]["export"]).draw(per_gan, seed=seed)
+        row(images, enc.modality(images), LABELS[g])
+    grid = figures.image_grid(np.stack(tiles), cols=len(schema.MODALITIES), scale=3,
+                              captions=captions)
+    return figures.save_png(grid, path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gans", nargs="+", choices=GANS, default=list(GANS))
+    p.add_argument("--recipe-suffix", default="-64-cpu", help="recipes are <gan><suffix>")
+    p.add_argument("--home", default="bench-quality",
+                   help="where records/, runs/, exports/ and reports/ go (not in git)")
+    p.add_argument("--samples", type=int, default=1000, help="synthetic slices per set")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override for every GAN (e.g. a shorter run for a check)")
+    p.add_argument("--results", default="docs/quality/results.json")
+    p.add_argument("--markdown", default="docs/quality/table.md")
+    p.add_argument("--figure", default="docs/quality/paper_figure.png")
+    p.add_argument("--render", action="store_true", help="only render stored results")
+    args = p.parse_args(argv)
+
+    from kgan import atomic
+
+    results = json.load(open(args.results)) if os.path.exists(args.results) else {}
+    if not args.render:
+        for gan in args.gans:
+            results[gan] = train_and_evaluate(gan, args)
+            atomic.write_json(args.results, results, indent=2)  # kept after every GAN
+    table = markdown(results)
+    atomic.write_text(args.markdown, table + "\n")
+    print(table)
+    drawn = figure(results, args.figure, os.path.abspath(args.home), seed=args.seed)
+    if drawn:
+        print(f"figure: {drawn}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
