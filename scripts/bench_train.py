@@ -3,6 +3,7 @@
 
   python scripts/bench_train.py            # 64x64, batch 64, the paper's networks (slow on a CPU)
   python scripts/bench_train.py --quick    # 32x32, batch 16, narrow networks: a sanity run
+  python scripts/bench_train.py --against torch   # kgan against the PyTorch reference (see below)
 
 For each GAN: images/s of one compiled train step (`jit_compile=True`) and of the same step
 without XLA, each with TensorFlow's oneDNN kernels on and off (TF_ENABLE_ONEDNN_OPTS is read when
@@ -15,6 +16,16 @@ Markdown out.
 
 images/s counts the real images a step consumes (batch x n_critic for the WGANs), which is what
 the input pipeline must deliver.
+
+`--against torch` measures instead kgan against a peer: `scripts/torch_reference.py`, the same four
+steps in PyTorch (the `bench` extra), at its best ordinary CPU settings (threads = cores, NCHW and
+channels_last). Every variant lives in its own long-lived child process (oneDNN on and off for
+kgan, each with its plain and XLA step; one torch process), and the parent asks them in turn for
+timed steps, round after round and GAN after GAN, so that the machine's load falls on all of them
+alike. Medians per variant, kgan's choice (oneDNN on; on a CPU the faster of plain and XLA) over
+torch's best, FLOPs counted as torch executes them (2 x multiply-adds of every conv and matmul,
+forward and backward) and on kgan's graph by TensorFlow's profiler, and the float32 matmul peak (median over the rounds, measured in each
+between the steps).
 """
 
 from __future__ import annotations
@@ -45,7 +56,16 @@ def parse(argv=None):
     p.add_argument("--fit-steps", type=int, default=5, help="steps of the fit-overhead run")
     p.add_argument("--json", default="docs/bench_train.json")
     p.add_argument("--markdown", default="docs/bench_train.md")
+    p.add_argument("--against", choices=["torch"], help="measure kgan against a peer instead")
+    p.add_argument("--rounds", type=int, default=3, help="--against: interleaved rounds (median)")
+    p.add_argument("--steps", type=int, default=1, help="--against: timed steps per variant a round")
+    p.add_argument("--kgan-variants", nargs="+", default=None,
+                   help="--against: kgan variants to time (default: all of onednn/plain, "
+                        "onednn/xla, no-onednn/plain, no-onednn/xla)")
+    p.add_argument("--out", default="", help="--against: JSON/Markdown path stem (default: "
+                   "docs/bench_torch_<cpu>)")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: write results of one process
+    p.add_argument("--serve", choices=["kgan", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -384,10 +404,275 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- against a peer (PyTorch) ----------------------------------------------------------------------
+
+#: kgan's variants: (oneDNN env value, XLA). kgan's choice on a CPU: oneDNN on, the faster of the two.
+KGAN_VARIANTS = {"onednn/plain": ("1", False), "onednn/xla": ("1", True),
+                 "no-onednn/plain": ("0", False), "no-onednn/xla": ("0", True)}
+TORCH_VARIANTS = ("torch/nchw", "torch/channels_last")
+BAR_GANS = ("dcgan", "wgan", "began")
+
+
+def _graph_flops(gan: str, args) -> dict:
+    """FLOPs of kgan's step graph by TensorFlow's profiler: all, and convs and matmuls only."""
+    import tensorflow as tf
+
+    model = _model(gan, args, jit=False)
+    _, ds = _batch(model, args)
+    x, y = next(iter(ds))
+    graph = tf.function(lambda a, b: model.train_step((a, b))).get_concrete_function(x, y).graph
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    report = tf.compat.v1.profiler.profile(graph, cmd="op", options=opts)
+    by_op = {c.name: float(c.total_float_ops) for c in report.children}
+    dense = sum(v for k, v in by_op.items() if k.startswith(("Conv2D", "MatMul", "BatchMatMul")))
+    return {"all": float(report.total_float_ops), "conv_matmul": dense, "by_op": by_op}
+
+
+def _torch_matmul_peak(n: int, reps: int = 3) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    med, _ = _median_time(lambda: torch.mm(a, b), reps)
+    return 2 * n ** 3 / med / 1e9
+
+
+def serve(args) -> None:
+    """A child process that answers timing requests, one JSON line each, until stdin closes."""
+    kind = args.serve
+    cache = {}
+    if kind == "torch":
+        import torch
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import torch_reference as ref
+
+        torch.set_num_threads(os.cpu_count())  # threads = cores
+        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                "mkldnn": torch.backends.mkldnn.is_available(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    else:
+        import tensorflow as tf
+
+        info = {"tensorflow": tf.__version__, "onednn": _onednn_enabled(),
+                "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+
+    def build(gan, variant):
+        if kind == "torch":
+            model = ref.TorchGAN(gan, args.size, args.width or 64,
+                                 channels_last=variant.endswith("channels_last"))
+            n = args.batch * model.n_critic
+            real = torch.rand(n, 1, args.size, args.size, generator=torch.Generator().manual_seed(1))
+            real = (2 * real - 1).contiguous(memory_format=model.memory_format)
+            step = lambda: model.step(real)  # noqa: E731
+        else:
+            model = _model(gan, args, jit=variant.endswith("xla"))
+            _, ds = _batch(model, args)
+            iterator = iter(ds)
+            model.make_train_function()
+            step = lambda: _sync(model.train_function(iterator))  # noqa: E731
+        t = time.perf_counter()
+        step()
+        first = time.perf_counter() - t
+        step()  # one warm step
+        return step, first
+
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "info":
+            out = info
+        elif req["op"] == "time":
+            key = (req["gan"], req["variant"])
+            if key not in cache:
+                cache[key] = build(*key)
+            step, first = cache[key]
+            times = []
+            for _ in range(req["steps"]):
+                t = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t)
+            out = {"times": times, "first_call_s": first}
+        elif req["op"] == "peak":
+            out = {"gflops": (_torch_matmul_peak(req["n"]) if kind == "torch"
+                              else matmul_peak(req["n"], 3))}
+        elif req["op"] == "flops":
+            out = ({"flops": ref.step_flops(req["gan"], args.size, args.width or 64, args.batch)}
+                   if kind == "torch" else _graph_flops(req["gan"], args))
+        else:
+            raise ValueError(f"unknown request {req}")
+        print("@@" + json.dumps(out), flush=True)
+
+
+class _Child:
+    def __init__(self, args, kind: str, onednn: str | None = None):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        if onednn is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", kind, "--size", str(args.size),
+               "--batch", str(args.batch), "--width", str(args.width)]
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def ask(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise RuntimeError(f"bench_train: a worker died answering {req}")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def against_torch(args) -> dict:
+    """Interleaved rounds of kgan's variants and the torch reference; the report as a dict."""
+    load_before = os.getloadavg()
+    kgan_variants = args.kgan_variants or list(KGAN_VARIANTS)
+    unknown = sorted(set(kgan_variants) - set(KGAN_VARIANTS))
+    if unknown or not {"onednn/plain", "onednn/xla"} <= set(kgan_variants):
+        raise SystemExit(f"bench_train: --kgan-variants must include onednn/plain and onednn/xla "
+                         f"(kgan's choice) and name only {list(KGAN_VARIANTS)}; got {kgan_variants}")
+    children = {"onednn": _Child(args, "kgan", "1"), "torch": _Child(args, "torch")}
+    if any(v.startswith("no-onednn") for v in kgan_variants):
+        children["no-onednn"] = _Child(args, "kgan", "0")
+    try:
+        info = {k: c.ask(op="info") for k, c in children.items()}
+        n = 2048 if args.quick else 4096
+        # The peak is measured again every round, between the steps, so that it sees the same
+        # machine load as they do (a peak taken once, on a busy machine, gave steps "above" it).
+        peak_rounds = {k: [] for k in children}
+        variants = kgan_variants + list(TORCH_VARIANTS)
+        owner = {v: v.split("/")[0] for v in variants}
+        times = {(g, v): [] for g in args.gans for v in variants}
+        first = {}
+        for r in range(args.rounds):
+            for k, c in children.items():
+                peak_rounds[k].append(c.ask(op="peak", n=n)["gflops"])
+            for gan in args.gans:
+                order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate
+                for v in order:
+                    res = children[owner[v]].ask(op="time", gan=gan, variant=v, steps=args.steps)
+                    times[(gan, v)] += res["times"]
+                    first[(gan, v)] = res["first_call_s"]
+                    print(f"  round {r + 1}/{args.rounds} {gan:8s} {v:20s} "
+                          f"{statistics.median(res['times']):.3f} s", file=sys.stderr, flush=True)
+        flops = {g: {"torch": children["torch"].ask(op="flops", gan=g)["flops"],
+                     "tf_graph": children["onednn"].ask(op="flops", gan=g)} for g in args.gans}
+    finally:
+        for c in children.values():
+            c.close()
+    peaks = {k: statistics.median(v) for k, v in peak_rounds.items()}
+    peak = max(peaks.values())
+    rows = {}
+    for gan in args.gans:
+        med = {v: statistics.median(times[(gan, v)]) for v in variants}
+        chosen = min(("onednn/plain", "onednn/xla"), key=med.get)
+        torch_best = min(TORCH_VARIANTS, key=med.get)
+        work = flops[gan]["torch"]
+        rows[gan] = {
+            "step_s": med, "times": {v: times[(gan, v)] for v in variants},
+            "first_call_s": {v: first[(gan, v)] for v in variants},
+            "kgan_choice": chosen, "torch_best": torch_best,
+            "ratio": med[chosen] / med[torch_best],
+            "ratio_each": {v: med[v] / med[torch_best] for v in kgan_variants},
+            "gflop_per_step": work / 1e9,
+            "tf_graph_gflop_per_step": flops[gan]["tf_graph"]["all"] / 1e9,
+            "tf_graph_conv_matmul_gflop_per_step": flops[gan]["tf_graph"]["conv_matmul"] / 1e9,
+            "tf_graph_flops_by_op": flops[gan]["tf_graph"]["by_op"],
+            "of_peak": {v: work / med[v] / 1e9 / peak for v in variants},
+        }
+    bars = {}
+    for gan in BAR_GANS:
+        if gan in rows:
+            bars[f"{gan}: kgan <= 0.8x torch"] = rows[gan]["ratio"] <= 0.8
+    if "dcgan" in rows:
+        d = rows["dcgan"]
+        bars["dcgan: kgan's path >= 80% of matmul peak"] = d["of_peak"][d["kgan_choice"]] >= 0.8
+    return {
+        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
+                    "cpus": os.cpu_count(), "load_average_before": load_before,
+                    "load_average_after": os.getloadavg()},
+        "settings": {"size": args.size, "batch": args.batch, "width": args.width or 64,
+                     "rounds": args.rounds, "steps_per_round": args.steps},
+        "workers": info, "peak_gflops": peaks, "peak_gflops_by_round": peak_rounds,
+        "peak_used_gflops": peak,
+        "gans": rows, "bars": bars,
+    }
+
+
+def markdown_against(report: dict) -> str:
+    m, s = report["machine"], report["settings"]
+    cpu = f"{m['processor']}, {m['cpus']} cores"
+    w = report["workers"]
+    lines = [
+        f"kgan against the PyTorch reference (`scripts/torch_reference.py`), training step at "
+        f"{s['size']}x{s['size']}, batch {s['batch']}, width {s['width']}; median of "
+        f"{s['rounds']} interleaved rounds x {s['steps_per_round']} step(s). CPU: {cpu}; load "
+        f"average {m['load_average_before'][0]:.1f} before, {m['load_average_after'][0]:.1f} after. "
+        f"TensorFlow {w['onednn']['tensorflow']}, torch {w['torch']['torch']} "
+        f"({w['torch']['threads']} threads, {w['torch']['cpu_capability']}). Float32 matmul peak, "
+        f"median of the rounds: "
+        + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items()) + ".",
+        "",
+        "| GAN | GFLOP/step (torch / TF graph conv+matmul) | variant | step s | % of peak "
+        "| / torch best |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for gan, r in report["gans"].items():
+        flops = (f"{r['gflop_per_step']:.0f} / {r['tf_graph_conv_matmul_gflop_per_step']:.0f}")
+        for v, t in r["step_s"].items():
+            label = v + (" (kgan's choice)" if v == r["kgan_choice"] else "") + (
+                " (torch best)" if v == r["torch_best"] else "")
+            ratio = f"{r['ratio_each'][v]:.2f}x" if v in r["ratio_each"] else "-"
+            lines.append(f"| {gan} | {flops} | {label} | {t:.2f} | "
+                         f"{100 * r['of_peak'][v]:.0f}% | {ratio} |")
+            flops = ""
+    lines += ["", f"| bar ({cpu}) | value | met |", "|---|---:|---|"]
+    for gan, r in report["gans"].items():
+        if gan in BAR_GANS:
+            lines.append(f"| {gan}: kgan <= 0.8x torch (goal 0.7x) | {r['ratio']:.2f}x | "
+                         f"{'yes' if r['ratio'] <= 0.8 else 'NO'} |")
+    if "dcgan" in report["gans"]:
+        d = report["gans"]["dcgan"]
+        share = d["of_peak"][d["kgan_choice"]]
+        lines.append(f"| dcgan: kgan's path >= 80% of matmul peak | {100 * share:.0f}% | "
+                     f"{'yes' if share >= 0.8 else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cpu_slug() -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", f"{_cpu_name()} {os.cpu_count()}c".lower()).strip("-")
+
+
+def _write(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     if args.worker:
         worker(args)
+        return 0
+    if args.serve:
+        serve(args)
+        return 0
+    if args.against:
+        report = against_torch(args)
+        stem = args.out or os.path.join("docs", f"bench_torch_{_cpu_slug()}")
+        _write(stem + ".json", json.dumps(report, indent=2))
+        _write(stem + ".md", markdown_against(report))
+        print(markdown_against(report))
         return 0
     default = run_worker(args, None, extras=True)
     other = "0" if default.get("onednn") else "1"
