@@ -89,6 +89,16 @@ def test_ema_copy_saves_and_reloads_with_the_weights(tmp_path):
     assert [t.name for t in loaded.inputs] == [t.name for t in gan.generator.inputs]
 
 
+@pytest.mark.parametrize("name", ["dcgan", "began"])
+def test_ema_copy_of_a_conditional_generator_keeps_the_export_contract(name):
+    from kgan.export import describe_generator
+
+    gan = _gan(name, ema_decay=0.99, conditional=True)
+    assert describe_generator(gan.ema_generator) == describe_generator(gan.generator)
+    assert [t.name for t in gan.ema_generator.inputs] == [t.name for t in gan.generator.inputs]
+    assert gan.ema_generator.name == gan.generator.name
+
+
 # ----------------------------------------------------------------------------- DiffAugment
 
 
