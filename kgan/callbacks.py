@@ -169,7 +169,8 @@ class GeneratorSaver(keras.callbacks.Callback):
         self.saves = 0
 
     def save(self) -> bool:
-        generator = self.model.generator
+        # The generator to serve: the weight average when the GAN keeps one (ema_decay).
+        generator = getattr(self.model, "sampling_generator", self.model.generator)
         if self.health.diverged or not weights_finite(generator.variables):
             return False
         save_model_atomic(generator, self.path)
@@ -345,7 +346,8 @@ class SampleGrid(keras.callbacks.Callback):
         self.png_dir = png_dir
 
     def grids(self) -> dict:
-        images = generate(self.model.generator, self.inputs)
+        images = generate(getattr(self.model, "sampling_generator", self.model.generator),
+                          self.inputs)
         if not self.groups:
             return {"samples": image_grid(images)}
         return {f"samples/{m}": image_grid(images[s], columns=s.stop - s.start if

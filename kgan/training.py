@@ -17,7 +17,8 @@
    chosen per device by `kgan.device.resolve_jit_compile` and passed explicitly (Keras's own
    "auto" turns XLA off on CPUs and under tf.distribute), after printing what it will do;
 5. writes `generator.keras` every epoch, a final `samples.png`, and exports the generator as a
-   TF Serving SavedModel into `exports/<name>/<version>/`.
+   TF Serving SavedModel into `exports/<name>/<version>/` (all three from the weight average
+   when the recipe keeps one, `gan_params.ema_decay`).
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         saver.set_model(gan)
         saver.save()
     samples_png = os.path.join(run_dir, "samples.png")
-    write_sample_grid(gan.generator, inputs, groups, samples_png)
+    write_sample_grid(gan.sampling_generator, inputs, groups, samples_png)
 
     export_dir = None
     if config.output.export:

@@ -93,12 +93,18 @@ def test_stream_order_is_a_function_of_position(tiny_data):
     assert again.count == 12 and all(i % 4 == 0 for b in ids(again.from_position(0, 1)) for i in b)
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_data):
+LEVERS = {"gan_params.ema_decay": 0.9, "gan_params.augment": ["translation", "cutout", "contrast"]}
+
+
+@pytest.mark.parametrize("levers", [{}, LEVERS], ids=["plain", "ema-diffaugment"])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_data, levers):
     # BEGAN (k_t) without XLA: three builds of the compiled step would triple the time.
-    whole = training.train(recipe(tmp_path, tiny_data, name="whole", jit_compile=False))
+    # With the levers, the EMA copy, its update count and the augmentations' seed state must
+    # come back too.
+    whole = training.train(recipe(tmp_path, tiny_data, name="whole", jit_compile=False, **levers))
     assert (whole.steps, whole.total_steps, whole.resumed_from_step) == (10, 10, 0)
 
-    cut = recipe(tmp_path, tiny_data, name="cut", jit_compile=False)
+    cut = recipe(tmp_path, tiny_data, name="cut", jit_compile=False, **levers)
     with pytest.raises(KeyboardInterrupt):
         training.train(cut, extra_callbacks=[Interrupt(at=7)])  # mid-epoch 2 (steps 6-10)
     manager_dir = os.path.join(cut.run_dir, "checkpoints")
@@ -125,6 +131,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_data
     # Running the finished command again does no more training.
     again = training.train(cut)
     assert again.steps == 10 and again.resumed_from_step == 10
+    if levers:
+        # generator.keras is the weight average, not the last generator.
+        gan = training.build_model(cut)
+        checkpoint = training.make_checkpoint(gan, tf.Variable(0, dtype=tf.int64))
+        checkpoint.restore(tf.train.latest_checkpoint(manager_dir)).assert_consumed()
+        assert int(gan.ema_updates.numpy()) == 10
+        np.testing.assert_allclose(gb(z), gan.ema_generator(z), atol=1e-6)
+        assert not np.allclose(gb(z), gan.generator(z), atol=1e-3)
 
 
 def test_run_directory_scalars_samples_and_export(tmp_path, tiny_data):

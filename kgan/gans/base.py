@@ -22,12 +22,20 @@ A GAN wraps a generator and a discriminator (both functional models from
 - Conditional GANs read `labels["modality"]` and `labels["tumour"]` from the
   batch; generated images in a step take the real batch's labels, so the
   label mix of fakes matches the data.
+- Two quality levers, both off by default (the papers' recipes are unchanged):
+  `ema_decay` keeps an exponential moving average of the generator's weights
+  (a non-trainable shadow copy, `ema_generator`, updated after every
+  generator update and served by `sampling_generator`), and `augment` applies
+  DiffAugment (`kgan.augment`) to every batch the discriminator sees, real
+  and fake, with parameters drawn from the same seed state as z.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from kgan import augment as aug
 
 _CONDITION_KEYS = ("modality", "tumour")
 
@@ -101,6 +109,8 @@ class GAN(keras.Model):
         latent_dim: int = 100,
         conditional: bool = False,
         seed: int = 0,
+        ema_decay: float = 0.0,
+        augment=None,
         name: str | None = None,
     ):
         super().__init__(name=name or self.gan_name.replace("-", "_"))
@@ -109,6 +119,10 @@ class GAN(keras.Model):
         self.latent_dim = int(latent_dim)
         self.conditional = bool(conditional)
         self.seed = int(seed)
+        self.ema_decay = float(ema_decay)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {ema_decay}")
+        self.augment_policy = aug.parse_policy(augment)
         self.latent_seed = self.add_weight(
             shape=(2,),
             initializer=keras.initializers.Constant([self.seed, 0]),
@@ -117,6 +131,14 @@ class GAN(keras.Model):
             aggregation="only_first_replica",
             name="latent_seed",
         )
+        self.ema_generator = None
+        if self.ema_decay:
+            self.ema_generator = self._make_shadow(generator)
+            # EMA updates done so far: drives the warm-up of the decay; saved for exact resume.
+            self.ema_updates = self.add_weight(
+                shape=(), initializer="zeros", dtype="int64", trainable=False,
+                aggregation="only_first_replica", name="ema_updates",
+            )
         names = ("d_loss", "g_loss", "d_real", "d_fake") + tuple(self.extra_metrics)
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.d_optimizer = None
@@ -155,9 +177,64 @@ class GAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator to sample, save and export: the EMA copy when enabled, else `generator`."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def call(self, inputs, training=False):
         """The generator: `gan(z)` or `gan([z, modality, tumour])`."""
         return self.generator(inputs, training=training)
+
+    # ---------------------------------------------------------- quality levers
+
+    @staticmethod
+    def _make_shadow(generator: keras.Model) -> keras.Model:
+        """A non-trainable copy of the generator (same architecture, names and weights)."""
+        shadow = keras.models.clone_model(generator)
+        shadow.set_weights(generator.get_weights())
+        shadow.trainable = False
+        if [tuple(v.shape) for v in shadow.variables] != [tuple(v.shape) for v in generator.variables]:
+            raise ValueError("the EMA copy of the generator does not mirror its variables")
+        return shadow
+
+    def update_ema(self) -> None:
+        """ema <- d ema + (1 - d) w for every generator variable, after a generator update.
+
+        d = min(ema_decay, (1 + t) / (10 + t)) with t the updates done so far (the warm-up
+        of tf.train.ExponentialMovingAverage's num_updates): early on, the average follows
+        the generator closely instead of remembering its random initial weights, which a
+        decay of 0.999 would keep at 37% weight after 1,000 steps. Batch-norm moving
+        statistics are averaged like the weights. Every replica computes the same values
+        from its in-sync generator copy, so the assignment is the same as WGAN's clipping.
+        """
+        if self.ema_generator is None:
+            return
+        t = tf.cast(self.ema_updates.value, tf.float32)
+        decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + t) / (10.0 + t))
+        shadow = self.ema_generator.variables
+        values = [s + (1.0 - tf.cast(decay, s.dtype)) * (tf.cast(w, s.dtype) - s)
+                  for s, w in zip(shadow, self.generator.variables)]
+        assign_in_sync(shadow, values)
+        self.ema_updates.assign_add(tf.constant(1, tf.int64))
+
+    def augment(self, images: tf.Tensor) -> tf.Tensor:
+        """DiffAugment of one batch the discriminator is about to see (identity when off).
+
+        Each call draws fresh parameters from the model's seed state (real and fake batches
+        get independent draws, as in Zhao et al.); when off it draws nothing, so the seed
+        sequence, hence training, is exactly that of a GAN without the option. Under a
+        strategy each replica draws the parameters of the global batch and keeps its slice.
+        """
+        if not self.augment_policy:
+            return images
+        batch = self.batch_size_of(images)
+        replicas, replica_id = replica_info()
+        params = aug.draw_params(self._next_seed(), batch * replicas, int(images.shape[1]),
+                                 self.augment_policy)
+        if replicas > 1:
+            params = aug.slice_params(params, tf.cast(replica_id, tf.int32) * batch, batch)
+        return aug.apply_params(images, params)
 
     # --------------------------------------------------------------- helpers
 

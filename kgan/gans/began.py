@@ -80,15 +80,17 @@ class BEGAN(GAN):
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-            fake = self.generate(z, conditions, training=True)
+            fake = self.augment(self.generate(z, conditions, training=True))
+            seen = self.augment(real)  # the auto-encoder reconstructs what it is shown
             loss_real = losses.began_autoencoder_loss(
-                real, self.discriminate(real, conditions, training=True))
+                seen, self.discriminate(seen, conditions, training=True))
             loss_fake = losses.began_autoencoder_loss(
                 fake, self.discriminate(fake, conditions, training=True))
             d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
             g_loss = losses.began_generator_loss(loss_fake)
         self.apply(self.d_optimizer, d_loss, d_tape, d_vars)
         self.apply(self.g_optimizer, g_loss, g_tape, g_vars)
+        self.update_ema()
 
         global_real = cross_replica_mean(loss_real)
         global_fake = cross_replica_mean(loss_fake)

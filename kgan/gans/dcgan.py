@@ -42,8 +42,8 @@ class DCGAN(GAN):
         fake = tf.stop_gradient(self.generate(self.sample_latent(batch), conditions, training=True))
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(real, conditions, training=True)
-            fake_logits = self.discriminate(fake, conditions, training=True)
+            real_logits = self.discriminate(self.augment(real), conditions, training=True)
+            fake_logits = self.discriminate(self.augment(fake), conditions, training=True)
             d_loss = losses.dcgan_discriminator_loss(
                 real_logits, fake_logits, label_smoothing=self.label_smoothing
             )
@@ -52,8 +52,10 @@ class DCGAN(GAN):
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generate(self.sample_latent(batch), conditions, training=True)
-            g_loss = losses.dcgan_generator_loss(self.discriminate(fake, conditions, training=True))
+            g_loss = losses.dcgan_generator_loss(
+                self.discriminate(self.augment(fake), conditions, training=True))
         self.apply(self.g_optimizer, g_loss, tape, g_vars)
+        self.update_ema()
 
         return self.update_metrics({
             "d_loss": d_loss,

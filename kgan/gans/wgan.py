@@ -124,6 +124,9 @@ class WGAN(GAN):
         batch = self.batch_size_of(real)
         fake = tf.stop_gradient(self.generate(self.sample_latent(batch), conditions, training=True))
         variables = self.discriminator.trainable_variables
+        # DiffAugment (when on) before the loss, so WGAN-GP's penalty interpolates the
+        # augmented batches the critic is judged on.
+        real, fake = self.augment(real), self.augment(fake)
         with tf.GradientTape() as tape:
             loss, logged = self.critic_loss(real, fake, conditions)
         self.apply(self.d_optimizer, loss, tape, variables)
@@ -137,9 +140,10 @@ class WGAN(GAN):
         with tf.GradientTape() as tape:
             fake = self.generate(self.sample_latent(batch), conditions, training=True)
             loss = losses.wasserstein_generator_loss(
-                self.discriminate(fake, conditions, training=True)
+                self.discriminate(self.augment(fake), conditions, training=True)
             )
         self.apply(self.g_optimizer, loss, tape, variables)
+        self.update_ema()
         return loss
 
     def stride_conditions(self, conditions, offset: int):
