@@ -509,15 +509,9 @@ def _make_step_decay_class():
     return StepDecayWithFloor
 
 
-def total_steps_hint(config: Config, slices: int) -> int:
-    """Training steps a recipe takes on `slices` training slices (for messages and tests)."""
-    per_epoch = config.train.steps_per_epoch or max(1, slices // config.train.batch_size)
-    return per_epoch * config.train.epochs
-
-
 __all__ = [
     "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimizerConfig", "OptimizersConfig",
     "OutputConfig", "TrainConfig", "GANS", "apply_override", "defaults", "from_dict", "load_toml",
     "make_optimizer", "make_schedule", "parse_override", "resolve", "save_json", "validate",
-    "total_steps_hint",
+    "find_recipe", "cpu_recipe", "recipes_dir",
 ]

@@ -307,12 +307,6 @@ class GAN(keras.Model):
             return self.discriminator([images, conditions[0], conditions[1]], training=training)
         return self.discriminator(images, training=training)
 
-    @staticmethod
-    def scale_loss(loss: tf.Tensor) -> tf.Tensor:
-        """loss / num_replicas_in_sync: replicas' gradients are summed, not averaged."""
-        replicas, _ = replica_info()
-        return loss / replicas if replicas > 1 else loss
-
     def apply(self, optimizer, loss, tape, variables) -> None:
         """One optimizer update of `variables` from a scalar loss recorded on `tape`.
 
