@@ -72,8 +72,9 @@ def bars(summary: dict) -> dict:
     out = {}
     acc = summary["two_sample_accuracy"]
     floor = acc["floor"]["value"]
-    out["real-vs-real floor within 50-65 %"] = (0.50 <= floor <= 0.65 or
-                                               _covers(acc["floor"], 0.5), f"{floor:.1%}")
+    # The point value must lie in the band; an interval that merely covers 50 % is said beside it.
+    covers = " (interval covers 50 %)" if _covers(acc["floor"], 0.5) else ""
+    out["real-vs-real floor within 50-65 %"] = (0.50 <= floor <= 0.65, f"{floor:.1%}{covers}")
     out["two-sample accuracy <= 75 %"] = (acc["synthetic"]["value"] <= 0.75,
                                          f"{acc['synthetic']['value']:.1%}")
     for key, limit in (("swd_x1e3", 1.5), ("fid", 2.0)):
@@ -103,9 +104,9 @@ def markdown(results: dict) -> str:
         return "(no results yet)"
     first = rows[0]["summary"]
     lines = [
-        f"Evaluation cohort: {first['reference_patients']} phantom patients never trained on "
-        f"({first['reference_kind']}); 95 % intervals from a bootstrap over patients (real) and "
-        f"slices (synthetic). CPU: {rows[0]['cpu']}.", "",
+        f"Real side: {first['reference_kind']} ({first['reference_patients']} patients); 95 % "
+        f"intervals from a bootstrap over patients (real) and slices (synthetic). "
+        f"CPU: {rows[0]['cpu']}.", "",
         "| GAN | steps | two-sample acc. (floor) | SWD x1e3 (floor) | FID (floor) | MS-SSIM synth. (real) | "
         "T1 / T1ce / T2 / FLAIR share, synth. (real) % | memorised | augmentation: bal. acc. gain |",
         "|---|---:|---|---|---|---|---|---|---|",
