@@ -186,11 +186,16 @@ def main(argv=None) -> int:
 
     from kgan import atomic
 
-    results = json.load(open(args.results)) if os.path.exists(args.results) else {}
+    def stored() -> dict:
+        return json.load(open(args.results)) if os.path.exists(args.results) else {}
+
     if not args.render:
         for gan in args.gans:
-            results[gan] = train_and_evaluate(gan, args)
+            entry = train_and_evaluate(gan, args)
+            results = stored()  # read again: a parallel call may have added another GAN
+            results[gan] = entry
             atomic.write_json(args.results, results, indent=2)  # kept after every GAN
+    results = stored()
     table = markdown(results)
     atomic.write_text(args.markdown, table + "\n")
     print(table)
