@@ -371,7 +371,8 @@ def train(config: cfg.Config, *, fresh: bool = False,
                  f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
                  f"GAN and size  : {config.gan}, {config.model.image_size}x{config.model.image_size}, "
                  f"batch {config.train.batch_size} ({stream.count:,} training slices)",
-                 f"steps         : {total_steps:,} ({config.train.epochs} epochs of {steps_per_epoch:,})"]:
+                 f"steps         : {total_steps:,} ({config.train.epochs} "
+                 f"epoch{'s' if config.train.epochs != 1 else ''} of {steps_per_epoch:,})"]:
         print(f"kgan: {line}", flush=True)
     if start:
         print(f"kgan: resuming {run_dir} from step {start} of {total_steps} "

@@ -253,7 +253,7 @@ def test_a_run_says_what_it_will_do_before_training(tmp_path, tiny_data, capsys)
     out = capsys.readouterr().out
     for needle in ("kgan: device        : CPU only:", "kgan: oneDNN        :",
                    "kgan: XLA           :", "kgan: recipe        : the paper defaults for began",
-                   "kgan: GAN and size  : began, 16x16, batch 4", "kgan: steps         : 30 (1 epochs of 30)",
+                   "kgan: GAN and size  : began, 16x16, batch 4", "kgan: steps         : 30 (1 epoch of 30)",
                    "s/step; about"):
         assert needle in out, (needle, out)
     # stdout is not a terminal under pytest: one line per epoch, no progress-bar redraws.
