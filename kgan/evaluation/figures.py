@@ -186,9 +186,9 @@ def interval_bars(groups: dict, *, title: str, ylabel: str, reference: float | N
             err[0].append(max(value - lo, 0.0))
             err[1].append(max(hi - value, 0.0))
         ax.bar(xs, ys, width=width * 0.95, yerr=err, capsize=4, label=label, alpha=0.85)
-        for x, y in zip(xs, ys):
-            ax.annotate(format_number(y), (x, y), textcoords="offset points", xytext=(0, 3),
-                        ha="center", fontsize=8)
+        for x, y in zip(xs, ys):  # inside the bar, upright: labels of neighbours never overlap
+            ax.annotate(format_number(y), (x, 0), textcoords="offset points", xytext=(0, 4),
+                        ha="center", va="bottom", rotation=90, fontsize=8, color="white")
     if reference is not None:
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label or None)
     ax.set_xticks(range(len(names)))
