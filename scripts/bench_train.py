@@ -132,15 +132,7 @@ def _batch(model, args):
 
 def step_flops(gan: str, args) -> float:
     """FLOPs of one train step, counted on the (uncompiled) step graph by the v1 profiler."""
-    import tensorflow as tf
-
-    model = _model(gan, args, jit=False)
-    _, ds = _batch(model, args)
-    x, y = next(iter(ds))
-    graph = tf.function(lambda a, b: model.train_step((a, b))).get_concrete_function(x, y).graph
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    return float(tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops)
+    return _graph_flops(gan, args)["all"]
 
 
 def time_step(gan: str, args, jit: bool) -> dict:
