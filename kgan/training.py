@@ -302,9 +302,9 @@ def train(config: cfg.Config, *, fresh: bool = False,
 
     gpus, device_name = _devices()
     cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
+    onednn = device.onednn_enabled()
     jit, jit_reason = device.resolve_jit_compile(
-        config.train.jit_compile, gpus=len(gpus), onednn=device.onednn_enabled(),
-        cpu_replicas=cpu_replicas)
+        config.train.jit_compile, gpus=len(gpus), onednn=onednn, cpu_replicas=cpu_replicas)
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
@@ -331,7 +331,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         "replicas": strategy.num_replicas_in_sync,
         "device": device_name,
         "cpu": device.cpu_model(),
-        "onednn": device.onednn_enabled(),
+        "onednn": onednn,
         "mixed_precision": policy,
         "jit_compile": jit,
         "jit_reason": jit_reason,
@@ -365,7 +365,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         *extra_callbacks,
     ]
     plan = device.Plan(devices=device.describe_devices(gpus),
-                       onednn=device.describe_onednn(device.onednn_enabled()),
+                       onednn=device.describe_onednn(onednn),
                        jit_compile=jit, jit_reason=jit_reason)
     for line in [*plan.lines(),
                  f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
