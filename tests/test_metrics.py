@@ -136,30 +136,37 @@ def test_auc_and_downstream_scores_hand_computed():
     assert (s["accuracy"], s["sensitivity"], s["specificity"], s["balanced_accuracy"]) == (0.5, 0.5, 0.5, 0.5)
 
 
+def _one_fold(pos_train, neg_train, pos_test, neg_test):
+    """One cross-fitting fold; each test slice its own cluster."""
+    return [{"pos_train": pos_train, "neg_train": neg_train, "pos_test": pos_test, "neg_test": neg_test,
+             "pos_test_clusters": np.arange(len(pos_test)), "neg_test_clusters": np.arange(len(neg_test))}]
+
+
 def test_two_sample_test_separates_different_sets_and_not_identical_ones():
     real_a, real_b = _toy_set(64, 10), _toy_set(64, 11)
     fake_a = _toy_set(64, 12, shift=0.5)  # much brighter tissue
     fake_b = _toy_set(64, 13, shift=0.5)
-    easy = two_sample.classifier_test(real_a, fake_a, real_b, fake_b, seed=0, epochs=1)
-    assert easy["accuracy"] > 0.9 and easy["binomial_p_two_sided"] < 1e-6 and easy["test_per_class"] == 64
-    same = two_sample.classifier_test(real_a, _toy_set(64, 14), real_b, _toy_set(64, 15), seed=0, epochs=1)
-    assert same["accuracy"] < 0.75
+    easy = two_sample.cross_fitted(_one_fold(real_a, fake_a, real_b, fake_b), seed=0, epochs=1, resamples=100)
+    assert easy["accuracy"]["value"] > 0.9 and easy["binomial_p_two_sided"] < 1e-6 and easy["test_per_class"] == 64
+    same = two_sample.cross_fitted(_one_fold(real_a, _toy_set(64, 14), real_b, _toy_set(64, 15)),
+                                   seed=0, epochs=1, resamples=100)
+    assert same["accuracy"]["value"] < 0.75
 
 
-def test_downstream_study_three_settings_and_pseudo_labels():
+def test_augmentation_three_settings_differences_and_floor():
     rng = np.random.default_rng(3)
-    real = _toy_set(96, 20)
-    labels = (real.reshape(96, -1) > 0.9).any(1).astype(int)  # tumour blob present
-    test = _toy_set(64, 21)
-    test_labels = (test.reshape(64, -1) > 0.9).any(1).astype(int)
-    synth = _toy_set(48, 22)
-    result = downstream.study(real, labels, synth, None, test, test_labels, seed=0, epochs=1,
-                              test_halves=rng.random(64) < 0.5, min_steps=100)
-    assert "pseudo" in result["label_source"]
+
+    def blob(x):  # tumour blob present
+        return (x.reshape(len(x), -1) > 0.9).any(1).astype(int)
+
+    real, test, synth = _toy_set(96, 20), _toy_set(64, 21), _toy_set(48, 22)
+    result = downstream.augmentation(real, blob(real), synth, blob(synth), test, blob(test),
+                                     np.arange(64) // 4, test_half_a=rng.random(64) < 0.5,
+                                     seed=0, epochs=1, min_steps=100, resamples=100)
     for name in ("real_only", "real_plus_synthetic", "synthetic_only"):
-        assert 0 <= result[name]["accuracy"] <= 1
-    assert result["real_only"]["auc"] > 0.7  # the blob is easy to see
-    assert result["floor"]["auc"] is not None and "real_plus_synthetic_minus_real_only_auc" in result["differences"]
+        assert 0 <= result[name]["balanced_accuracy"]["value"] <= 1
+    assert result["real_only"]["auc"]["value"] > 0.7  # the blob is easy to see
+    assert result["floor"]["auc"] is not None and "real_plus_synthetic_minus_real_only" in result["differences"]
 
 
 # ------------------------------------------------------------------ encoder reuse

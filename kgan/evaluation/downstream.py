@@ -4,10 +4,10 @@ The paper's stated aim is data augmentation. The same small CNN is trained on
 real training slices only, on real + synthetic, and on synthetic only, and
 each is tested on held-out real patients. Labels of synthetic slices come
 from the generator's tumour condition when it has one; an unconditional
-generator has no such labels, so its slices are labelled by the real-only
-classifier (pseudo-labels, threshold 0.5) and the report says so: then
-"synthetic only" measures how much of the real classifier the synthetic
-slices can carry, not an independent source of labels.
+generator has no such labels, so the report labels its slices with the
+evaluation encoder's tumour head (trained on the real training slices) and
+says so: then "synthetic only" measures how much of that labeller the
+synthetic slices can carry, not an independent source of labels.
 """
 
 from __future__ import annotations
@@ -29,69 +29,6 @@ def scores(p_tumour: np.ndarray, truth: np.ndarray) -> dict:
     return {"n": int(len(truth)), "tumour_share": float(truth.mean()),
             "accuracy": float(np.mean(chosen == truth)), "balanced_accuracy": balanced,
             "sensitivity": sens, "specificity": spec, "auc": auc(p_tumour, truth)}
-
-
-def study(real_x: np.ndarray, real_y: np.ndarray, synthetic_x: np.ndarray, synthetic_y,
-          test_x: np.ndarray, test_y: np.ndarray, *, seed: int = 0, epochs: int = 5,
-          test_halves=None, min_steps: int = cnn.MIN_STEPS) -> dict:
-    """Trains the three classifiers and scores each on held-out real slices.
-
-    Args:
-      real_x, real_y: real training slices and 0/1 tumour labels.
-      synthetic_x: synthetic slices; synthetic_y: their 0/1 labels, or None to
-        pseudo-label them with the real-only classifier.
-      test_x, test_y: held-out real patients' slices and labels.
-      seed, epochs, min_steps: training seed and budget (the same for all three).
-      test_halves: optional boolean mask over the test set splitting it into
-        two patient-disjoint halves; the real-only classifier's score gap
-        between them is the floor (how much a score moves by chance of patients).
-
-    Returns:
-      {"real_only", "real_plus_synthetic", "synthetic_only": scores,
-       "label_source", "differences", "floor", sizes and settings}.
-    """
-    real_y = np.asarray(real_y).astype(int)
-    test_y = np.asarray(test_y).astype(int)
-    results = {}
-    real_model = cnn.fit_binary(real_x, real_y, seed=seed, epochs=epochs,
-                                sample_weight=cnn.balanced_weights(real_y), min_steps=min_steps)
-    p_real = cnn.predict(real_model, test_x)[:, 0]
-    results["real_only"] = scores(p_real, test_y)
-    if synthetic_y is None:
-        synthetic_y = (cnn.predict(real_model, synthetic_x)[:, 0] >= 0.5).astype(int)
-        label_source = "pseudo-labels from the real-only classifier (unconditional generator)"
-    else:
-        synthetic_y = np.asarray(synthetic_y).astype(int)
-        label_source = "the generator's tumour condition"
-    mixed_x = np.concatenate([real_x, synthetic_x])
-    mixed_y = np.concatenate([real_y, synthetic_y])
-    model = cnn.fit_binary(mixed_x, mixed_y, seed=seed, epochs=epochs,
-                           sample_weight=cnn.balanced_weights(mixed_y), min_steps=min_steps)
-    results["real_plus_synthetic"] = scores(cnn.predict(model, test_x)[:, 0], test_y)
-    if len(np.unique(synthetic_y)) > 1:
-        model = cnn.fit_binary(synthetic_x, synthetic_y, seed=seed, epochs=epochs,
-                               sample_weight=cnn.balanced_weights(synthetic_y), min_steps=min_steps)
-        results["synthetic_only"] = scores(cnn.predict(model, test_x)[:, 0], test_y)
-    else:
-        results["synthetic_only"] = {"skipped": f"synthetic labels are all {int(synthetic_y[0])}"}
-    differences = {}
-    for name in ("real_plus_synthetic", "synthetic_only"):
-        for key in ("balanced_accuracy", "auc"):
-            a, b = results[name].get(key), results["real_only"].get(key)
-            if a is not None and b is not None:
-                differences[f"{name}_minus_real_only_{key}"] = a - b
-    floor = None
-    if test_halves is not None:
-        halves = np.asarray(test_halves, bool)
-        a, b = scores(p_real[halves], test_y[halves]), scores(p_real[~halves], test_y[~halves])
-        floor = {k: (abs(a[k] - b[k]) if a[k] is not None and b[k] is not None else None)
-                 for k in ("accuracy", "balanced_accuracy", "auc")}
-        floor["meaning"] = ("gap in the real-only classifier's score between two disjoint "
-                            "halves of the held-out patients: differences smaller than this are noise")
-    return {**results, "label_source": label_source, "differences": differences, "floor": floor,
-            "train_real": int(len(real_x)), "train_synthetic": int(len(synthetic_x)),
-            "synthetic_tumour_share": float(np.mean(synthetic_y)), "test": int(len(test_x)),
-            "seed": seed, "epochs": epochs, "min_steps": min_steps}
 
 
 def _weighted_scores(p: np.ndarray, truth: np.ndarray, w: np.ndarray) -> dict:
