@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, schema
+from kgan import atomic, names, schema
 
 
 class TrainingDivergedError(RuntimeError):
@@ -309,11 +309,11 @@ def fixed_latents(count: int, latent_dim: int, seed: int, conditional: bool = Fa
     rng = np.random.default_rng(seed)
     if not conditional:
         return rng.standard_normal((count, latent_dim)).astype(np.float32), None
-    per = max(1, count // len(schema.MODALITIES))
-    z = np.tile(rng.standard_normal((per, latent_dim)).astype(np.float32), (len(schema.MODALITIES), 1))
-    modality = np.repeat(np.arange(len(schema.MODALITIES), dtype=np.int32), per)
-    tumour = np.tile((np.arange(per) >= per // 2).astype(np.int32), len(schema.MODALITIES))
-    groups = {m: slice(i * per, (i + 1) * per) for i, m in enumerate(schema.MODALITIES)}
+    per = max(1, count // len(names.MODALITIES))
+    z = np.tile(rng.standard_normal((per, latent_dim)).astype(np.float32), (len(names.MODALITIES), 1))
+    modality = np.repeat(np.arange(len(names.MODALITIES), dtype=np.int32), per)
+    tumour = np.tile((np.arange(per) >= per // 2).astype(np.int32), len(names.MODALITIES))
+    groups = {m: slice(i * per, (i + 1) * per) for i, m in enumerate(names.MODALITIES)}
     return [z, modality, tumour], groups
 
 

@@ -21,14 +21,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from kgan import atomic, sizes
+from kgan import atomic, names, sizes
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-GANS = ("dcgan", "wgan", "wgan-gp", "began")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTE = ("auto", "none", "mirrored")
@@ -67,7 +66,7 @@ class DataConfig:
     #: Seeds the phantom cohort and its patient split when training builds it. Apart from
     #: train.seed, so that runs with different training seeds see the same data.
     split_seed: int = 0
-    data_dir: str = "records"
+    data_dir: str = names.DEFAULT_DATA_DIR
 
 
 @dataclass
@@ -163,47 +162,29 @@ _FREE_SECTIONS = {"gan_params", "train.divergence_limits"}
 _OR_WORD = {"train.jit_compile": (bool, "auto"), "train.verbose": (int, "auto")}
 
 
-def _paper_optimizer(gan: str) -> OptimizersConfig:
-    """Each GAN's published optimiser."""
-    if gan == "dcgan":  # Radford et al. 2016
-        opt = OptimizerConfig("adam", 2e-4, beta_1=0.5, beta_2=0.999)
-    elif gan == "wgan":  # Arjovsky et al. 2017; Han et al. 2017
-        opt = OptimizerConfig("rmsprop", 5e-5, rho=0.9)
-    elif gan == "wgan-gp":  # Gulrajani et al. 2017
-        opt = OptimizerConfig("adam", 1e-4, beta_1=0.0, beta_2=0.9)
-    elif gan == "began":  # Berthelot et al. 2017: Adam 1e-4, decayed, with a floor
-        opt = OptimizerConfig("adam", 1e-4, beta_1=0.5, beta_2=0.999, decay_rate=0.5,
-                              decay_steps=100_000, min_learning_rate=2e-5)
-    else:
-        raise ConfigError(f"unknown gan {gan!r}; choose from {GANS}")
-    return OptimizersConfig(d=dataclasses.replace(opt), g=dataclasses.replace(opt))
-
-
-def _paper_gan_params(gan: str) -> dict:
-    if gan == "wgan":
-        return {"n_critic": 5, "clip_value": 0.01}
-    if gan == "wgan-gp":
-        return {"n_critic": 5, "gp_weight": 10.0}
-    if gan == "began":
-        return {"gamma": 0.5, "lambda_k": 0.001}
-    return {}
+def paper_optimizer(gan: str) -> OptimizerConfig:
+    """The optimiser of a GAN's paper (`kgan.names.PAPER_RECIPES`), as a recipe section."""
+    if gan not in names.GANS:
+        raise ConfigError(f"unknown gan {gan!r}; choose from {names.GANS}")
+    return OptimizerConfig(**names.PAPER_RECIPES[gan].optimizer)
 
 
 def defaults(gan: str) -> Config:
     """The paper's recipe for one GAN (64x64, batch 64, 100 epochs, latent 100)."""
-    if gan not in GANS:
-        raise ConfigError(f"unknown gan {gan!r}; choose from {GANS}")
-    return Config(gan=gan, optimizer=_paper_optimizer(gan), gan_params=_paper_gan_params(gan))
+    if gan not in names.GANS:
+        raise ConfigError(f"unknown gan {gan!r}; choose from {names.GANS}")
+    optimizers = OptimizersConfig(d=paper_optimizer(gan), g=paper_optimizer(gan))
+    return Config(gan=gan, optimizer=optimizers, gan_params=dict(names.PAPER_RECIPES[gan].gan_params))
 
 
 def _merge(obj: Any, values: Mapping, source: str, prefix: str = "") -> None:
     """Writes a nested mapping into nested dataclasses, rejecting unknown keys."""
-    names = {f.name: f for f in dataclasses.fields(obj)}
+    fields = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if key not in names:
+        if key not in fields:
             raise ConfigError(
-                f"{source}: unknown key {path!r}; known keys here: {sorted(names)}"
+                f"{source}: unknown key {path!r}; known keys here: {sorted(fields)}"
             )
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
@@ -321,8 +302,9 @@ def find_recipe(name_or_path: str) -> str:
     shipped = os.path.join(recipes_dir(), f"{name_or_path}.toml")
     if os.path.isfile(shipped):
         return shipped
-    names = sorted(f[:-5] for f in os.listdir(recipes_dir()) if f.endswith(".toml"))
-    raise ConfigError(f"recipe {name_or_path!r} is neither a file nor a shipped recipe ({', '.join(names)})")
+    shipped_names = sorted(f[:-5] for f in os.listdir(recipes_dir()) if f.endswith(".toml"))
+    raise ConfigError(f"recipe {name_or_path!r} is neither a file nor a shipped recipe "
+                      f"({', '.join(shipped_names)})")
 
 
 def cpu_recipe(gan: str) -> str:
@@ -387,7 +369,7 @@ def validate(config: Config) -> None:
         if not ok:
             raise ConfigError(f"recipe {config.name!r}: {message}")
 
-    need(config.gan in GANS, f"gan must be one of {GANS}, got {config.gan!r}")
+    need(config.gan in names.GANS, f"gan must be one of {names.GANS}, got {config.gan!r}")
     m, t = config.model, config.train
     try:
         sizes.check_image_size(m.image_size, "model.image_size")
@@ -511,7 +493,7 @@ def _make_step_decay_class():
 
 __all__ = [
     "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimizerConfig", "OptimizersConfig",
-    "OutputConfig", "TrainConfig", "GANS", "apply_override", "defaults", "from_dict", "load_toml",
+    "OutputConfig", "TrainConfig", "apply_override", "defaults", "from_dict", "load_toml",
     "make_optimizer", "make_schedule", "parse_override", "resolve", "save_json", "validate",
     "find_recipe", "cpu_recipe", "recipes_dir",
 ]

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 import kgan
-from kgan import atomic, schema
+from kgan import atomic, names
 from kgan.sampling import (
     METADATA_FILE,
     PNG_OUTPUT,
@@ -123,10 +123,10 @@ def describe_generator(generator) -> dict:
         raise ExportError(
             f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
         )
-    names = [getattr(t, "name", "") for t in generator.inputs]
-    if len(shapes) == 3 and set(names) == {"z", "modality", "tumour"} and names != [
+    input_names = [getattr(t, "name", "") for t in generator.inputs]
+    if len(shapes) == 3 and set(input_names) == {"z", "modality", "tumour"} and input_names != [
             "z", "modality", "tumour"]:
-        raise ExportError(f"conditional generator inputs are ordered {names}; the contract is "
+        raise ExportError(f"conditional generator inputs are ordered {input_names}; the contract is "
                           "generator([z, modality, tumour])")
     z_shape = shapes[0]
     if len(z_shape) != 2 or z_shape[1] is None:
@@ -151,7 +151,7 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
     shapes = _input_shapes(generator)
     cond_ranks = [len(s) for s in shapes[1:]]
     allowed = tf.constant(sorted(allowed_modalities), tf.int32)
-    allowed_text = ", ".join(f"{i} ({schema.MODALITIES[i]})" for i in sorted(allowed_modalities))
+    allowed_text = ", ".join(f"{i} ({names.MODALITIES[i]})" for i in sorted(allowed_modalities))
 
     def run_generator(z, modality=None, tumour=None):
         if conditional:
@@ -179,7 +179,7 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
             checks.append(tf.debugging.assert_equal(
                 tf.reduce_all(known), True,
                 message=f"modality must be one of {allowed_text}: the modalities this "
-                        f"generator was trained on (indices into {list(schema.MODALITIES)})"))
+                        f"generator was trained on (indices into {list(names.MODALITIES)})"))
             checks.append(tf.debugging.assert_equal(
                 tf.reduce_all((tumour == 0) | (tumour == 1)), True,
                 message="tumour must be 0 (no tumour) or 1 (tumour)"))
@@ -345,19 +345,19 @@ def export_generator(
             raise ExportError(
                 f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}")
         meta[key] = value
-    modalities = list(meta.get("modalities") or schema.MODALITIES)
-    unknown = [m for m in modalities if m not in schema.MODALITIES]
+    modalities = list(meta.get("modalities") or names.MODALITIES)
+    unknown = [m for m in modalities if m not in names.MODALITIES]
     if unknown:
-        raise ExportError(f"unknown modalities {unknown}; choose from {schema.MODALITIES}")
+        raise ExportError(f"unknown modalities {unknown}; choose from {names.MODALITIES}")
     if int(max_count) < 1:
         raise ExportError(f"max_count must be positive, got {max_count}")
-    allowed = [schema.MODALITIES.index(m) for m in modalities]
+    allowed = [names.MODALITIES.index(m) for m in modalities]
 
     meta.update({
         "format": "kgan-generator-savedmodel/1",
         "gan": meta.get("gan", "unknown"),
         "modalities": modalities,
-        "modality_index": {m: i for i, m in enumerate(schema.MODALITIES)},
+        "modality_index": {m: i for i, m in enumerate(names.MODALITIES)},
         "synthetic": True,
         "value_range": [-1.0, 1.0],
         "dtype": "float32",
@@ -474,14 +474,14 @@ def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) 
     if isinstance(dataset_dir, str) and os.path.isdir(dataset_dir):
         dataset.update(dataset_identity(dataset_dir, str(dataset.get("split") or "train")))
     plane = _lookup(config, "plane", "data")
-    if plane not in schema.PLANES:  # a TFDS config name such as "sagittal_64" still tells it
+    if plane not in names.PLANES:  # a TFDS config name such as "sagittal_64" still tells it
         text = " ".join(str(v) for v in dataset.values())
-        plane = next((p for p in schema.PLANES if p in text), None)
+        plane = next((p for p in names.PLANES if p in text), None)
     meta = {
         "gan": config.get("gan", "unknown"),
         "name": config.get("name"),
         "recipe": dict(config),
-        "modalities": list(_lookup(config, "modalities", "data") or schema.MODALITIES),
+        "modalities": list(_lookup(config, "modalities", "data") or names.MODALITIES),
         "dataset": dataset or None,
         "plane": plane,
         "seed": _lookup(config, "seed", "train"),

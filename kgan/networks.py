@@ -8,7 +8,7 @@ Sizes grow or shrink by blocks of one 2x (up/down)sampling each: DCGAN starts
 from a 4x4 projection (32 -> 3 blocks, 64 -> 4, 128 -> 5, 256 -> 6); BEGAN
 starts from 8x8 (32 -> 2, 64 -> 3, 128 -> 4, 256 -> 5).
 
-Conditioning (optional): the modality (index into `schema.MODALITIES`, 4
+Conditioning (optional): the modality (index into `kgan.names.MODALITIES`, 4
 classes) and tumour present/absent (0/1) enter as one-hot vectors. The
 generator concatenates them to z; the discriminator gets them as extra constant
 input channels (one per class) beside the image, so it judges the pair
@@ -22,10 +22,10 @@ import math
 import keras
 from keras import layers
 
-from kgan import sizes
+from kgan import names, sizes
 
-NUM_MODALITIES = 4
-NUM_TUMOUR_CLASSES = 2
+NUM_MODALITIES = len(names.MODALITIES)
+NUM_TUMOUR_CLASSES = names.TUMOUR_CLASSES
 #: Channels of the one-hot condition: modality classes then tumour classes.
 CONDITION_CHANNELS = NUM_MODALITIES + NUM_TUMOUR_CLASSES
 #: The sides the networks build (`kgan.sizes`, the rule datasets are checked against too).

@@ -42,14 +42,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
-from kgan import atomic, slicing, volumes
+from kgan import atomic, names, slicing, volumes
 
 #: Bump when the generator changes, so old cohorts on disk are not reused.
 PHANTOM_VERSION = 2
 GRID_SHAPE = (240, 240, 155)
 #: BraTS files are stored LPS: this is their affine (x and y flipped).
 BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
-MODALITIES = ("t1", "t1ce", "t2", "flair")
 HGG_FRACTION = 0.75
 
 # Intensity targets relative to white matter on the patient's T1 scale, at
@@ -254,7 +253,7 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     grain = 1.0 + 0.03 * _noise(rng, shape, 1.5)  # fine tissue heterogeneity
     healthy = 1.0 - p_core - p_rim - p_oed
     out = {}
-    for m in MODALITIES:
+    for m in names.MODALITIES:
         levels = np.array(_CONTRASTS[m]) * rng.uniform(0.94, 1.06, 6)
         csf, gm, wm = levels[:3]
         knots_y = np.array([0.0, csf, gm, wm, wm + 0.05 * abs(wm - gm)])
@@ -335,7 +334,7 @@ def write_patient(root: str, index: int, seed: int = 0) -> str:
     # Not tempfile.mkdtemp: its 0700 folder would hide the patient from collaborators.
     tmp = atomic.temp_dir_beside(final, prefix=f".{cid}.tmp-")
     try:
-        for name in MODALITIES + ("seg",):
+        for name in names.MODALITIES + ("seg",):
             data = patient[name][::-1, ::-1, :]  # RAS -> LPS storage, like BraTS files
             image = nib.Nifti1Image(np.ascontiguousarray(data), BRATS_AFFINE)
             image.header.set_xyzt_units("mm")
@@ -390,7 +389,7 @@ def _best_slices(cv: volumes.CaseVolumes, config: slicing.SliceConfig) -> list:
 def _histograms(cv: volumes.CaseVolumes, bins: int) -> dict:
     brain = slicing.brain_mask(cv.images)
     out = {}
-    for m in volumes.MODALITIES:
+    for m in names.MODALITIES:
         values = slicing.normalise(cv.images[m], brain)[brain]
         out[m], _ = np.histogram(values, bins=bins, range=(0.0, 1.0), density=True)
     return out
@@ -423,7 +422,7 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     font, small = _font(15), _font(12)
-    for j, m in enumerate(volumes.MODALITIES):
+    for j, m in enumerate(names.MODALITIES):
         draw.text((label_w + j * (tile + pad) + tile // 2 - 15, 6), m.upper(), fill=(0, 0, 0), font=font)
     for i, (kind, cid, slices) in enumerate(rows):
         y = head + i * (tile + pad)
@@ -433,7 +432,7 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
         draw.text((6, y + tile // 2 + 16), f"sagittal {slices[0].slice_index}, tumour "
                   f"{100 * slices[0].tumour_fraction:.0f}%", fill=(90, 90, 90), font=small)
         by_mod = {s.modality: s.image for s in slices}
-        for j, m in enumerate(volumes.MODALITIES):
+        for j, m in enumerate(names.MODALITIES):
             canvas.paste(Image.fromarray(by_mod[m]).convert("RGB"), (label_w + j * (tile + pad), y))
     # Histogram panels.
     y0 = head + len(rows) * (tile + pad) + pad
@@ -441,7 +440,7 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
     draw.text((6, y0 + 28), "(normalised 0..1)", fill=(0, 0, 0), font=small)
     draw.text((6, y0 + 52), "red: real", fill=_RED, font=small)
     draw.text((6, y0 + 68), "blue: phantom", fill=_BLUE, font=small)
-    for j, m in enumerate(volumes.MODALITIES):
+    for j, m in enumerate(names.MODALITIES):
         x0 = label_w + j * (tile + pad)
         draw.rectangle([x0, y0, x0 + tile, y0 + hist_h], outline=(0, 0, 0))
         top = max(max(h[m].max() for h in hists[k]) for k in hists if hists[k])
@@ -466,7 +465,7 @@ def main(argv=None) -> None:
     parser.add_argument("--real", default=os.path.join("..", "shared", "mri"))
     parser.add_argument("--patients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", default=os.path.join("records", "phantom_volumes"),
+    parser.add_argument("--work", default=os.path.join(names.DEFAULT_DATA_DIR, "phantom_volumes"),
                         help="where the phantom patients are written (reused)")
     args = parser.parse_args(argv)
     root = os.path.join(args.work, f"v{PHANTOM_VERSION}_seed{args.seed}")

@@ -17,9 +17,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from kgan import schema
+from kgan import names, schema
 
-DEFAULT_DATA_DIR = "records"
 _PARSE_BATCH = 1024
 _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
 
@@ -45,7 +44,7 @@ def resolve_dataset_dir(data: str, data_dir: str | None = None) -> str:
     """
     if os.path.isdir(data) and glob.glob(os.path.join(data, "*.tfrecord*")):
         return data
-    base = os.path.join(data_dir or DEFAULT_DATA_DIR, data)
+    base = os.path.join(data_dir or names.DEFAULT_DATA_DIR, data)
     if os.path.isdir(base) and glob.glob(os.path.join(base, "*.tfrecord*")):
         return base
     if os.path.isdir(base):
@@ -130,7 +129,7 @@ def slice_records(
     Args:
       data: dataset name or directory (see `resolve_dataset_dir`).
       split: "train", "validation" or "test".
-      modalities: names from `schema.MODALITIES` to keep; all when None.
+      modalities: names from `names.MODALITIES` to keep; all when None.
       data_dir: the dataset home for names.
       with_ids: add "case_id" and "source" strings to the labels (not for
         compiled train steps).
@@ -139,11 +138,11 @@ def slice_records(
     size = image_size_of(files)
     keep = None
     if modalities is not None:
-        names = list(modalities)
-        unknown = [m for m in names if m not in schema.MODALITIES]
+        wanted = list(modalities)
+        unknown = [m for m in wanted if m not in names.MODALITIES]
         if unknown:
-            raise ValueError(f"unknown modalities {unknown}; choose from {schema.MODALITIES}")
-        keep = tf.constant([schema.MODALITIES.index(m) for m in names], tf.int64)
+            raise ValueError(f"unknown modalities {unknown}; choose from {names.MODALITIES}")
+        keep = tf.constant([names.MODALITIES.index(m) for m in wanted], tf.int64)
 
     files_ds = tf.data.Dataset.from_tensor_slices(files)
     ds = files_ds.interleave(
@@ -193,7 +192,7 @@ def load_slices(
       data: dataset name or directory (see `resolve_dataset_dir`).
       split: "train", "validation" or "test".
       batch_size: images per batch.
-      modalities: names from `schema.MODALITIES` to keep; all when None.
+      modalities: names from `names.MODALITIES` to keep; all when None.
       data_dir: the dataset home for names.
       shuffle_seed: seed of the shuffle (same seed, same order); None to
         keep file order (evaluation).

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from kgan import atomic, phantom, schema, sizes, slicing, volumes
+from kgan import atomic, names, phantom, sizes, slicing, volumes
 from kgan import progress as progress_lib
 
 VERSION = "1.0.0"
@@ -52,7 +52,6 @@ SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 #: Default phantom cohort: builds in about two minutes on a 2-core CPU.
 DEFAULT_PATIENTS = 20
-DEFAULT_DATA_DIR = "records"
 SUMMARY_FILE = "kgan_build_summary.json"
 _SOURCES = ("phantom", "brats")
 _RELEASE_NOTES = {VERSION: "First release: kgan.schema slice records."}
@@ -61,10 +60,6 @@ _RELEASE_NOTES = {VERSION: "First release: kgan.schema slice records."}
 PHANTOM_DATASET_VERSION = f"{phantom.PHANTOM_VERSION}.0.0"
 _PHANTOM_NOTES = {PHANTOM_DATASET_VERSION: f"Phantom generator v{phantom.PHANTOM_VERSION}."}
 _BUILDER_NAMES = {"phantom": "phantom_slices", "brats": "brats_slices"}
-
-assert tuple(schema.MODALITIES) == volumes.MODALITIES
-assert tuple(schema.PLANES) == slicing.PLANES
-assert tuple(schema.GRADES) == volumes.GRADES
 
 
 @dataclasses.dataclass(eq=False)
@@ -110,7 +105,7 @@ class SliceBuilderConfig(tfds.core.BuilderConfig):
 
 def _standard_configs(phantom_cohort: bool) -> list:
     return [SliceBuilderConfig.make(p, s, phantom_cohort=phantom_cohort)
-            for p in slicing.PLANES for s in slicing.SIZES]
+            for p in names.PLANES for s in slicing.SIZES]
 
 
 def split_cases(case_ids: Sequence[str], seed: int = 0,
@@ -180,7 +175,7 @@ class BuildSummary:
             if split not in self.cases:
                 continue
             per_mod = self.slices.get(split, {})
-            mods = ", ".join(f"{m} {per_mod.get(m, 0)}" for m in schema.MODALITIES)
+            mods = ", ".join(f"{m} {per_mod.get(m, 0)}" for m in names.MODALITIES)
             lines.append(f"  {split:<10} {len(self.cases[split]):>4} cases "
                          f"{sum(per_mod.values()):>7} slices ({mods})")
         if self.cases and any(not self.cases.get(s) for s in SPLITS):
@@ -385,12 +380,12 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
                                               encoding=tfds.features.Encoding.BYTES),
-                "modality": tfds.features.ClassLabel(names=list(schema.MODALITIES)),
-                "plane": tfds.features.ClassLabel(names=list(schema.PLANES)),
+                "modality": tfds.features.ClassLabel(names=list(names.MODALITIES)),
+                "plane": tfds.features.ClassLabel(names=list(names.PLANES)),
                 "slice_index": tfds.features.Scalar(dtype=np.int64),
                 "case_id": tfds.features.Text(),
                 "tumour_fraction": tfds.features.Scalar(dtype=np.float32),
-                "grade": tfds.features.ClassLabel(names=list(schema.GRADES)),
+                "grade": tfds.features.ClassLabel(names=list(names.GRADES)),
                 "source": tfds.features.Text(),
                 "synthetic": tfds.features.Scalar(dtype=np.int64),
             }),
@@ -436,7 +431,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},
                                   self._workers)
         self.summary.cases = {s: [] for s in SPLITS}
-        self.summary.slices = {s: {m: 0 for m in schema.MODALITIES} for s in SPLITS}
+        self.summary.slices = {s: {m: 0 for m in names.MODALITIES} for s in SPLITS}
         return {s: self._generate_examples(s) for s in splits}
 
     def _generate_examples(self, split):
@@ -576,7 +571,7 @@ def _build_lock(config_dir: str):
 
 
 def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                 data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                 data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
                  resize: str = "pad", workers: int | None = None, skip_bad: bool = False,
                  progress=None) -> _SliceBuilder:
     """The TFDS builder of a slice dataset (not built yet)."""
@@ -600,7 +595,7 @@ def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int 
 
 
 def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                  data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                  data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
                   resize: str = "pad", workers: int | None = None, manual_dir: str | None = None,
                   skip_bad: bool = False, progress=None) -> BuildSummary:
     """Builds a slice dataset if it is not there yet, and says what it holds.
@@ -681,7 +676,7 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
 
 
 def ensure_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                   data_dir: str = DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
+                   data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
                    workers: int | None = None, manual_dir: str | None = None,
                    resize: str = "pad", skip_bad: bool = False) -> str:
     """Returns the dataset's directory (TFDS version folder with the shards), building it first if absent.

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, progress as progress_lib, schema
+from kgan import atomic, names, progress as progress_lib, schema
 
 METADATA_FILE = "kgan_metadata.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -48,7 +48,6 @@ PNG_OUTPUT = "png_bytes"
 FORMATS = ("grid", "png", "nifti", "tfrecord")
 DEFAULT_DISPLAY_SIZE = 256
 UNKNOWN_MODALITY = -1
-DISPLAY_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 _VERSION_RE = re.compile(r"^\d+$")
 
 
@@ -98,7 +97,7 @@ class SampleBatch:
     """Generated slices with the conditions and ids that writers label them with."""
 
     images: np.ndarray  # float32 [N, S, S, 1] in [-1, 1]
-    modality: np.ndarray  # int32 [N], index into schema.MODALITIES or UNKNOWN_MODALITY
+    modality: np.ndarray  # int32 [N], index into names.MODALITIES or UNKNOWN_MODALITY
     tumour: np.ndarray | None  # int32 [N] (0/1) for conditional generators, else None
     sample_ids: list[str]
     seed: int
@@ -137,7 +136,7 @@ class GeneratorSampler:
         self.conditional = bool(self.metadata["conditional"])
         self.max_count = int(self.metadata.get("max_count", 1024))
         self.gan = str(self.metadata.get("gan", "unknown"))
-        self.modalities = list(self.metadata.get("modalities") or schema.MODALITIES)
+        self.modalities = list(self.metadata.get("modalities") or names.MODALITIES)
 
     @property
     def signatures(self):
@@ -149,12 +148,12 @@ class GeneratorSampler:
     def _modality_index(self, value) -> int:
         if isinstance(value, (str, np.str_)):
             name = str(value).lower()
-            if name not in schema.MODALITIES:
+            if name not in names.MODALITIES:
                 raise ValueError(f"unknown modality '{value}'; choose from {self.modalities}")
-            index = schema.MODALITIES.index(name)
+            index = names.MODALITIES.index(name)
         else:
             index = int(value)
-        if not 0 <= index < len(schema.MODALITIES) or schema.MODALITIES[index] not in self.modalities:
+        if not 0 <= index < len(names.MODALITIES) or names.MODALITIES[index] not in self.modalities:
             raise ValueError(f"modality '{value}' is not one this generator was trained on "
                              f"({self.modalities})")
         return index
@@ -308,7 +307,7 @@ def _upsample(pixels: np.ndarray, size: int | None, resample: str) -> np.ndarray
 def caption(batch: SampleBatch, i: int) -> str:
     """The text under slice i of a grid: modality (and tumour condition when conditional)."""
     index = int(batch.modality[i])
-    text = DISPLAY_NAMES[schema.MODALITIES[index]] if index >= 0 else f"#{i}"
+    text = names.MODALITY_DISPLAY_NAMES[names.MODALITIES[index]] if index >= 0 else f"#{i}"
     if batch.tumour is not None:
         text += " · tumour" if batch.tumour[i] else " · no tumour"
     return text
@@ -393,7 +392,7 @@ def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = N
     paths = []
     for i, sample_id in enumerate(batch.sample_ids):
         index = int(batch.modality[i])
-        label = schema.MODALITIES[index] if index >= 0 else "any"
+        label = names.MODALITIES[index] if index >= 0 else "any"
         if batch.tumour is not None:
             label += "-tumour" if batch.tumour[i] else "-notumour"
         path = os.path.join(out_dir, f"{sample_id}-{label}.png")
@@ -443,7 +442,7 @@ def nifti_affine(plane: str, size: int, count: int, pixel_mm: float | None = Non
     samples, not neighbouring slices; it runs along the plane's normal so viewers keep the plane.
     """
     if plane not in PLANE_AXES:
-        raise ValueError(f"plane must be one of {schema.PLANES}, got {plane!r}")
+        raise ValueError(f"plane must be one of {names.PLANES}, got {plane!r}")
     spacing = float(pixel_mm) if pixel_mm else BRATS_FOV_MM / int(size)
     affine = np.eye(4)
     affine[:3, :3] = np.array(PLANE_AXES[plane], np.float64).T * spacing
@@ -476,7 +475,7 @@ def write_nifti(batch: SampleBatch, out_dir: str, *, plane: str, description: st
     paths = []
     for index in sorted(set(batch.modality.tolist())):
         keep = batch.modality == index
-        name = schema.MODALITIES[index] if index >= 0 else "any"
+        name = names.MODALITIES[index] if index >= 0 else "any"
         volume = slices_to_volume(pixels[keep])
         affine = nifti_affine(plane, volume.shape[0], volume.shape[2], pixel_mm)
         image = nib.Nifti1Image(volume, affine)
@@ -511,13 +510,13 @@ def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, 
       batches: one SampleBatch, or chunks of one (e.g. `GeneratorSampler.iter_batches`).
       out_dir: the dataset directory (give it to `kgan.pipeline.load_slices`).
       gan: recorded as source "synthetic:<gan>".
-      plane: name in `schema.PLANES` the generator was trained on.
+      plane: name in `names.PLANES` the generator was trained on.
       split: split name in the file names.
       shards: number of files (consecutive samples; sizes differ by at most one).
       count: total number of slices when `batches` is an iterator (to size the shards).
     """
-    if plane not in schema.PLANES:
-        raise ValueError(f"plane must be one of {schema.PLANES}, got {plane!r}: the export's "
+    if plane not in names.PLANES:
+        raise ValueError(f"plane must be one of {names.PLANES}, got {plane!r}: the export's "
                          "metadata has no plane; pass plane= (--plane)")
     if isinstance(batches, SampleBatch):
         batches, count = [batches], len(batches.images)
@@ -526,7 +525,7 @@ def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, 
     if not 1 <= shards <= max(1, count):
         raise ValueError(f"shards must be between 1 and the number of slices ({count}), got {shards}")
     os.makedirs(out_dir, exist_ok=True)
-    plane_index = schema.PLANES.index(plane)
+    plane_index = names.PLANES.index(plane)
     sizes = [len(part) for part in np.array_split(np.arange(count), shards)]
     paths = []
     shard, left, writer, written = -1, 0, None, 0
@@ -597,9 +596,9 @@ def write_samples(
     mods, tums = sampler.conditions(int(count), modality, tumour)  # fail fast on bad requests
     if fmt in ("tfrecord", "nifti"):
         plane = plane or sampler.metadata.get("plane")
-        if plane not in schema.PLANES:
+        if plane not in names.PLANES:
             raise ValueError(f"the export's metadata has no plane: pass plane= (--plane), one "
-                             f"of {schema.PLANES}")
+                             f"of {names.PLANES}")
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
     bar = (progress_lib.Progress(int(count), f"sampling {fmt}", "slice") if progress
@@ -611,7 +610,7 @@ def write_samples(
         size = display_size or DEFAULT_DISPLAY_SIZE
         title = (f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data"
                  + ("" if sampler.conditional or len(sampler.modalities) == 1 else
-                    f" - unconditional, trained on {', '.join(DISPLAY_NAMES[m] for m in sampler.modalities)}"))
+                    f" - unconditional, trained on {', '.join(names.MODALITY_DISPLAY_NAMES[m] for m in sampler.modalities)}"))
         paths = [write_grid(concat_batches(list(chunks)),
                             os.path.join(out_dir, f"grid-seed{seed}.png"),
                             display_size=size, resample=resample, title=title)]
@@ -636,7 +635,7 @@ def write_samples(
         "files": [os.path.basename(p) for p in paths],
         "samples": [
             {"id": sample_id(sampler.gan, seed, i),
-             "modality": (schema.MODALITIES[m] if m >= 0 else None),
+             "modality": (names.MODALITIES[m] if m >= 0 else None),
              **({"tumour": int(tums[i])} if tums is not None else {})}
             for i, m in enumerate(mods.tolist())
         ],

@@ -16,15 +16,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-MODALITIES = ("t1", "t1ce", "t2", "flair")
-PLANES = ("sagittal", "coronal", "axial")
-GRADES = ("unknown", "LGG", "HGG")
-
 #: Tumour fraction (of brain pixels) above which a slice counts as "with tumour".
 TUMOUR_PRESENT_FRACTION = 0.01
 
-#: Feature keys and their `tf.io` parse spec. Integer class labels index the
-#: tuples above.
+#: Feature keys and their `tf.io` parse spec. The integer class labels index the tuples of
+#: `kgan.names` (MODALITIES, PLANES, GRADES).
 FEATURE_SPEC = {
     "image": tf.io.FixedLenFeature([], tf.string),
     "modality": tf.io.FixedLenFeature([], tf.int64),
@@ -66,12 +62,12 @@ def encode_example(
 
     Args:
       image: uint8 array of shape (size, size) or (size, size, 1).
-      modality: index into `MODALITIES`.
-      plane: index into `PLANES`.
+      modality: index into `kgan.names.MODALITIES`.
+      plane: index into `kgan.names.PLANES`.
       slice_index: slice number along the plane's axis in the canonical frame.
       case_id: patient identifier (for synthetic slices, a sample id).
       tumour_fraction: tumour pixels over brain pixels, in [0, 1].
-      grade: index into `GRADES`.
+      grade: index into `kgan.names.GRADES`.
       source: where the slice came from, e.g. "brats2021", "phantom", "synthetic:began".
       synthetic: True for generated slices.
 

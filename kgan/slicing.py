@@ -29,9 +29,9 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+from kgan import names
 from kgan import volumes as vol
 
-PLANES = ("sagittal", "coronal", "axial")
 _AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 #: Default slice ranges as fractions [start, stop) of the plane's axis. The
 #: sagittal one is the paper's 80-149 of 240; the others cover the central
@@ -70,8 +70,8 @@ class SliceConfig:
     margin: int = 2
 
     def __post_init__(self):
-        if self.plane not in PLANES:
-            raise ValueError(f"unknown plane {self.plane!r}; choose from {PLANES}")
+        if self.plane not in names.PLANES:
+            raise ValueError(f"unknown plane {self.plane!r}; choose from {names.PLANES}")
         if self.resize not in ("pad", "stretch"):
             raise ValueError(f"resize must be 'pad' or 'stretch', got {self.resize!r}")
         if int(self.size) < 8:
@@ -192,7 +192,7 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
 
 
 def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfig(),
-               modalities=vol.MODALITIES) -> list[Slice]:
+               modalities=names.MODALITIES) -> list[Slice]:
     """Cuts one case into labelled slices of every modality.
 
     The same slice numbers are taken from every modality (they share the

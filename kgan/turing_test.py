@@ -24,7 +24,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from kgan import atomic, pipeline, schema
+from kgan import atomic, names, pipeline, schema
 from kgan.evaluation.confusion import REAL, SYNTHETIC, TuringTable
 from kgan.evaluation.sources import SyntheticSource
 
@@ -46,8 +46,9 @@ def _png_data_uri(image: np.ndarray) -> str:
 
 
 def _modality_label(index: int) -> str:
-    return {"t1": "T1", "t1ce": "T1ce (contrast-enhanced T1)", "t2": "T2",
-            "flair": "FLAIR"}[schema.MODALITIES[int(index)]]
+    modality = names.MODALITIES[int(index)]
+    label = names.MODALITY_DISPLAY_NAMES[modality]
+    return f"{label} (contrast-enhanced T1)" if modality == "t1ce" else label
 
 
 def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
@@ -92,7 +93,7 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
     if os.path.commonpath([key_path, out_abs]) == out_abs:
         raise ValueError(f"the key {key_path} would sit inside the page's folder {out_abs}: "
                          "raters would receive it; choose a path outside")
-    covered = [m for m in source.modalities if m in schema.MODALITIES]
+    covered = [m for m in source.modalities if m in names.MODALITIES]
     from kgan.evaluation import cohort
 
     test_x, test_y = cohort.load_splits(data, list(splits), covered, data_dir)
@@ -111,7 +112,7 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
         syn_tum = None
         syn_x = source.draw(synthetic, seed) if synthetic else test_x[:0]
         if len(covered) == 1:
-            syn_mod = np.full(synthetic, schema.MODALITIES.index(covered[0]))
+            syn_mod = np.full(synthetic, names.MODALITIES.index(covered[0]))
         else:
             from kgan.evaluation import encoder as encoder_lib, report
 
@@ -126,12 +127,12 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
 
     entries = []
     for i in real_idx:
-        entries.append(({"truth": REAL, "modality": schema.MODALITIES[int(test_y["modality"][i])],
+        entries.append(({"truth": REAL, "modality": names.MODALITIES[int(test_y["modality"][i])],
                          "case_id": str(test_y["case_id"][i]),
                          "slice_index": int(test_y["slice_index"][i]),
                          "tumour": int(test_y["tumour"][i])}, test_x[i], int(test_y["modality"][i])))
     for k in range(synthetic):
-        info = {"truth": SYNTHETIC, "modality": schema.MODALITIES[int(syn_mod[k])],
+        info = {"truth": SYNTHETIC, "modality": names.MODALITIES[int(syn_mod[k])],
                 "generator": source.name, "seed": seed, "sample_index": k}
         if syn_tum is not None:
             info["tumour_condition"] = int(syn_tum[k])

@@ -32,10 +32,7 @@ from typing import Iterable
 
 import numpy as np
 
-#: The four contrasts, in the order of `kgan.schema.MODALITIES`.
-MODALITIES = ("t1", "t1ce", "t2", "flair")
-#: Grades, in the order of `kgan.schema.GRADES`.
-GRADES = ("unknown", "LGG", "HGG")
+from kgan import names
 
 _NII = r"\.nii(?:\.gz)?"
 _RE_2021 = re.compile(rf"^(?P<case>.+)_(?P<mod>t1|t1ce|t2|flair|seg){_NII}$", re.IGNORECASE)
@@ -329,7 +326,7 @@ def read_volume(path: str, *, label: bool = False) -> tuple[np.ndarray, np.ndarr
     return _reorient_to_ras(data, affine)
 
 
-def read_case(case: Case, modalities: Iterable[str] = MODALITIES) -> CaseVolumes:
+def read_case(case: Case, modalities: Iterable[str] = names.MODALITIES) -> CaseVolumes:
     """Reads a case's modalities (and label map) and checks they share one grid.
 
     Raises:
@@ -399,7 +396,7 @@ def _header(path: str) -> tuple[tuple, np.ndarray]:
     return new_shape, affine @ nio.inv_ornt_aff(transform, shape)
 
 
-def check_case(case: Case, modalities: Iterable[str] = MODALITIES) -> None:
+def check_case(case: Case, modalities: Iterable[str] = names.MODALITIES) -> None:
     """Cheap checks from file headers only: every modality present, readable, 3-D, on one grid.
 
     Used before a build to drop (or fail on) broken cases before patients

@@ -22,7 +22,8 @@ import os
 import sys
 import time
 
-GANS = ("dcgan", "wgan", "wgan-gp", "began")
+from kgan.names import GANS
+
 LABELS = {"dcgan": "DCGAN", "wgan": "WGAN", "wgan-gp": "WGAN-GP", "began": "BEGAN"}
 
 
@@ -141,7 +142,7 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     """Rows real / each GAN, columns T1..FLAIR; synthetic slices placed by the encoder's head."""
     import numpy as np
 
-    from kgan import schema
+    from kgan import names
     from kgan.evaluation import cohort, encoder as encoder_lib, figures, sources
 
     gans = [g for g in GANS if g in results]
@@ -154,7 +155,7 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     tiles, captions = [], []
 
     def row(images, modality, label):
-        for m, name in enumerate(schema.MODALITIES):
+        for m, name in enumerate(names.MODALITIES):
             pick = np.flatnonzero(modality == m)
             tiles.append(images[rng.choice(pick)] if len(pick) else np.full_like(images[0], -1.0))
             captions.append(f"{label} {name}" if len(pick) else f"{label} {name}: none")
@@ -163,7 +164,7 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     for g in gans:
         images = sources.from_export(results[g]["export"]).draw(per_gan, seed=seed)
         row(images, enc.modality(images), LABELS[g])
-    grid = figures.image_grid(np.stack(tiles), cols=len(schema.MODALITIES), scale=3,
+    grid = figures.image_grid(np.stack(tiles), cols=len(names.MODALITIES), scale=3,
                               captions=captions)
     return figures.save_png(grid, path)
 

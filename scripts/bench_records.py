@@ -28,6 +28,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from kgan import names  # noqa: E402 (after the path is set)
+
 START, END = "<!-- bench_records:start -->", "<!-- bench_records:end -->"
 
 
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cohort", default=None,
                         help="BraTS-layout folder to build from (default: the phantom volumes, made if absent)")
     parser.add_argument("--patients", type=int, default=8, help="phantom patients if --cohort is not given")
-    parser.add_argument("--data-dir", default="records")
+    parser.add_argument("--data-dir", default=names.DEFAULT_DATA_DIR)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 
-GANS = ("dcgan", "wgan", "wgan-gp", "began")
+from kgan.names import GANS
 
 
 def parse(argv=None):

@@ -35,7 +35,8 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-GANS = ("dcgan", "wgan", "wgan-gp", "began")
+from kgan.names import GANS  # noqa: E402 (after the path and the backend are set)
+
 #: The paper's run: 100 epochs over the BraTS training slices (docs/training.md#benchmark).
 PAPER_SLICES = 61_600
 PAPER_EPOCHS = 100

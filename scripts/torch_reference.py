@@ -39,8 +39,8 @@ from torch import nn
 
 from kgan import config as cfg
 from kgan import networks
+from kgan.names import GANS
 
-GANS = ("dcgan", "wgan", "wgan-gp", "began")
 _BN_MOMENTUM = 1.0 - 0.9  # Keras momentum 0.9 is torch's 0.1
 _EPS = 1e-5
 

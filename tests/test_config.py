@@ -7,6 +7,7 @@ import os
 import pytest
 
 from kgan import config as cfg
+from kgan import names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,13 +109,13 @@ def test_type_errors_and_invalid_values(tmp_path):
 
 def test_every_shipped_recipe_loads_and_validates():
     files = sorted(glob.glob(os.path.join(ROOT, "configs", "*.toml")))
-    names = {os.path.basename(f)[:-5] for f in files}
+    shipped = {os.path.basename(f)[:-5] for f in files}
     for required in ("dcgan", "wgan", "wgan-gp", "began", "began-128", "began-cpu", "dcgan-cpu",
                      "wgan-cond"):
-        assert required in names, f"configs/{required}.toml missing"
+        assert required in shipped, f"configs/{required}.toml missing"
     for f in files:
         c = cfg.resolve(config_file=f)
-        assert c.gan in cfg.GANS and c.name == os.path.basename(f)[:-5]
+        assert c.gan in names.GANS and c.name == os.path.basename(f)[:-5]
         if c.name.endswith("-128"):
             assert c.model.image_size == 128
         if c.name.endswith("-cond"):

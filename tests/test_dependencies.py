@@ -97,9 +97,9 @@ def test_the_scanner_sees_an_import_that_only_an_extra_provides(tmp_path):
 
 
 def test_shipped_cpu_recipes_exist_for_every_gan():
-    from kgan import config
+    from kgan import config, names
 
-    for gan in config.GANS:
+    for gan in names.GANS:
         recipe = config.resolve(None, config.cpu_recipe(gan))
         assert recipe.gan == gan and recipe.train.jit_compile == "auto"
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from kgan import names
 from kgan.evaluation import (bootstrap, cohort, coverage, figures, frechet, intensity, report, swd,
                              two_sample)
 from test_evaluate import _tiny_keras_generator, toy_slice, write_toy_dataset
@@ -149,7 +150,7 @@ def toy_two_sample():
     in_a, in_b = cohort.patient_groups(ref_c, 2, 0)
     a1, a2 = report._quarters(ref_c, in_a, 1)
     b1, b2 = report._quarters(ref_c, in_b, 2)
-    seeds = {k: v for k, v in report.SEED_OFFSETS.items()}
+    seeds = {k: v for k, v in names.SEED_OFFSETS.items()}
 
     def run(s1, s2):
         return report._two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, 96,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import export, schema
+from kgan import export, names, schema
 from kgan.sampling import METADATA_FILE, PNG_OUTPUT, WARMUP_FILE, latent_vectors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def make_generator(conditional: bool, latent_dim: int = LATENT, size: int = SIZE
         modality = keras.Input((), dtype="int32", name="modality")
         tumour = keras.Input((), dtype="int32", name="tumour")
         h = keras.layers.Concatenate()([
-            z, keras.layers.Embedding(len(schema.MODALITIES), 4)(modality),
+            z, keras.layers.Embedding(len(names.MODALITIES), 4)(modality),
             keras.layers.Embedding(2, 4)(tumour)])
         inputs = [z, modality, tumour]
     else:
@@ -251,7 +251,7 @@ def test_metadata_describes_the_generator(conditional, unconditional):
     _, version, _ = unconditional
     with open(os.path.join(version, "assets.extra", METADATA_FILE)) as f:
         meta = json.load(f)
-    assert meta["conditional"] is False and meta["modalities"] == list(schema.MODALITIES)
+    assert meta["conditional"] is False and meta["modalities"] == list(names.MODALITIES)
     assert meta["max_count"] == export.DEFAULT_MAX_COUNT
 
 
@@ -495,7 +495,7 @@ def test_real_kgan_generators_export_and_match(tmp_path, gan, conditional):
                       width=4, bottleneck=4, seed=1)
     config = {"gan": gan, "model": {"image_size": SIZE, "latent_dim": LATENT,
                                     "conditional": conditional},
-              "data": {"source": "phantom", "plane": "sagittal", "modalities": list(schema.MODALITIES)}}
+              "data": {"source": "phantom", "plane": "sagittal", "modalities": list(names.MODALITIES)}}
     _write_run(tmp_path / "run", model.generator, config)
     version = export.export_run(str(tmp_path / "run"), str(tmp_path / "exports" / gan))
     loaded = tf.saved_model.load(version)

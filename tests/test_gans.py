@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan.gans import BEGAN, WGAN, WGANGP, build_gan
+from kgan import names
+from kgan.gans import BEGAN, GANS, WGAN, WGANGP, build_gan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -332,6 +333,11 @@ def test_resume_from_saved_weights_is_exact(tmp_path):
 
 
 # ------------------------------------------------------------------ build_gan
+
+
+def test_every_named_gan_has_a_class():
+    assert tuple(GANS) == names.GANS
+    assert all(GANS[name].gan_name == name for name in names.GANS)
 
 
 def test_build_gan_names_and_errors():

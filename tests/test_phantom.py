@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from kgan import phantom, slicing, volumes
+from kgan import names, phantom, slicing, volumes
 
 INDEX, SEED = 1, 0  # an HGG patient (see test_grades_are_seeded)
 
@@ -30,11 +30,11 @@ def test_grades_are_seeded_and_mostly_hgg():
 
 
 def test_grid_dtype_and_background(patient):
-    for m in phantom.MODALITIES:
+    for m in names.MODALITIES:
         v = patient[m]
         assert v.shape == phantom.GRID_SHAPE and v.dtype == np.int16
         assert v[0, 0, 0] == 0 and v.min() == 0 and v.max() > 100
-    brain = [patient[m] > 0 for m in phantom.MODALITIES]
+    brain = [patient[m] > 0 for m in names.MODALITIES]
     assert all(np.array_equal(brain[0], b) for b in brain[1:])  # one skull-stripped mask
     size = brain[0].sum()
     assert 1.0e6 < size < 2.2e6  # an adult brain is 1.1-1.6 litres (1 mm voxels)
@@ -46,7 +46,7 @@ def test_tissue_ordering_per_contrast(patient):
     tissue = patient["tissue"]
     csf, gm, wm = (tissue == 1), (tissue == 2), (tissue == 3)
     assert min(csf.sum(), gm.sum(), wm.sum()) > 10_000
-    med = {m: [_median(patient[m], t) for t in (csf, gm, wm)] for m in phantom.MODALITIES}
+    med = {m: [_median(patient[m], t) for t in (csf, gm, wm)] for m in names.MODALITIES}
     c, g, w = med["t1"]
     assert w > g > c  # T1: WM > GM > CSF
     c, g, w = med["t1ce"]
@@ -85,7 +85,7 @@ def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_
     (case,) = volumes.find_cases(root)
     assert case.case_id == "Phantom_s0_0001" and case.grade == "HGG" and case.layout == "brats2021"
     cv = volumes.read_case(case)
-    for m in phantom.MODALITIES:  # regenerated from the seed, stored LPS, read back RAS: identical
+    for m in names.MODALITIES:  # regenerated from the seed, stored LPS, read back RAS: identical
         np.testing.assert_array_equal(cv.images[m], patient[m].astype(np.float32))
     np.testing.assert_array_equal(cv.seg, patient["seg"])
     stamp = os.path.getmtime(os.path.join(folder, "Phantom_s0_0001_t1.nii.gz"))
@@ -99,7 +99,7 @@ def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_
 def test_patient_folder_and_files_get_ordinary_permissions(tmp_path, monkeypatch, mask, file_mode,
                                                            dir_mode):
     # A tiny stand-in patient: the permissions come from write_patient, not from the anatomy.
-    tiny = {m: np.full((4, 4, 3), 7, np.int16) for m in phantom.MODALITIES}
+    tiny = {m: np.full((4, 4, 3), 7, np.int16) for m in names.MODALITIES}
     tiny.update(seg=np.zeros((4, 4, 3), np.uint8), grade="LGG", case_id=phantom.case_id(0, 5))
     monkeypatch.setattr(phantom, "generate_patient", lambda index, seed=0, **_: tiny)
     old = os.umask(mask)
@@ -108,6 +108,6 @@ def test_patient_folder_and_files_get_ordinary_permissions(tmp_path, monkeypatch
     finally:
         os.umask(old)
     assert os.stat(folder).st_mode & 0o777 == dir_mode  # tempfile.mkdtemp made it 0700
-    names = sorted(os.listdir(folder))
-    assert len(names) == 5 and not [n for n in os.listdir(os.path.dirname(folder)) if ".tmp-" in n]
-    assert {os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in names} == {file_mode}
+    files = sorted(os.listdir(folder))
+    assert len(files) == 5 and not [n for n in os.listdir(os.path.dirname(folder)) if ".tmp-" in n]
+    assert {os.stat(os.path.join(folder, n)).st_mode & 0o777 for n in files} == {file_mode}

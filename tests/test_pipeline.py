@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import pipeline, schema
+from kgan import names, pipeline, schema
 
 
 def _write_shards(directory, split, rows, shards=2, size=8, prefix="toy"):
@@ -51,7 +51,7 @@ def test_uint8_extremes_map_to_unit_range():
 def test_modality_filter_and_drop_remainder(toy_dir):
     ds = pipeline.load_slices(str(toy_dir), "train", batch_size=4, modalities=["flair"])
     mods = np.concatenate([y["modality"].numpy() for _, y in ds])
-    assert set(mods) == {schema.MODALITIES.index("flair")}
+    assert set(mods) == {names.MODALITIES.index("flair")}
     assert len(mods) == 8  # 10 flair slices, batches of 4, remainder dropped
 
 

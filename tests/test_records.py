@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from kgan import phantom, pipeline, records, schema, volumes
+from kgan import names, phantom, pipeline, records, schema, volumes
 from test_volumes import write_case, write_mha_case
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,8 +41,8 @@ def test_config_names():
     assert make("axial", 128, "stretch").name == "axial_128_stretch"
     assert make("coronal", 64, patients=50, seed=1).name == "coronal_64_n50_seed1"
     assert make("coronal", 64, patients=50, phantom_cohort=False).name == "coronal_64"
-    names = {c.name for c in records.PhantomSlices.BUILDER_CONFIGS}
-    assert {"sagittal_64", "coronal_128", "axial_256"} <= names and len(names) == 9
+    config_names = {c.name for c in records.PhantomSlices.BUILDER_CONFIGS}
+    assert {"sagittal_64", "coronal_128", "axial_256"} <= config_names and len(config_names) == 9
     with pytest.raises(ValueError, match="unknown plane"):
         make("oblique", 64)
 
@@ -117,7 +117,7 @@ def test_tfds_and_load_slices_read_the_same_records(built):
         # Labels: sources by layout, grades from folders, tumour present somewhere.
         sources = {r["source"].decode() for r in rows}
         assert sources <= {"brats2021", "brats2023", "brats2015"}
-        assert {schema.GRADES[g] for g in (r["grade"] for r in rows)} <= set(schema.GRADES)
+        assert {names.GRADES[g] for g in (r["grade"] for r in rows)} <= set(names.GRADES)
         assert max(r["tumour_fraction"] for r in rows) > 0.05
         assert all(r["image"].shape == (64, 64, 1) and r["image"].dtype == np.uint8 for r in rows)
     splits = list(by_split.values())
@@ -131,7 +131,7 @@ def test_grades_reach_the_records(built):
     images, labels = pipeline.load_arrays(summary.dataset_dir, "train")
     grades = collections.defaultdict(set)
     for cid, g in zip(labels["case_id"], labels["grade"]):
-        grades[cid].add(schema.GRADES[g])
+        grades[cid].add(names.GRADES[g])
     expect = {"Brats18_A_1": "HGG", "Brats18_A_2": "HGG", "Brats18_B_1": "LGG",
               "BraTS-GLI-00001-000": "unknown", "brats_tcia_pat101_1": "HGG"}
     for cid, g in grades.items():
@@ -351,7 +351,7 @@ def test_tfds_as_dataframe_shows_slice_thumbnails(tiny_phantom_build):
                          with_info=True)
     frame = tfds.as_dataframe(ds.take(3), records.display_info(info))
     html = frame._repr_html_()
-    assert html.count("<img") == 3 and any(f"({m})<" in html for m in schema.MODALITIES)
+    assert html.count("<img") == 3 and any(f"({m})<" in html for m in names.MODALITIES)
     assert isinstance(info.features["image"], tfds.features.Tensor)  # the stored schema is unchanged
     # Shards parsed with the schema (raw bytes) give the same uint8 images through as_images.
     import tensorflow as tf

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import export, schema
+from kgan import export, names, schema
 from kgan.pipeline import load_arrays, load_slices
 from kgan.sampling import (
     PNG_OUTPUT,
@@ -115,10 +115,10 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
     out.mkdir()
     (out / "synthetic-train.tfrecord-00000-of-00005").write_bytes(b"")
     paths = write_samples(sampler, str(out), count=6, fmt="tfrecord", seed=3, shards=2)
-    names = sorted(os.listdir(out))
-    assert names == ["kgan_samples.json", "synthetic-train.tfrecord-00000-of-00002",
-                     "synthetic-train.tfrecord-00001-of-00002"]
-    assert [Path(p).name for p in paths[:2]] == names[1:]
+    written = sorted(os.listdir(out))
+    assert written == ["kgan_samples.json", "synthetic-train.tfrecord-00000-of-00002",
+                       "synthetic-train.tfrecord-00001-of-00002"]
+    assert [Path(p).name for p in paths[:2]] == written[1:]
 
     images, labels = load_arrays(str(out), "train")
     order = np.argsort(labels["case_id"])  # the pipeline interleaves the two shards
@@ -130,7 +130,7 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
     assert labels["tumour"].tolist() == [0, 0, 1, 1, 0, 0]
     assert labels["tumour_fraction"].tolist() == [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
     assert labels["synthetic"].tolist() == [1] * 6
-    assert labels["plane"].tolist() == [schema.PLANES.index("axial")] * 6
+    assert labels["plane"].tolist() == [names.PLANES.index("axial")] * 6
     assert labels["slice_index"].tolist() == [-1] * 6
     assert labels["source"].tolist() == ["synthetic:dcgan"] * 6
     assert labels["case_id"][0] == "synthetic-dcgan-seed3-000000"

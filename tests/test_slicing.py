@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kgan import slicing, volumes
+from kgan import names, slicing, volumes
 from test_volumes import make_volumes, write_case
 
 
 def _case_volumes(vols: dict, seg: bool = True, case_id: str = "c") -> volumes.CaseVolumes:
-    case = volumes.Case(case_id, "/nowhere", {m: f"/nowhere/{m}" for m in volumes.MODALITIES},
+    case = volumes.Case(case_id, "/nowhere", {m: f"/nowhere/{m}" for m in names.MODALITIES},
                         "/nowhere/seg" if seg else None, "HGG", "brats2021")
-    return volumes.CaseVolumes(case, {m: vols[m] for m in volumes.MODALITIES},
+    return volumes.CaseVolumes(case, {m: vols[m] for m in names.MODALITIES},
                                vols["seg"] if seg else None, np.eye(4))
 
 
@@ -75,8 +75,8 @@ def test_display_orientation_superior_up_anterior_left():
 
 
 def test_tumour_fraction_is_tumour_over_brain_pixels_per_slice():
-    vols = {m: np.zeros((6, 8, 8), np.float32) for m in volumes.MODALITIES}
-    for m in volumes.MODALITIES:
+    vols = {m: np.zeros((6, 8, 8), np.float32) for m in names.MODALITIES}
+    for m in names.MODALITIES:
         vols[m][:, 2:6, 2:6] = 5.0 + np.arange(4)[None, :, None]  # 16 brain pixels per sagittal slice
     seg = np.zeros((6, 8, 8), np.uint8)
     seg[3, 2:4, 2:4] = 4  # 4 of 16 pixels in slice 3
@@ -90,8 +90,8 @@ def test_tumour_fraction_is_tumour_over_brain_pixels_per_slice():
 
 
 def test_slices_with_too_little_brain_are_skipped():
-    vols = {m: np.zeros((4, 10, 10), np.float32) for m in volumes.MODALITIES}
-    for m in volumes.MODALITIES:
+    vols = {m: np.zeros((4, 10, 10), np.float32) for m in names.MODALITIES}
+    for m in names.MODALITIES:
         vols[m][0, 1:9, 1:9] = 1.0  # 64 px
         vols[m][1, 4:6, 4:6] = 2.0  # 4 px: below 25% of 64
         vols[m][2, 2:8, 2:8] = 3.0  # 36 px
@@ -103,14 +103,14 @@ def test_slices_with_too_little_brain_are_skipped():
 def test_synthetic_case_slices_are_aligned_uint8_and_labelled(tmp_path):
     write_case(tmp_path, "case7")
     cv = volumes.read_case(volumes.find_cases(str(tmp_path))[0])
-    for plane in slicing.PLANES:
+    for plane in names.PLANES:
         out = slicing.slice_case(cv, slicing.SliceConfig(plane=plane, size=32, slice_range=(0.3, 0.7)))
         assert out and all(s.image.dtype == np.uint8 and s.image.shape == (32, 32) for s in out)
         by_index = {}
         for s in out:
             by_index.setdefault(s.slice_index, []).append(s)
         for group in by_index.values():
-            assert [s.modality for s in group] == list(volumes.MODALITIES)
+            assert [s.modality for s in group] == list(names.MODALITIES)
             masks = [s.image > 0 for s in group]
             for m in masks[1:]:  # same brain footprint in every modality
                 assert (m & masks[0]).sum() / max((m | masks[0]).sum(), 1) > 0.9
@@ -157,7 +157,7 @@ def test_real_cases_slice_into_aligned_non_empty_modalities(shared_mri):
         tumour = cv.tumour_mask()
         for i in indices:
             group = [s for s in out if s.slice_index == i]
-            assert [s.modality for s in group] == list(volumes.MODALITIES)
+            assert [s.modality for s in group] == list(names.MODALITIES)
             for s in group:
                 assert s.image.max() > 100 and (s.image > 0).mean() > 0.2  # non-empty slice
             masks = [s.image > 0 for s in group]

@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from kgan import volumes
+from kgan import names, volumes
 
 SHAPE = (48, 48, 31)
 RAS_AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
@@ -70,13 +70,13 @@ def write_case(root, case_id: str, layout: str = "brats2021", *, seed: int = 0, 
     vols = make_volumes(seed, shape=shape, labels=labels)
     folder = os.path.join(str(root), case_id)
     os.makedirs(folder, exist_ok=True)
-    names = MODS_2021 if layout == "brats2021" else MODS_2023
+    file_names = MODS_2021 if layout == "brats2021" else MODS_2023
     sep = "_" if layout == "brats2021" else "-"
     affine = LPS_AFFINE.copy() if lps else RAS_AFFINE.copy()
     if lps:
         affine[0, 3] = affine[1, 3] = shape[0] - 1
     store = to_lps if lps else (lambda a: a)
-    for m, name in names.items():
+    for m, name in file_names.items():
         if m in skip:
             continue
         save_nifti(os.path.join(folder, f"{case_id}{sep}{name}.nii.gz"), store(vols[m]), affine, dtype)
@@ -115,7 +115,7 @@ def test_finds_brats2021_cases_with_grade_and_seg(tmp_path):
     assert [c.case_id for c in cases] == ["Brats18_A_1", "Brats18_B_2"]
     a, b = cases
     assert a.layout == "brats2021" and a.grade == "HGG" and a.seg.endswith("Brats18_A_1_seg.nii.gz")
-    assert sorted(a.files) == sorted(volumes.MODALITIES)
+    assert sorted(a.files) == sorted(names.MODALITIES)
     assert b.grade == "LGG" and b.seg is None
 
 
@@ -159,7 +159,7 @@ def test_lps_and_ras_files_give_the_same_canonical_array(tmp_path):
     write_case(tmp_path / "lps", "c", lps=True, dtype=np.float32)
     a = volumes.read_case(volumes.find_cases(str(tmp_path / "ras"))[0])
     b = volumes.read_case(volumes.find_cases(str(tmp_path / "lps"))[0])
-    for m in volumes.MODALITIES:
+    for m in names.MODALITIES:
         np.testing.assert_array_equal(a.images[m], b.images[m])
         np.testing.assert_array_equal(a.images[m], ras[m])
     np.testing.assert_array_equal(a.seg, b.seg)

@@ -12,6 +12,8 @@ import argparse
 import os
 import sys
 
+from kgan import names
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -36,13 +38,13 @@ def main(argv=None) -> int:
         else:
             p.add_argument("--patients", type=int, default=None,
                            help="cohort size (default 20)")
-        p.add_argument("--plane", default="sagittal", choices=("sagittal", "coronal", "axial"))
+        p.add_argument("--plane", default="sagittal", choices=names.PLANES)
         p.add_argument("--size", type=_size, default=64,
                        help="slice side: 64 (paper), 128 or 256 (also 16 or 32 for quick tests)")
         p.add_argument("--resize", default="pad", choices=("pad", "stretch"),
                        help="pad to square keeping aspect (default) or stretch (paper)")
         p.add_argument("--seed", type=int, default=0, help="patient split seed (and phantom seed)")
-        p.add_argument("--data-dir", default="records", help="dataset home (TFDS data_dir)")
+        p.add_argument("--data-dir", default=names.DEFAULT_DATA_DIR, help="dataset home (TFDS data_dir)")
         p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
         p.add_argument("--skip-bad", action="store_true",
                        help="record unusable cases in the summary and go on")

@@ -12,6 +12,8 @@ kgan_samples.json manifest that lists them.
 
 import argparse
 
+from kgan import names
+
 #: Data files listed on stdout at most; more are listed in the manifest only.
 MAX_LISTED = 20
 
@@ -34,7 +36,7 @@ def main(argv=None):
                              "png default native size)")
     parser.add_argument("--resample", default="nearest", choices=("nearest", "bicubic"),
                         help="upsampling filter for --display-size")
-    parser.add_argument("--plane", choices=("sagittal", "coronal", "axial"),
+    parser.add_argument("--plane", choices=names.PLANES,
                         help="tfrecord and nifti: the plane when the export's metadata has none")
     parser.add_argument("--split", default="train", help="tfrecord: split name in the file names")
     parser.add_argument("--shards", type=int, default=1, help="tfrecord: number of shard files")

@@ -15,13 +15,15 @@ import argparse
 import os
 import sys
 
+from kgan import names
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gan", choices=["dcgan", "wgan", "wgan-gp", "began"],
+    p.add_argument("--gan", choices=names.GANS,
                    help="the GAN (default: the recipe's, else wgan as in the paper)")
     p.add_argument("--config", help="a TOML recipe file, or a shipped recipe's name "
                                      "(began-cpu, wgan, dcgan-128, ...)")

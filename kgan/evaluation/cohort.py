@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from kgan import pipeline
+from kgan import names, pipeline
 
 #: Phantom cohort seed of the evaluation patients; training cohorts use data.split_seed (0 by default).
 EVAL_SEED = 1000
@@ -43,7 +43,7 @@ def evaluation_cohort(plane: str, size: int, data_dir: str | None = None,
     """The evaluation cohort's dataset directory, built (atomically, once) when missing."""
     from kgan import records  # imported late: building needs TFDS
 
-    home = data_dir or records.DEFAULT_DATA_DIR
+    home = data_dir or names.DEFAULT_DATA_DIR
     builder = records.make_builder("phantom", plane=plane, size=size, data_dir=home,
                                    patients=patients, seed=seed)
     path = os.fspath(builder.data_path)
@@ -102,7 +102,7 @@ def dataset_from_metadata(metadata: dict, data_dir: str | None = None, where: st
     hint = _build_hint(metadata, name)
     raise EvaluationInputError(
         f"the training dataset {name or candidates[0]} named by {where} is not on this machine "
-        f"(looked in {os.path.abspath(data_dir or pipeline.DEFAULT_DATA_DIR)}): {hint}, or pass --data")
+        f"(looked in {os.path.abspath(data_dir or names.DEFAULT_DATA_DIR)}): {hint}, or pass --data")
 
 
 def _build_hint(metadata: dict, name: str | None) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kgan import schema
+from kgan import names
 from kgan.evaluation import bootstrap
 
 FLAG_POINTS = 5.0
@@ -30,7 +30,7 @@ def shares(synthetic_modality, real_modality_head, real_modality_labels, real_cl
       real_modality_head: [M] modality index the encoder gives each real slice.
       real_modality_labels: [M] true modality index of each real slice.
       real_clusters: [M] patient id of each real slice.
-      modalities: indices (into `schema.MODALITIES`) to report.
+      modalities: indices (into `names.MODALITIES`) to report.
       seed: bootstrap seed.
       resamples: bootstrap resamples.
 
@@ -42,7 +42,7 @@ def shares(synthetic_modality, real_modality_head, real_modality_labels, real_cl
     n_syn = len(synthetic_modality)
     out, flagged = {}, []
     for m in modalities:
-        name = schema.MODALITIES[m]
+        name = names.MODALITIES[m]
         syn = bootstrap.proportion(synthetic_modality == m, np.arange(n_syn), resamples=resamples,
                                    seed=seed)
         real = bootstrap.proportion(np.asarray(real_modality_head) == m, real_clusters,

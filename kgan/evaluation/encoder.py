@@ -23,7 +23,7 @@ import time
 import numpy as np
 import keras
 
-from kgan import atomic, schema
+from kgan import atomic, names
 from kgan.evaluation import cnn
 
 SIDE_CAR = ".json"
@@ -55,7 +55,7 @@ class Encoder:
         return cnn.predict(self._features, images).astype(np.float64)
 
     def modality(self, images: np.ndarray) -> np.ndarray:
-        """Predicted modality indices (into `schema.MODALITIES`) of images."""
+        """Predicted modality indices (into `names.MODALITIES`) of images."""
         outputs = self.model.predict(np.asarray(images, np.float32), batch_size=256, verbose=0)
         return np.argmax(outputs[0], axis=-1).astype(np.int64)
 
@@ -73,7 +73,7 @@ def build(image_size: int, seed: int, width: int = 16) -> keras.Model:
     """The encoder: shared trunk, heads for modality, tumour and slice position."""
     keras.utils.set_random_seed(seed)
     inputs, features = cnn.conv_trunk(image_size, width)
-    modality = keras.layers.Dense(len(schema.MODALITIES), activation="softmax",
+    modality = keras.layers.Dense(len(names.MODALITIES), activation="softmax",
                                   name="modality")(features)
     tumour = keras.layers.Dense(1, activation="sigmoid", name="tumour")(features)
     position = keras.layers.Dense(1, name="position")(features)

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from kgan import atomic, pipeline, schema
+from kgan import atomic, names, pipeline
 from kgan.evaluation import (bootstrap, cohort, coverage, diversity, downstream,
                              encoder as encoder_lib, figures, frechet, intensity, memorisation, swd,
                              two_sample)
@@ -35,10 +35,6 @@ from kgan.evaluation.cohort import EvaluationInputError
 from kgan.evaluation.confusion import TuringTable
 from kgan.evaluation.sources import SyntheticSource
 
-#: Offsets added to the main seed so that each random choice has its own stream.
-SEED_OFFSETS = {"split": 0, "synthetic": 1, "synthetic_set2": 2, "swd": 3, "bootstrap": 4,
-                "pairs": 5, "c2st": 6, "downstream": 7, "encoder": 0, "subsample": 8,
-                "extra_draws": 9, "augment_patients": 10}
 STEPS = 8
 #: Fewest slices per side for a per-modality comparison to be reported.
 MIN_GROUP = 20
@@ -160,7 +156,7 @@ def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | N
     first = pipeline.slice_records(data, "train", data_dir=data_dir, with_ids=True).take(1)
     record = next(iter(first.as_numpy_iterator()))[1]
     is_phantom = record["source"] == b"phantom"
-    plane = schema.PLANES[int(record["plane"])]
+    plane = names.PLANES[int(record["plane"])]
     mode = reference or "auto"
     if mode == "auto":
         mode = "cohort" if is_phantom else "heldout"
@@ -329,13 +325,13 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
       EvaluationInputError: a missing dataset or a size mismatch (before any heavy work).
     """
     progress = Progress(STEPS, log)
-    seeds = {k: seed + v for k, v in SEED_OFFSETS.items()}
+    seeds = {k: seed + v for k, v in names.SEED_OFFSETS.items()}
     per_modality = per_modality or max(MIN_GROUP, samples // 4)
 
     progress("load", "finding and loading the real slices")
     inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
     data, ref_name = inputs["data"], inputs["reference"]
-    covered = [m for m in source.modalities if m in schema.MODALITIES]
+    covered = [m for m in source.modalities if m in names.MODALITIES]
     train_x, train_y = pipeline.load_arrays(data, "train", modalities=covered, data_dir=data_dir)
     ref_x, ref_y = cohort.load_splits(ref_name, inputs["reference_splits"], covered, data_dir)
     size = inputs["size"]
@@ -422,9 +418,9 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
     rng = np.random.default_rng(seeds["subsample"])
     groups = {"all": None}
     if len(modality_ids) > 1:
-        groups.update({schema.MODALITIES[m]: m for m in modality_ids})
+        groups.update({names.MODALITIES[m]: m for m in modality_ids})
     else:
-        groups = {schema.MODALITIES[modality_ids[0]]: modality_ids[0]}
+        groups = {names.MODALITIES[modality_ids[0]]: modality_ids[0]}
     fidelity, inten, div = {}, {}, {}
     for name, m in groups.items():
         sel = np.ones(len(ref_x), bool) if m is None else ref_y["modality"] == m
@@ -590,10 +586,10 @@ def _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, co
     grid_n = min(32, len(s1), len(ref_x))
     pick_real = np.sort(np.random.default_rng(seeds["subsample"]).permutation(len(ref_x))[:grid_n])
     figures.save_png(figures.image_grid(
-        s1[:grid_n], captions=[schema.MODALITIES[m] if 0 <= m < 4 else "?" for m in s1_mod[:grid_n]],
+        s1[:grid_n], captions=[names.MODALITIES[m] if 0 <= m < len(names.MODALITIES) else "?" for m in s1_mod[:grid_n]],
         title=f"synthetic (seed {seeds['synthetic']})"), os.path.join(fig_dir, "samples_synthetic.png"))
     figures.save_png(figures.image_grid(
-        ref_x[pick_real], captions=[schema.MODALITIES[m] for m in ref_y["modality"][pick_real]],
+        ref_x[pick_real], captions=[names.MODALITIES[m] for m in ref_y["modality"][pick_real]],
         title="real, reference patients"), os.path.join(fig_dir, "samples_real.png"))
     for name, entry in inten.items():
         edges = np.asarray(entry["bin_edges"])

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from kgan import schema
+from kgan import names
 
 
 @dataclasses.dataclass
@@ -24,7 +24,7 @@ class SyntheticSource:
       generate: `generate(count, seed, modality=None, tumour=None)` returning
         float32 [N, S, S, 1] in [-1, 1], deterministic per seed; for
         conditional generators modality and tumour are int arrays [N]
-        (modality indexes `schema.MODALITIES`).
+        (modality indexes `names.MODALITIES`).
       conditional: whether the generator takes (modality, tumour).
       modalities: names of the modalities it was trained on.
       name: shown in the report.
@@ -33,7 +33,7 @@ class SyntheticSource:
 
     generate: Callable[..., np.ndarray]
     conditional: bool = False
-    modalities: Sequence[str] = schema.MODALITIES
+    modalities: Sequence[str] = names.MODALITIES
     name: str = "generator"
     metadata: dict = dataclasses.field(default_factory=dict)
 

@@ -15,12 +15,8 @@ from kgan.gans.dcgan import DCGAN
 from kgan.gans.wgan import WGAN
 from kgan.gans.wgan_gp import WGANGP
 
-GANS = {"dcgan": DCGAN, "wgan": WGAN, "wgan-gp": WGANGP, "began": BEGAN}
-
-# Network defaults per GAN live in kgan.networks (no TensorFlow import), shared with the JAX
-# benchmark; re-exported here.
-DEFAULT_WIDTH = networks.DEFAULT_WIDTH
-DEFAULT_CRITIC_NORM = networks.DEFAULT_CRITIC_NORM
+#: The class of each GAN, by its name in `kgan.names.GANS`.
+GANS = {cls.gan_name: cls for cls in (DCGAN, WGAN, WGANGP, BEGAN)}
 
 
 def build_gan(
@@ -66,7 +62,7 @@ def build_gan(
     key = gan.lower().replace("_", "-")
     if key not in GANS:
         raise ValueError(f"unknown GAN {gan!r}; choose from {sorted(GANS)}")
-    width = int(width or DEFAULT_WIDTH[key])
+    width = int(width or networks.DEFAULT_WIDTH[key])
     params = dict(gan_params)
     if key == "began":
         output = params.pop("output", "tanh")
@@ -77,7 +73,7 @@ def build_gan(
             image_size, width, bottleneck, conditional, seed=seed
         )
     else:
-        norm = params.pop("critic_norm", DEFAULT_CRITIC_NORM[key])
+        norm = params.pop("critic_norm", networks.DEFAULT_CRITIC_NORM[key])
         kernel_size = params.pop("kernel_size", 4)
         generator = networks.dcgan_generator(
             image_size, latent_dim, width, conditional, kernel_size=kernel_size, seed=seed
