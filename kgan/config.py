@@ -420,80 +420,9 @@ def save_json(config: Config, path: str, extra: Mapping | None = None) -> None:
     atomic.write_json(path, data, sort_keys=True)
 
 
-# --- optimisers --------------------------------------------------------------------------------
-
-def _keras():
-    import keras  # deferred: reading a recipe should not import TensorFlow
-
-    return keras
-
-
-def make_schedule(o: OptimizerConfig):
-    """The learning rate: a constant, or a staircase decay held above a floor."""
-    if o.decay_rate >= 1.0:
-        return o.learning_rate
-    cls = __getattr__("StepDecayWithFloor")
-    return cls(o.learning_rate, o.decay_rate, o.decay_steps, o.min_learning_rate)
-
-
-def make_optimizer(o: OptimizerConfig):
-    """A Keras optimiser from its recipe."""
-    keras = _keras()
-    lr = make_schedule(o)
-    if o.name == "adam":
-        return keras.optimizers.Adam(lr, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
-    if o.name == "rmsprop":
-        return keras.optimizers.RMSprop(lr, rho=o.rho, momentum=o.momentum, epsilon=o.epsilon)
-    if o.name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=o.momentum)
-    raise ConfigError(f"unknown optimizer {o.name!r}; choose from {OPTIMIZERS}")
-
-
-def __getattr__(name: str):
-    # StepDecayWithFloor subclasses a Keras class; build it on first use so that importing
-    # kgan.config (e.g. to validate a recipe) does not import TensorFlow.
-    if name == "StepDecayWithFloor":
-        if name in globals():
-            return globals()[name]
-        cls = _make_step_decay_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
-
-
-def _make_step_decay_class():
-    keras = _keras()
-
-    @keras.saving.register_keras_serializable(package="kgan")
-    class StepDecayWithFloor(keras.optimizers.schedules.LearningRateSchedule):
-        """lr(t) = max(floor, lr0 * rate ** floor(t / steps)): BEGAN's decay with a lower bound."""
-
-        def __init__(self, initial_learning_rate, decay_rate, decay_steps, min_learning_rate=0.0):
-            self.initial_learning_rate = float(initial_learning_rate)
-            self.decay_rate = float(decay_rate)
-            self.decay_steps = int(decay_steps)
-            self.min_learning_rate = float(min_learning_rate)
-
-        def __call__(self, step):
-            ops = keras.ops
-            k = ops.floor(ops.cast(step, "float32") / float(self.decay_steps))
-            lr = self.initial_learning_rate * ops.power(self.decay_rate, k)
-            return ops.maximum(lr, self.min_learning_rate)
-
-        def get_config(self):
-            return {
-                "initial_learning_rate": self.initial_learning_rate,
-                "decay_rate": self.decay_rate,
-                "decay_steps": self.decay_steps,
-                "min_learning_rate": self.min_learning_rate,
-            }
-
-    return StepDecayWithFloor
-
-
 __all__ = [
     "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimizerConfig", "OptimizersConfig",
     "OutputConfig", "TrainConfig", "apply_override", "defaults", "from_dict", "load_toml",
-    "make_optimizer", "make_schedule", "parse_override", "resolve", "save_json", "validate",
+    "paper_optimizer", "parse_override", "resolve", "save_json", "validate",
     "find_recipe", "cpu_recipe", "recipes_dir",
 ]

@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import device, pipeline
+from kgan import device, optimizers, pipeline
 
 #: Recipe fields that may change between a run and its resume (everything else must match).
 RESUMABLE_CHANGES = {
@@ -222,10 +222,6 @@ def _set_precision(config: cfg.Config) -> str:
     return policy
 
 
-def _optimizers(config: cfg.Config):
-    return cfg.make_optimizer(config.optimizer.d), cfg.make_optimizer(config.optimizer.g)
-
-
 def build_model(config: cfg.Config, jit_compile: bool | None = None):
     """The GAN of a recipe, compiled with the recipe's optimisers (call inside a strategy scope)."""
     from kgan.gans import build_gan
@@ -236,7 +232,7 @@ def build_model(config: cfg.Config, jit_compile: bool | None = None):
         width=m.width or None, bottleneck=m.bottleneck, seed=config.train.seed,
         **config.gan_params,
     )
-    d_opt, g_opt = _optimizers(config)
+    d_opt, g_opt = optimizers.from_recipe(config)
     if jit_compile is None:
         jit_compile, _ = device.resolve_jit_compile(
             config.train.jit_compile, gpus=len(_devices()[0]), onednn=device.onednn_enabled())

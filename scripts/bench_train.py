@@ -111,13 +111,14 @@ def matmul_peak(n: int, reps: int) -> float:
 def _model(gan: str, args, jit: bool):
 
     from kgan import config as cfg
+    from kgan import optimizers
     from kgan.gans import build_gan
 
     recipe = cfg.defaults(gan)
     model = build_gan(gan, image_size=args.size, latent_dim=100, width=args.width or None,
                       seed=0, **recipe.gan_params)
-    model.compile(d_optimizer=cfg.make_optimizer(recipe.optimizer.d),
-                  g_optimizer=cfg.make_optimizer(recipe.optimizer.g), jit_compile=jit)
+    d_optimizer, g_optimizer = optimizers.from_recipe(recipe)
+    model.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=jit)
     return model
 
 

@@ -89,14 +89,14 @@ class StatelessGAN:
 
     def __init__(self, gan: str, size: int, width: int):
         from kgan import config as cfg
+        from kgan import optimizers
 
         recipe = cfg.defaults(gan)
         self.gan, self.size = gan, size
         self.params = dict(recipe.gan_params)
         self.n_critic = int(self.params.get("n_critic", 1)) if gan.startswith("wgan") else 1
         self.generator, self.discriminator = _networks(gan, size, width)
-        self.g_opt = cfg.make_optimizer(recipe.optimizer.g)
-        self.d_opt = cfg.make_optimizer(recipe.optimizer.d)
+        self.d_opt, self.g_opt = optimizers.from_recipe(recipe)
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
 

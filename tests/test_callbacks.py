@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
+from kgan import optimizers
 
 
 class TinyGAN(keras.Model):
@@ -64,7 +65,7 @@ class TinyGAN(keras.Model):
 def tiny(**kw):
     model = TinyGAN(**kw)
     model.compile(keras.optimizers.Adam(1e-3),
-                  keras.optimizers.Adam(cfg.make_schedule(cfg.OptimizerConfig(
+                  keras.optimizers.Adam(optimizers.make_schedule(cfg.OptimizerConfig(
                       "adam", 1e-3, decay_rate=0.5, decay_steps=4, min_learning_rate=3e-4))))
     return model
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from kgan import config as cfg
-from kgan import names
+from kgan import names, optimizers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -139,17 +139,17 @@ def test_json_round_trip(tmp_path):
 
 def test_step_decay_with_floor_hand_computed():
     o = cfg.OptimizerConfig("adam", 1e-4, decay_rate=0.5, decay_steps=10, min_learning_rate=2e-5)
-    schedule = cfg.make_schedule(o)
+    schedule = optimizers.make_schedule(o)
     got = [float(schedule(t)) for t in (0, 9, 10, 19, 20, 30, 1000)]
     want = [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2e-5, 2e-5]
     assert got == pytest.approx(want, rel=1e-6)
-    assert cfg.make_schedule(cfg.OptimizerConfig("adam", 3e-4)) == 3e-4
+    assert optimizers.make_schedule(cfg.OptimizerConfig("adam", 3e-4)) == 3e-4
 
 
 def test_make_optimizer_kinds():
-    adam = cfg.make_optimizer(cfg.defaults("dcgan").optimizer.d)
+    adam = optimizers.make_optimizer(cfg.defaults("dcgan").optimizer.d)
     assert type(adam).__name__ == "Adam" and float(adam.beta_1) == 0.5
-    rms = cfg.make_optimizer(cfg.defaults("wgan").optimizer.d)
+    rms = optimizers.make_optimizer(cfg.defaults("wgan").optimizer.d)
     assert type(rms).__name__ == "RMSprop" and float(rms.learning_rate) == pytest.approx(5e-5)
-    began = cfg.make_optimizer(cfg.defaults("began").optimizer.g)
+    began = optimizers.make_optimizer(cfg.defaults("began").optimizer.g)
     assert float(began.learning_rate) == pytest.approx(1e-4)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import torch_reference as ref  # noqa: E402
 
 from kgan import config as cfg  # noqa: E402
+from kgan import optimizers  # noqa: E402
 from kgan.gans import build_gan  # noqa: E402
 
 SIZE, WIDTH, BATCH, SEED = 16, 8, 4, 3
@@ -49,8 +50,8 @@ def one_step_each(gan: str, critic_norm=None):
     extra = {"critic_norm": critic_norm} if critic_norm else {}
     model = build_gan(gan, image_size=SIZE, latent_dim=100, width=WIDTH, seed=SEED,
                       **recipe.gan_params, **extra)
-    model.compile(d_optimizer=cfg.make_optimizer(recipe.optimizer.d),
-                  g_optimizer=cfg.make_optimizer(recipe.optimizer.g), jit_compile=False)
+    model.compile(d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
+                  g_optimizer=optimizers.make_optimizer(recipe.optimizer.g), jit_compile=False)
     peer = ref.TorchGAN(gan, SIZE, WIDTH, critic_norm=critic_norm, noise=KganDraws(SEED))
     peer.load_keras(model.generator, model.discriminator)
     if gan == "began":  # start off zero so that the k_t term of d_loss is exercised
@@ -116,8 +117,8 @@ def test_layer_norm_critic_step_differs_only_by_tensorflows_moments():
 
     recipe = cfg.defaults("wgan-gp")
     model = build_gan("wgan-gp", image_size=SIZE, width=WIDTH, seed=SEED, **recipe.gan_params)
-    model.compile(d_optimizer=cfg.make_optimizer(recipe.optimizer.d),
-                  g_optimizer=cfg.make_optimizer(recipe.optimizer.g), jit_compile=False)
+    model.compile(d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
+                  g_optimizer=optimizers.make_optimizer(recipe.optimizer.g), jit_compile=False)
     peer = ref.TorchGAN("wgan-gp", SIZE, WIDTH, noise=KganDraws(SEED))
     for name, norm in list(peer.discriminator.norms.items()):
         peer.discriminator.norms[name] = TFMomentsGroupNorm(1, norm.num_channels, eps=norm.eps)

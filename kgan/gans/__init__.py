@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kgan import networks
 from kgan.gans.base import GAN
-from kgan.gans.began import BEGAN, began_learning_rate
+from kgan.gans.began import BEGAN
 from kgan.gans.dcgan import DCGAN
 from kgan.gans.wgan import WGAN
 from kgan.gans.wgan_gp import WGANGP
@@ -34,7 +34,7 @@ def build_gan(
 
     Call under `strategy.scope()` for multi-device training, then
     `compile(d_optimizer=..., g_optimizer=..., jit_compile=True)` (the
-    optimizers default to the GAN's paper) and `fit` on batches of
+    optimizers default to the GAN's paper, `kgan.names.PAPER_RECIPES`) and `fit` on batches of
     `(images, labels)` from `kgan.pipeline.load_slices`, batched by
     `batch_size * model.real_batches_per_step`.
 
@@ -90,4 +90,4 @@ def build_gan(
         raise ValueError(f"bad option for {key}: {error}") from error
 
 
-__all__ = ["GAN", "DCGAN", "WGAN", "WGANGP", "BEGAN", "GANS", "build_gan", "began_learning_rate"]
+__all__ = ["GAN", "DCGAN", "WGAN", "WGANGP", "BEGAN", "GANS", "build_gan"]

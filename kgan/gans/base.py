@@ -36,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from kgan import augment as aug
+from kgan import optimizers
 
 _CONDITION_KEYS = ("modality", "tumour")
 
@@ -84,7 +85,8 @@ def assign_in_sync(variables, values) -> None:
 class GAN(keras.Model):
     """Base class: two networks, two optimizers, trackers, seeded latents, conditions.
 
-    Subclasses implement `train_step` and `default_optimizers`, and list their
+    Subclasses set `gan_name` (a name of `kgan.names.GANS`: it picks the paper's
+    optimisers when `compile` gets none), implement `train_step`, and list their
     extra metric names in `extra_metrics`.
 
     Attributes:
@@ -146,12 +148,8 @@ class GAN(keras.Model):
 
     # ----------------------------------------------------------------- Keras API
 
-    def default_optimizers(self) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
-        """(d_optimizer, g_optimizer) of the GAN's paper; used when compile() gets none."""
-        raise NotImplementedError
-
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=True, **kwargs):
-        """Sets the two optimizers (defaults: the paper's) and builds them.
+        """Sets the two optimizers (defaults: the paper's, `kgan.names.PAPER_RECIPES`) and builds them.
 
         Args:
           d_optimizer: optimizer of the discriminator / critic.
@@ -162,7 +160,7 @@ class GAN(keras.Model):
         """
         super().compile(optimizer=None, jit_compile=jit_compile, **kwargs)
         if d_optimizer is None or g_optimizer is None:
-            default_d, default_g = self.default_optimizers()
+            default_d, default_g = optimizers.paper_optimizers(self.gan_name)
             d_optimizer = d_optimizer or default_d
             g_optimizer = g_optimizer or default_g
         self.d_optimizer = d_optimizer

@@ -5,30 +5,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kgan import losses
+from kgan import losses, names
 from kgan.gans.base import GAN, assign_in_sync, cross_replica_mean
 
 
-def began_learning_rate(
-    initial: float = 1e-4, *, halve_every: int = 100_000, floor: float = 2e-5
-) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Adam's learning rate for BEGAN: halved every `halve_every` steps, never below `floor`.
-
-    Berthelot et al. decay the rate when the convergence measure stalls; the
-    widely used reimplementation halves it on a fixed step period with a lower
-    bound. A built-in piecewise-constant schedule expresses that (and is saved
-    with the optimizer).
-    """
-    values = [initial]
-    while values[-1] / 2 > floor:
-        values.append(values[-1] / 2)
-    values.append(floor)
-    if values[-2] == floor:
-        values.pop()
-    boundaries = [halve_every * (i + 1) for i in range(len(values) - 1)]
-    if not boundaries:
-        return keras.optimizers.schedules.PiecewiseConstantDecay([1 << 62], [initial, initial])
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+_PAPER = names.PAPER_RECIPES["began"].gan_params
 
 
 class BEGAN(GAN):
@@ -47,8 +28,8 @@ class BEGAN(GAN):
     Logged: d_loss, g_loss, k_t, convergence (M), d_real = L(x), d_fake = L(G(z)).
 
     Args:
-      gamma: diversity ratio (0.5).
-      lambda_k: k's proportional gain (0.001).
+      gamma: diversity ratio (the paper's 0.5 by default, `kgan.names.PAPER_RECIPES`).
+      lambda_k: k's proportional gain (the paper's 0.001 by default).
       k_initial: k_0 (0).
       **kwargs: see `GAN`.
     """
@@ -56,20 +37,14 @@ class BEGAN(GAN):
     gan_name = "began"
     extra_metrics = ("k_t", "convergence")
 
-    def __init__(self, generator, discriminator, *, gamma: float = 0.5, lambda_k: float = 0.001,
-                 k_initial: float = 0.0, **kwargs):
+    def __init__(self, generator, discriminator, *, gamma: float = _PAPER["gamma"],
+                 lambda_k: float = _PAPER["lambda_k"], k_initial: float = 0.0, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         self.gamma = float(gamma)
         self.lambda_k = float(lambda_k)
         self.k_t = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(float(k_initial)), dtype="float32",
             trainable=False, aggregation="mean", name="k_t",
-        )
-
-    def default_optimizers(self):
-        return (
-            keras.optimizers.Adam(began_learning_rate(), beta_1=0.5, beta_2=0.999, name="d_adam"),
-            keras.optimizers.Adam(began_learning_rate(), beta_1=0.5, beta_2=0.999, name="g_adam"),
         )
 
     def train_step(self, data):

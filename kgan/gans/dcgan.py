@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
 from kgan import losses
@@ -14,8 +13,8 @@ class DCGAN(GAN):
 
     Real and generated images go through the discriminator as two separate
     batches (as in the DCGAN reference code), so batch norm never mixes real
-    and fake statistics. Defaults: Adam 2e-4, beta1 0.5 for both networks
-    (Radford et al.).
+    and fake statistics. The paper's optimiser (Radford et al.) is in
+    `kgan.names.PAPER_RECIPES`.
 
     Args:
       generator, discriminator: networks from `kgan.networks.dcgan_*`.
@@ -28,12 +27,6 @@ class DCGAN(GAN):
     def __init__(self, generator, discriminator, *, label_smoothing: float = 0.0, **kwargs):
         super().__init__(generator, discriminator, **kwargs)
         self.label_smoothing = float(label_smoothing)
-
-    def default_optimizers(self):
-        return (
-            keras.optimizers.Adam(2e-4, beta_1=0.5, name="d_adam"),
-            keras.optimizers.Adam(2e-4, beta_1=0.5, name="g_adam"),
-        )
 
     def train_step(self, data):
         real, conditions = self.unpack(data)

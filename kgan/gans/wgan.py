@@ -22,18 +22,20 @@ n_critic = 5, twenty steps per warm-up generator update.
 
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
-from kgan import losses
+from kgan import losses, names
 from kgan.gans.base import GAN, assign_in_sync, replica_info
+
+
+_PAPER = names.PAPER_RECIPES["wgan"].gan_params
 
 
 class WGAN(GAN):
     """Wasserstein GAN with a clipped critic.
 
-    Defaults (Arjovsky et al., kept by Han et al.): n_critic 5, clip c = 0.01,
-    RMSProp 5e-5 for both networks. The critic is the DCGAN discriminator
+    Defaults and optimiser: Arjovsky et al.'s, kept by Han et al.
+    (`kgan.names.PAPER_RECIPES`). The critic is the DCGAN discriminator
     without a sigmoid. After every critic update every trainable critic
     variable (kernels, biases, batch-norm scale and offset) is assigned
     clip(w, -c, c); batch-norm moving statistics are not parameters and stay
@@ -62,8 +64,8 @@ class WGAN(GAN):
         generator,
         discriminator,
         *,
-        n_critic: int = 5,
-        clip_value: float | None = 0.01,
+        n_critic: int = _PAPER["n_critic"],
+        clip_value: float | None = _PAPER["clip_value"],
         reference_schedule: bool = False,
         warmup_generator_updates: int = 25,
         warmup_critic_updates: int = 100,
@@ -88,12 +90,6 @@ class WGAN(GAN):
         self.pending_critic_updates = self.add_weight(
             shape=(), initializer="zeros", dtype="int64", trainable=False,
             aggregation="only_first_replica", name="pending_critic_updates",
-        )
-
-    def default_optimizers(self):
-        return (
-            keras.optimizers.RMSprop(5e-5, name="d_rmsprop"),
-            keras.optimizers.RMSprop(5e-5, name="g_rmsprop"),
         )
 
     # -------------------------------------------------------------- critic side

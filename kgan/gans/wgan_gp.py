@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import keras
-
-from kgan import losses
+from kgan import losses, names
 from kgan.gans.wgan import WGAN
+
+
+_PAPER = names.PAPER_RECIPES["wgan-gp"].gan_params
 
 
 class WGANGP(WGAN):
@@ -14,9 +15,8 @@ class WGANGP(WGAN):
     Critic loss: mean f(G(z)) - mean f(x) + lambda * mean (||grad f(x_hat)|| - 1)^2
     on x_hat = alpha x + (1 - alpha) G(z), alpha ~ U(0, 1) drawn once per
     sample (not per pixel). No clipping. The critic must not use batch norm
-    (the penalty is per sample); `build_gan` gives it layer norm. Defaults of
-    Gulrajani et al.: lambda 10, n_critic 5, Adam 1e-4, beta1 0, beta2 0.9.
-    Batching and the critic loop are as `WGAN`'s.
+    (the penalty is per sample); `build_gan` gives it layer norm. The defaults
+    and optimiser are Gulrajani et al.'s (`kgan.names.PAPER_RECIPES`). Batching and the critic loop are as `WGAN`'s.
 
     Logged in addition: gradient_penalty (before the lambda factor).
 
@@ -29,18 +29,13 @@ class WGANGP(WGAN):
     gan_name = "wgan-gp"
     extra_metrics = ("wasserstein", "gradient_penalty")
 
-    def __init__(self, generator, discriminator, *, gp_weight: float = 10.0,
+    def __init__(self, generator, discriminator, *, gp_weight: float = _PAPER["gp_weight"],
                  gp_epsilon: float = 1e-10, **kwargs):
         kwargs["clip_value"] = None
+        kwargs.setdefault("n_critic", _PAPER["n_critic"])
         super().__init__(generator, discriminator, **kwargs)
         self.gp_weight = float(gp_weight)
         self.gp_epsilon = float(gp_epsilon)
-
-    def default_optimizers(self):
-        return (
-            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9, name="d_adam"),
-            keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9, name="g_adam"),
-        )
 
     def critic_loss(self, real, fake, conditions):
         loss, logged = super().critic_loss(real, fake, conditions)
