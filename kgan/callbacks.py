@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, names, schema
+from kgan import atomic, imaging, names
 
 
 class TrainingDivergedError(RuntimeError):
@@ -280,25 +280,6 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tiles [N, S, S, 1] images in [-1, 1] into one uint8 [H, W] grid (row-major, padded black)."""
-    images = np.asarray(images)
-    if images.ndim == 4:
-        images = images[..., 0]
-    if images.ndim != 3:
-        raise ValueError(f"expected images [N, S, S(, 1)], got shape {images.shape}")
-    n, h, w = images.shape
-    columns = columns or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / columns))
-    grid = np.zeros((rows * (h + pad) + pad, columns * (w + pad) + pad), np.uint8)
-    pixels = schema.to_uint8(images)
-    for i in range(n):
-        r, c = divmod(i, columns)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[top:top + h, left:left + w] = pixels[i]
-    return grid
-
-
 def fixed_latents(count: int, latent_dim: int, seed: int, conditional: bool = False):
     """The fixed generator inputs of the sample grid: the same latents every epoch and resume.
 
@@ -349,9 +330,9 @@ class SampleGrid(keras.callbacks.Callback):
         images = generate(getattr(self.model, "sampling_generator", self.model.generator),
                           self.inputs)
         if not self.groups:
-            return {"samples": image_grid(images)}
-        return {f"samples/{m}": image_grid(images[s], columns=s.stop - s.start if
-                                             s.stop - s.start <= 16 else None)
+            return {"samples": imaging.image_grid(images)}
+        return {f"samples/{m}": imaging.image_grid(images[s], columns=s.stop - s.start if
+                                                     s.stop - s.start <= 16 else None)
                 for m, s in self.groups.items()}
 
     def on_epoch_end(self, epoch, logs=None):
@@ -364,10 +345,4 @@ class SampleGrid(keras.callbacks.Callback):
         self.writer.flush()
         if self.png_dir:
             stacked = np.concatenate(list(grids.values()), axis=0)
-            write_png(stacked, os.path.join(self.png_dir, f"samples-epoch{epoch + 1:03d}.png"))
-
-
-def write_png(grid: np.ndarray, path: str) -> None:
-    """Writes a uint8 grid as PNG atomically."""
-    atomic.write_bytes(path, tf.io.encode_png(
-        np.asarray(grid, np.uint8)[..., None] if grid.ndim == 2 else grid).numpy())
+            imaging.write_png(stacked, os.path.join(self.png_dir, f"samples-epoch{epoch + 1:03d}.png"))

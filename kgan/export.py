@@ -7,7 +7,8 @@ Layout (what TF Serving's file-system source watches)::
         assets.extra/tf_serving_warmup_requests   # PredictionLog records, one per signature
         assets.extra/kgan_metadata.json           # GAN, recipe, sizes, modalities, dataset, ...
 
-Signatures (named inputs and outputs, so REST and gRPC clients address them by name):
+Signatures (named inputs and outputs, so REST and gRPC clients address them by name; the names,
+specs and latent stream are `kgan.serving`'s, the contract `kgan.sampling` reads exports by):
 
 * ``serving_default``: ``z`` float32 [N, latent] (+ ``modality``, ``tumour`` int32 [N] when
   conditional) -> ``images`` float32 [N, S, S, 1] in [-1, 1].
@@ -27,7 +28,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import shutil
 import uuid
 from typing import Any, Mapping
@@ -36,19 +36,11 @@ import numpy as np
 import tensorflow as tf
 
 import kgan
-from kgan import atomic, names
-from kgan.sampling import (
-    METADATA_FILE,
-    PNG_OUTPUT,
-    WARMUP_FILE,
-    latent_vectors,
-    images_to_uint8_tensor,
-)
+from kgan import atomic, names, serving
 
 #: Default largest batch one request may ask for (images and PNG bytes of a 64x64 batch of
 #: 1024 are ~20 MB: enough for augmentation, small enough not to exhaust a server).
 DEFAULT_MAX_COUNT = 1024
-_VERSION_RE = re.compile(r"^\d+$")
 
 
 class ExportError(ValueError):
@@ -59,17 +51,9 @@ class ExportError(ValueError):
 # Versions and atomic writes
 
 
-def existing_versions(out_base: str) -> list[int]:
-    """Integer version directories under an export base, ascending."""
-    if not os.path.isdir(out_base):
-        return []
-    return sorted(int(v) for v in os.listdir(out_base)
-                  if _VERSION_RE.match(v) and os.path.isdir(os.path.join(out_base, v)))
-
-
 def next_version(out_base: str) -> int:
     """The version number the next export gets: 1, or one past the highest present."""
-    versions = existing_versions(out_base)
+    versions = serving.existing_versions(out_base)
     return versions[-1] + 1 if versions else 1
 
 
@@ -124,8 +108,8 @@ def describe_generator(generator) -> dict:
             f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
         )
     input_names = [getattr(t, "name", "") for t in generator.inputs]
-    if len(shapes) == 3 and set(input_names) == {"z", "modality", "tumour"} and input_names != [
-            "z", "modality", "tumour"]:
+    if len(shapes) == 3 and set(input_names) == set(serving.GENERATOR_INPUTS) and (
+            tuple(input_names) != serving.GENERATOR_INPUTS):
         raise ExportError(f"conditional generator inputs are ordered {input_names}; the contract is "
                           "generator([z, modality, tumour])")
     z_shape = shapes[0]
@@ -145,13 +129,9 @@ def describe_generator(generator) -> dict:
 # The exported functions
 
 
-def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_modalities,
-                     max_count: int):
-    """Returns (serving_fn, sample_fn, serving_signature, sample_signature)."""
-    shapes = _input_shapes(generator)
-    cond_ranks = [len(s) for s in shapes[1:]]
-    allowed = tf.constant(sorted(allowed_modalities), tf.int32)
-    allowed_text = ", ".join(f"{i} ({names.MODALITIES[i]})" for i in sorted(allowed_modalities))
+def _generator_runner(generator, conditional: bool):
+    """generator(z[, modality, tumour]) in inference mode, as float32 clipped to [-1, 1]."""
+    cond_ranks = [len(s) for s in _input_shapes(generator)[1:]]
 
     def run_generator(z, modality=None, tumour=None):
         if conditional:
@@ -165,94 +145,101 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
         # clipped already, but an exported model should not depend on that).
         return tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0)
 
-    def check_conditions(modality, tumour, n):
+    return run_generator
+
+
+def _condition_checks(modality, tumour, n, allowed_modalities) -> list:
+    """In-graph assertions: one condition per latent, a trained modality, tumour 0 or 1."""
+    allowed = tf.constant(sorted(allowed_modalities), tf.int32)
+    allowed_text = ", ".join(f"{i} ({names.MODALITIES[i]})" for i in sorted(allowed_modalities))
+    checks = [
+        tf.debugging.assert_equal(
+            tf.size(modality), n,
+            message="modality must have one entry per latent vector (shape [N])"),
+        tf.debugging.assert_equal(
+            tf.size(tumour), n,
+            message="tumour must have one entry per latent vector (shape [N])"),
+    ]
+    with tf.control_dependencies(checks):
+        known = tf.reduce_any(tf.equal(tf.reshape(modality, [-1, 1]), allowed[None, :]), axis=1)
+        checks.append(tf.debugging.assert_equal(
+            tf.reduce_all(known), True,
+            message=f"modality must be one of {allowed_text}: the modalities this "
+                    f"generator was trained on (indices into {list(names.MODALITIES)})"))
+        checks.append(tf.debugging.assert_equal(
+            tf.reduce_all((tumour == 0) | (tumour == 1)), True,
+            message="tumour must be 0 (no tumour) or 1 (tumour)"))
+    return checks
+
+
+def _latent_checks(z, latent_dim: int, max_count: int):
+    """In-graph assertions on z ([N, latent_dim], N <= max_count, finite), and N."""
+    rank = tf.debugging.assert_rank(z, 2, message=f"z must have shape [N, {latent_dim}]")
+    with tf.control_dependencies([rank]):
+        shape = tf.shape(z)
         checks = [
             tf.debugging.assert_equal(
-                tf.size(modality), n,
-                message="modality must have one entry per latent vector (shape [N])"),
-            tf.debugging.assert_equal(
-                tf.size(tumour), n,
-                message="tumour must have one entry per latent vector (shape [N])"),
-        ]
-        with tf.control_dependencies(checks):
-            known = tf.reduce_any(tf.equal(tf.reshape(modality, [-1, 1]), allowed[None, :]), axis=1)
-            checks.append(tf.debugging.assert_equal(
-                tf.reduce_all(known), True,
-                message=f"modality must be one of {allowed_text}: the modalities this "
-                        f"generator was trained on (indices into {list(names.MODALITIES)})"))
-            checks.append(tf.debugging.assert_equal(
-                tf.reduce_all((tumour == 0) | (tumour == 1)), True,
-                message="tumour must be 0 (no tumour) or 1 (tumour)"))
-        return checks
-
-    def check_latents(z):
-        rank = tf.debugging.assert_rank(z, 2, message=f"z must have shape [N, {latent_dim}]")
-        with tf.control_dependencies([rank]):
-            shape = tf.shape(z)
-            checks = [
-                tf.debugging.assert_equal(
-                    shape[1], latent_dim, message=f"z must have shape [N, {latent_dim}]"),
-                tf.debugging.assert_less_equal(
-                    shape[0], max_count,
-                    message=f"at most {max_count} latent vectors per request"),
-            ]
-        with tf.control_dependencies(checks):
-            checks.append(tf.debugging.assert_all_finite(z, "z contains NaN or Inf"))
-        return checks, shape[0]
-
-    def check_count(count):
-        return [
-            tf.debugging.assert_greater_equal(count, 1, message="count must be at least 1"),
+                shape[1], latent_dim, message=f"z must have shape [N, {latent_dim}]"),
             tf.debugging.assert_less_equal(
-                count, max_count, message=f"count must be at most {max_count} (the exported "
-                                          "max_count); ask several times with other seeds"),
+                shape[0], max_count,
+                message=f"at most {max_count} latent vectors per request"),
         ]
+    with tf.control_dependencies(checks):
+        checks.append(tf.debugging.assert_all_finite(z, "z contains NaN or Inf"))
+    return checks, shape[0]
 
-    def png_of(images):
-        pixels = images_to_uint8_tensor(images)
-        return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
 
-    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
-    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
-    count_spec = tf.TensorSpec([], tf.int32, name="count")
+def _count_checks(count, max_count: int) -> list:
+    return [
+        tf.debugging.assert_greater_equal(count, 1, message="count must be at least 1"),
+        tf.debugging.assert_less_equal(
+            count, max_count, message=f"count must be at most {max_count} (the exported "
+                                      "max_count); ask several times with other seeds"),
+    ]
+
+
+def _png_of(images):
+    pixels = serving.images_to_uint8_tensor(images)
+    return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
+
+
+def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_modalities,
+                     max_count: int):
+    """Returns (serving_fn, sample_fn, serving_signature, sample_signature)."""
+    run_generator = _generator_runner(generator, conditional)
+    serving_sig, sample_sig = serving.input_signatures(latent_dim, conditional)
+
+    def sampled(seed, count, modalities=None, tumours=None):
+        z = serving.latent_vectors(seed, count, latent_dim)
+        images = run_generator(z, modalities, tumours)
+        return {serving.IMAGES: images, serving.PNG_OUTPUT: _png_of(images)}
 
     if conditional:
         def serving_fn(z, modality, tumour):
-            checks, n = check_latents(z)
+            checks, n = _latent_checks(z, latent_dim, max_count)
             with tf.control_dependencies(checks):
-                checks = check_conditions(modality, tumour, n)
+                checks = _condition_checks(modality, tumour, n, allowed_modalities)
             with tf.control_dependencies(checks):
-                return {"images": run_generator(z, modality, tumour)}
+                return {serving.IMAGES: run_generator(z, modality, tumour)}
 
         def sample_fn(seed, count, modality, tumour):
-            checks = check_count(count)
+            checks = _count_checks(count, max_count)
             with tf.control_dependencies(checks):
                 modalities = tf.fill([count], modality)
                 tumours = tf.fill([count], tumour)
-                checks = check_conditions(modalities, tumours, count)
+                checks = _condition_checks(modalities, tumours, count, allowed_modalities)
             with tf.control_dependencies(checks):
-                z = latent_vectors(seed, count, latent_dim)
-                images = run_generator(z, modalities, tumours)
-                return {"images": images, PNG_OUTPUT: png_of(images)}
-
-        serving_sig = [z_spec, tf.TensorSpec([None], tf.int32, name="modality"),
-                       tf.TensorSpec([None], tf.int32, name="tumour")]
-        sample_sig = [seed_spec, count_spec, tf.TensorSpec([], tf.int32, name="modality"),
-                      tf.TensorSpec([], tf.int32, name="tumour")]
+                return sampled(seed, count, modalities, tumours)
     else:
         def serving_fn(z):
-            checks, _ = check_latents(z)
+            checks, _ = _latent_checks(z, latent_dim, max_count)
             with tf.control_dependencies(checks):
-                return {"images": run_generator(z)}
+                return {serving.IMAGES: run_generator(z)}
 
         def sample_fn(seed, count):
-            with tf.control_dependencies(check_count(count)):
-                z = latent_vectors(seed, count, latent_dim)
-                images = run_generator(z)
-                return {"images": images, PNG_OUTPUT: png_of(images)}
+            with tf.control_dependencies(_count_checks(count, max_count)):
+                return sampled(seed, count)
 
-        serving_sig = [z_spec]
-        sample_sig = [seed_spec, count_spec]
     return serving_fn, sample_fn, serving_sig, sample_sig
 
 
@@ -282,16 +269,16 @@ def warmup_requests(*, model_name: str, latent_dim: int, conditional: bool,
     rng = np.random.default_rng(0)
     logs = []
     for n in batch_sizes:
-        inputs = {"z": rng.standard_normal((n, latent_dim)).astype(np.float32)}
+        inputs = {serving.LATENT: rng.standard_normal((n, latent_dim)).astype(np.float32)}
         if conditional:
-            inputs["modality"] = np.full([n], modality, np.int32)
-            inputs["tumour"] = (np.arange(n) % 2).astype(np.int32)
-        logs.append(request("serving_default", inputs))
-    inputs = {"seed": np.int64(0), "count": np.int32(1)}
+            inputs[serving.MODALITY] = np.full([n], modality, np.int32)
+            inputs[serving.TUMOUR] = (np.arange(n) % 2).astype(np.int32)
+        logs.append(request(serving.SERVING_SIGNATURE, inputs))
+    inputs = {serving.SEED: np.int64(0), serving.COUNT: np.int32(1)}
     if conditional:
-        inputs["modality"] = np.int32(modality)
-        inputs["tumour"] = np.int32(1)
-    logs.append(request("sample", inputs))
+        inputs[serving.MODALITY] = np.int32(modality)
+        inputs[serving.TUMOUR] = np.int32(1)
+    logs.append(request(serving.SAMPLE_SIGNATURE, inputs))
     return logs
 
 
@@ -303,6 +290,70 @@ def _write_warmup(path: str, logs) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Public entry points
+
+
+def export_metadata(generator, metadata: Mapping[str, Any], max_count: int) -> dict:
+    """The export's kgan_metadata.json: the given facts, checked against the generator, plus
+    the contract (signatures, value range, latent stream) and the versions that wrote it.
+
+    Raises:
+      ExportError: when the generator's I/O, the metadata or max_count are inconsistent.
+    """
+    import keras
+
+    described = describe_generator(generator)
+    meta = dict(metadata)
+    for key, value in described.items():
+        if key in meta and meta[key] is not None and meta[key] != value:
+            raise ExportError(
+                f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}")
+        meta[key] = value
+    modalities = list(meta.get("modalities") or names.MODALITIES)
+    unknown = [m for m in modalities if m not in names.MODALITIES]
+    if unknown:
+        raise ExportError(f"unknown modalities {unknown}; choose from {names.MODALITIES}")
+    if int(max_count) < 1:
+        raise ExportError(f"max_count must be positive, got {max_count}")
+    meta.update({
+        "format": serving.EXPORT_FORMAT,
+        "gan": meta.get("gan", "unknown"),
+        "modalities": modalities,
+        "modality_index": {m: i for i, m in enumerate(names.MODALITIES)},
+        "synthetic": True,
+        "value_range": [-1.0, 1.0],
+        "dtype": "float32",
+        "channels": 1,
+        "max_count": int(max_count),
+        "latent_distribution": "standard normal; sample: stateless Philox keyed by [seed, 0]",
+        "png": "8-bit grayscale, pixel = round((image + 1) * 127.5), as kgan.schema.to_uint8",
+        "signatures": serving.describe_signatures(
+            described["latent_dim"], described["image_size"], described["conditional"]),
+        "kgan_version": kgan.__version__,
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    return meta
+
+
+def _write_version(archive, out_base: str, meta: Mapping[str, Any], warmup: list) -> str:
+    """Writes the SavedModel, warm-up requests and metadata into a hidden directory beside the
+    versions, makes it durable, and renames it into the next version; returns that directory."""
+    os.makedirs(out_base, exist_ok=True)
+    tmp_dir = os.path.join(out_base, f".tmp-export-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        archive.write_out(tmp_dir, verbose=False)
+        extra = os.path.join(tmp_dir, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        _write_warmup(os.path.join(extra, serving.WARMUP_FILE), warmup)
+        with open(os.path.join(extra, serving.METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        atomic.fsync_tree(tmp_dir)  # durable before it becomes visible to TF Serving
+        return _publish(tmp_dir, out_base)
+    finally:
+        if os.path.exists(tmp_dir):
+            shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def export_generator(
@@ -338,83 +389,20 @@ def export_generator(
     """
     import keras
 
-    described = describe_generator(generator)
-    meta = dict(metadata)
-    for key, value in described.items():
-        if key in meta and meta[key] is not None and meta[key] != value:
-            raise ExportError(
-                f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}")
-        meta[key] = value
-    modalities = list(meta.get("modalities") or names.MODALITIES)
-    unknown = [m for m in modalities if m not in names.MODALITIES]
-    if unknown:
-        raise ExportError(f"unknown modalities {unknown}; choose from {names.MODALITIES}")
-    if int(max_count) < 1:
-        raise ExportError(f"max_count must be positive, got {max_count}")
-    allowed = [names.MODALITIES.index(m) for m in modalities]
-
-    meta.update({
-        "format": "kgan-generator-savedmodel/1",
-        "gan": meta.get("gan", "unknown"),
-        "modalities": modalities,
-        "modality_index": {m: i for i, m in enumerate(names.MODALITIES)},
-        "synthetic": True,
-        "value_range": [-1.0, 1.0],
-        "dtype": "float32",
-        "channels": 1,
-        "max_count": int(max_count),
-        "latent_distribution": "standard normal; sample: stateless Philox keyed by [seed, 0]",
-        "png": "8-bit grayscale, pixel = round((image + 1) * 127.5), as kgan.schema.to_uint8",
-        "signatures": {
-            "serving_default": {
-                "inputs": {"z": ["float32", [None, described["latent_dim"]]],
-                           **({"modality": ["int32", [None]], "tumour": ["int32", [None]]}
-                              if described["conditional"] else {})},
-                "outputs": {"images": ["float32", [None, described["image_size"],
-                                                   described["image_size"], 1]]},
-            },
-            "sample": {
-                "inputs": {"seed": ["int64", []], "count": ["int32", []],
-                           **({"modality": ["int32", []], "tumour": ["int32", []]}
-                              if described["conditional"] else {})},
-                "outputs": {"images": ["float32", [None, described["image_size"],
-                                                   described["image_size"], 1]],
-                            PNG_OUTPUT: ["string", [None]]},
-            },
-        },
-        "kgan_version": kgan.__version__,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
-
+    meta = export_metadata(generator, metadata, max_count)
+    allowed = [names.MODALITIES.index(m) for m in meta["modalities"]]
     serving_fn, sample_fn, serving_sig, sample_sig = _build_endpoints(
-        generator, latent_dim=described["latent_dim"], conditional=described["conditional"],
+        generator, latent_dim=meta["latent_dim"], conditional=meta["conditional"],
         allowed_modalities=allowed, max_count=int(max_count))
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint("serving_default", serving_fn, input_signature=serving_sig)
-    archive.add_endpoint("sample", sample_fn, input_signature=sample_sig)
-
-    os.makedirs(out_base, exist_ok=True)
-    tmp_dir = os.path.join(out_base, f".tmp-export-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        archive.write_out(tmp_dir, verbose=False)
-        extra = os.path.join(tmp_dir, "assets.extra")
-        os.makedirs(extra, exist_ok=True)
-        name = model_name or os.path.basename(os.path.normpath(out_base))
-        _write_warmup(os.path.join(extra, WARMUP_FILE), warmup_requests(
-            model_name=name, latent_dim=described["latent_dim"],
-            conditional=described["conditional"], modality=allowed[0],
-            batch_sizes=sorted({1, min(8, int(max_count))})))
-        with open(os.path.join(extra, METADATA_FILE), "w") as f:
-            json.dump(meta, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-        atomic.fsync_tree(tmp_dir)  # durable before it becomes visible to TF Serving
-        return _publish(tmp_dir, out_base)
-    finally:
-        if os.path.exists(tmp_dir):
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+    archive.add_endpoint(serving.SERVING_SIGNATURE, serving_fn, input_signature=serving_sig)
+    archive.add_endpoint(serving.SAMPLE_SIGNATURE, sample_fn, input_signature=sample_sig)
+    warmup = warmup_requests(
+        model_name=model_name or os.path.basename(os.path.normpath(out_base)),
+        latent_dim=meta["latent_dim"], conditional=meta["conditional"], modality=allowed[0],
+        batch_sizes=sorted({1, min(8, int(max_count))}))
+    return _write_version(archive, out_base, meta, warmup)
 
 
 def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -1,4 +1,7 @@
-"""The training input pipeline: TFRecord slice shards to batches in [-1, 1].
+"""The input pipeline: TFRecord slice shards to batches in [-1, 1].
+
+`SliceStream` is training's resumable stream (slices held in memory, a seeded permutation per
+pass); `load_slices` the element-wise tf.data pipeline; `load_arrays` a whole split for evaluation.
 
 Reads the shards directly (not through `tfds.load`) so that parsing is
 batched: one `parse_example` and one `decode_raw` per thousand records, which
@@ -185,7 +188,7 @@ def load_slices(
     """Builds the tf.data pipeline of (images, labels) for evaluation and general use.
 
     `slice_records`, cached in memory, shuffled with a seed, batched, mapped
-    to [-1, 1] and prefetched. (Training uses `kgan.training.SliceStream`,
+    to [-1, 1] and prefetched. (Training uses `SliceStream` below,
     which gathers whole batches from memory and resumes at any step.)
 
     Args:
@@ -247,3 +250,65 @@ def load_arrays(
     for key in ("case_id", "source"):
         out[key] = np.array([s.decode("utf-8") for s in out[key]])
     return np.concatenate(images), out
+
+
+# --- training's stream -------------------------------------------------------------------------
+
+class SliceStream:
+    """An endless, resumable stream of training batches, gathered from slices held in memory.
+
+    The split's uint8 slices and numeric labels are read once into memory, in file order (the
+    size a cached tf.data pipeline would hold too). Pass p over them is the permutation drawn
+    with the stateless seed (seed, p), cut into batches; a batch is then one gather and one
+    uint8 -> [-1, 1] map, so its cost grows with the batch, not with a tf.data element per
+    slice, and the stream keeps ahead of a GPU's step (docs/training.md#benchmark). The stream
+    at position s (in batches) starts at pass s // batches_per_pass and skips
+    s % batches_per_pass batches, so a run that restarts at step s sees exactly what an
+    uninterrupted run saw from step s on.
+    """
+
+    def __init__(self, dataset_dir: str, *, split: str, batch_size: int, modalities,
+                 seed: int) -> None:
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
+            chunks = list(slice_records(dataset_dir, split, modalities=modalities)
+                          .batch(1024))
+            self.count = sum(int(x.shape[0]) for x, _ in chunks)
+            if self.count < self.batch_size:
+                raise ValueError(
+                    f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
+                    f"{list(modalities) if modalities is not None else 'all'}: fewer than one "
+                    f"batch of {self.batch_size}"
+                )
+            self.images = tf.concat([x for x, _ in chunks], axis=0)
+            self.labels = {key: tf.concat([y[key] for _, y in chunks], axis=0)
+                           for key in chunks[0][1]}
+        del chunks  # the one copy left is self.images: about the size of the shards
+        self.batches_per_pass = self.count // self.batch_size
+
+    def pass_indices(self, index: tf.Tensor) -> tf.data.Dataset:
+        """Pass `index` over the data: [batches_per_pass, batch_size] slice indices."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(index, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=seed)
+        used = self.batches_per_pass * self.batch_size
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(order[:used], [self.batches_per_pass, self.batch_size]))
+
+    def gather(self, indices: tf.Tensor):
+        """One batch: (images float32 in [-1, 1], labels) of the slices at `indices`."""
+        return (to_unit_range(tf.gather(self.images, indices)),
+                {key: tf.gather(value, indices) for key, value in self.labels.items()})
+
+    def from_position(self, position: int, steps: int) -> tf.data.Dataset:
+        """The `steps` batches that follow `position` batches of the stream."""
+        if steps <= 0:
+            raise ValueError(f"steps must be positive, got {steps}")
+        first, skip = divmod(int(position), self.batches_per_pass)
+        last = (int(position) + int(steps) - 1) // self.batches_per_pass
+        ds = tf.data.Dataset.range(first, last + 1).flat_map(self.pass_indices)
+        if skip:
+            ds = ds.skip(skip)
+        ds = ds.take(int(steps)).map(self.gather, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)

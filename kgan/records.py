@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from kgan import atomic, names, phantom, sizes, slicing, volumes
+from kgan import atomic, names, phantom, sizes, slice_tasks, slicing, volumes
 from kgan import progress as progress_lib
 
 VERSION = "1.0.0"
@@ -191,7 +191,7 @@ class BuildSummary:
 
 
 # ---------------------------------------------------------------------------
-# Worker processes (they run kgan.slicing.run_task, which imports no TensorFlow)
+# Worker processes (they run kgan.slice_tasks.run_task, which imports no TensorFlow)
 
 
 def _worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -209,7 +209,7 @@ def _worker_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 
 class TaskRunner:
-    """Runs `slicing.run_task` over every split's tasks in one process pool.
+    """Runs `slice_tasks.run_task` over every split's tasks in one process pool.
 
     Tasks are submitted in split order (train, validation, test) with at most
     `2 * workers` in flight, so workers never idle between splits and at most
@@ -232,7 +232,7 @@ class TaskRunner:
     def _fill(self) -> None:
         while self._pool is not None and self._queue and len(self._pending) < self._window:
             split, task = self._queue.popleft()
-            self._pending[self._pool.submit(slicing.run_task, task)] = (split, task)
+            self._pending[self._pool.submit(slice_tasks.run_task, task)] = (split, task)
 
     def _wait(self) -> None:
         finished, _ = concurrent.futures.wait(
@@ -268,7 +268,7 @@ class TaskRunner:
                     index = next(i for i, (s, _) in enumerate(self._queue) if s == split)
                     _, task = self._queue[index]
                     del self._queue[index]
-                    self._done[split].append(slicing.run_task(task))
+                    self._done[split].append(slice_tasks.run_task(task))
             if not self._queue and not self._pending:
                 self.close()
         except BaseException:
@@ -425,7 +425,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if not screened:
             raise volumes.VolumeError(str(getattr(dl_manager, "_manual_dir", "") or self.name),
                                       f"no usable case ({len(tasks)} skipped)")
-        by_id = {slicing.task_id(t): t for t in screened}
+        by_id = {slice_tasks.task_id(t): t for t in screened}
         splits = split_cases(list(by_id), seed=self.builder_config.seed)
         splits = {s: ids for s, ids in splits.items() if ids}
         self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},

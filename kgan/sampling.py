@@ -27,69 +27,23 @@ from __future__ import annotations
 
 import dataclasses
 import contextlib
-import io
 import json
-import math
 import os
-import re
 import time
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, names, progress as progress_lib, schema
+from kgan import atomic, imaging, names, progress as progress_lib, schema, serving
 
-METADATA_FILE = "kgan_metadata.json"
-WARMUP_FILE = "tf_serving_warmup_requests"
-#: Name of the PNG output of the `sample` signature. TF Serving's REST API base64-encodes a
-#: string output only when its name ends in "_bytes".
-PNG_OUTPUT = "png_bytes"
 FORMATS = ("grid", "png", "nifti", "tfrecord")
 DEFAULT_DISPLAY_SIZE = 256
 UNKNOWN_MODALITY = -1
-_VERSION_RE = re.compile(r"^\d+$")
-
-
-# --------------------------------------------------------------------------------------------
-# Shared with kgan.export: the latent stream and the pixel mapping
-
-
-def latent_vectors(seed, count, latent_dim: int, stream=0) -> tf.Tensor:
-    """Standard-normal latents from a stateless Philox generator keyed by ``[seed, stream]``.
-
-    The exported `sample` signature uses stream 0; `GeneratorSampler.generate` uses stream k for
-    the k-th chunk of ``max_count`` vectors, so its first chunk equals `sample`'s output and
-    different seeds never share a stream.
-    """
-    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
-    shape = tf.stack([tf.cast(count, tf.int32), tf.constant(latent_dim, tf.int32)])
-    return tf.random.stateless_normal(shape, seed=key, dtype=tf.float32, alg="philox")
-
-
-def images_to_uint8_tensor(images: tf.Tensor) -> tf.Tensor:
-    """[-1, 1] floats to uint8 pixels, the same mapping as `kgan.schema.to_uint8`."""
-    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
 
 
 # --------------------------------------------------------------------------------------------
 # Loading
-
-
-def resolve_export_dir(path: str) -> str:
-    """A version directory, or the newest version under an export base directory."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if os.path.isdir(path):
-        versions = sorted(int(v) for v in os.listdir(path)
-                          if _VERSION_RE.match(v)
-                          and os.path.isfile(os.path.join(path, v, "saved_model.pb")))
-        if versions:
-            return os.path.join(path, str(versions[-1]))
-    raise FileNotFoundError(
-        f"no exported generator at {path}: expected saved_model.pb there or in an integer "
-        "version directory below it (write one with scripts/export.py)")
 
 
 @dataclasses.dataclass
@@ -118,8 +72,8 @@ class GeneratorSampler:
     """
 
     def __init__(self, path: str):
-        self.path = resolve_export_dir(path)
-        meta_path = os.path.join(self.path, "assets.extra", METADATA_FILE)
+        self.path = serving.resolve_export_dir(path)
+        meta_path = os.path.join(self.path, "assets.extra", serving.METADATA_FILE)
         try:
             with open(meta_path) as f:
                 self.metadata: dict[str, Any] = json.load(f)
@@ -127,7 +81,7 @@ class GeneratorSampler:
             raise FileNotFoundError(
                 f"{meta_path} is missing: {self.path} was not written by kgan.export") from e
         self._model = tf.saved_model.load(self.path)
-        for name in ("serving_default", "sample"):
+        for name in serving.SIGNATURES:
             if name not in self._model.signatures:
                 raise ValueError(f"{self.path} has no {name!r} signature "
                                  f"(has {sorted(self._model.signatures)})")
@@ -197,8 +151,8 @@ class GeneratorSampler:
 
     def latents(self, count: int, seed: int = 0) -> np.ndarray:
         """The latent vectors `generate` uses: chunk k of max_count from stream [seed, k]."""
-        chunks = [latent_vectors(seed, min(self.max_count, count - start), self.latent_dim,
-                                 start // self.max_count).numpy()
+        chunks = [serving.latent_vectors(seed, min(self.max_count, count - start),
+                                         self.latent_dim, start // self.max_count).numpy()
                   for start in range(0, count, self.max_count)]
         return np.concatenate(chunks) if chunks else np.zeros([0, self.latent_dim], np.float32)
 
@@ -209,16 +163,16 @@ class GeneratorSampler:
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         mods, tums = self.conditions(count, modality, tumour)
-        serve = self._model.signatures["serving_default"]
+        serve = self._model.signatures[serving.SERVING_SIGNATURE]
         for start in range(0, count, self.max_count):
             stop = min(count, start + self.max_count)
-            inputs = {"z": latent_vectors(seed, stop - start, self.latent_dim,
-                                          start // self.max_count)}
+            inputs = {serving.LATENT: serving.latent_vectors(seed, stop - start, self.latent_dim,
+                                                             start // self.max_count)}
             if self.conditional:
-                inputs["modality"] = tf.constant(mods[start:stop])
-                inputs["tumour"] = tf.constant(tums[start:stop])
+                inputs[serving.MODALITY] = tf.constant(mods[start:stop])
+                inputs[serving.TUMOUR] = tf.constant(tums[start:stop])
             yield SampleBatch(
-                serve(**inputs)["images"].numpy(), mods[start:stop],
+                serve(**inputs)[serving.IMAGES].numpy(), mods[start:stop],
                 None if tums is None else tums[start:stop],
                 [sample_id(self.gan, seed, i) for i in range(start, stop)],
                 int(seed))
@@ -241,14 +195,16 @@ class GeneratorSampler:
         Returns:
           {"images": float32 [N, S, S, 1], "png_bytes": list of PNG bytes}.
         """
-        inputs = {"seed": tf.constant(seed, tf.int64), "count": tf.constant(count, tf.int32)}
+        inputs = {serving.SEED: tf.constant(seed, tf.int64),
+                  serving.COUNT: tf.constant(count, tf.int32)}
         if self.conditional:
             if modality is None or tumour is None:
                 raise ValueError("a conditional generator's sample needs modality and tumour")
-            inputs["modality"] = tf.constant(self._modality_index(modality), tf.int32)
-            inputs["tumour"] = tf.constant(int(tumour), tf.int32)
-        out = self._model.signatures["sample"](**inputs)
-        return {"images": out["images"].numpy(), PNG_OUTPUT: list(out[PNG_OUTPUT].numpy())}
+            inputs[serving.MODALITY] = tf.constant(self._modality_index(modality), tf.int32)
+            inputs[serving.TUMOUR] = tf.constant(int(tumour), tf.int32)
+        out = self._model.signatures[serving.SAMPLE_SIGNATURE](**inputs)
+        return {serving.IMAGES: out[serving.IMAGES].numpy(),
+                serving.PNG_OUTPUT: list(out[serving.PNG_OUTPUT].numpy())}
 
 
 def sample_id(gan: str, seed: int, index: int) -> str:
@@ -277,33 +233,6 @@ def _broadcast(values: np.ndarray, count: int, name: str) -> np.ndarray:
 # Pixels
 
 
-def _png_bytes(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _resample(name: str):
-    from PIL import Image
-
-    table = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
-    if name not in table:
-        raise ValueError(f"resample must be one of {sorted(table)}, got {name!r}")
-    return table[name]
-
-
-def _upsample(pixels: np.ndarray, size: int | None, resample: str) -> np.ndarray:
-    from PIL import Image
-
-    if size is None or size == pixels.shape[0]:
-        return pixels
-    if size < 1:
-        raise ValueError(f"display size must be positive, got {size}")
-    return np.asarray(Image.fromarray(pixels).resize((size, size), _resample(resample)))
-
-
 def caption(batch: SampleBatch, i: int) -> str:
     """The text under slice i of a grid: modality (and tumour condition when conditional)."""
     index = int(batch.modality[i])
@@ -315,19 +244,6 @@ def caption(batch: SampleBatch, i: int) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Writers
-
-
-def _wrap(text: str, width_of, max_width: float) -> list[str]:
-    """Greedy word wrap so a long title stays inside a narrow grid."""
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}".strip()
-        if line and width_of(candidate) > max_width:
-            lines.append(line)
-            line = word
-        else:
-            line = candidate
-    return lines + [line] if line else lines or [""]
 
 
 def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DISPLAY_SIZE,
@@ -343,41 +259,12 @@ def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DIS
       resample: "nearest" (shows the true pixels) or "bicubic" (smoother).
       title: text above the grid; says "SYNTHETIC" and the GAN by default.
     """
-    from PIL import Image, ImageDraw, ImageFont
-
-    n = len(batch.images)
-    columns = columns or max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / columns)
-    font_px = max(12, display_size // 12)
-    try:
-        font = ImageFont.load_default(size=font_px)
-    except (TypeError, ImportError, OSError):  # Pillow without FreeType: fixed bitmap font
-        font = ImageFont.load_default()
-    gap, cap_h = 4, font_px + 8
-    width = columns * display_size + (columns + 1) * gap
     title = title or f"SYNTHETIC slices (seed {batch.seed}) - not patient data"
-    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
-    lines = _wrap(title, lambda text: measure.textlength(text, font=font), width - 2 * gap)
-    title_h = len(lines) * (font_px + 4) + 10
-    height = title_h + rows * (display_size + cap_h + gap) + gap
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for k, line in enumerate(lines):
-        draw.text((gap, 4 + k * (font_px + 4)), line, fill=255, font=font)
     pixels = schema.to_uint8(batch.images[..., 0])
-    for i in range(n):
-        r, c = divmod(i, columns)
-        x = gap + c * (display_size + gap)
-        y = title_h + r * (display_size + cap_h + gap)
-        canvas.paste(Image.fromarray(_upsample(pixels[i], display_size, resample)), (x, y))
-        # Drawn on its own strip so a long caption is clipped at the tile's edge.
-        strip = Image.new("L", (display_size, cap_h), 0)
-        ImageDraw.Draw(strip).text((2, 3), caption(batch, i), fill=255, font=font)
-        canvas.paste(strip, (x, y + display_size))
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    atomic.write_bytes(path, buffer.getvalue())
-    return path
+    captions = [caption(batch, i) for i in range(len(pixels))]
+    grid = imaging.display_grid(pixels, captions, title=title, display_size=display_size,
+                                columns=columns, resample=resample)
+    return imaging.write_png(grid, path)
 
 
 def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = None,
@@ -396,7 +283,7 @@ def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = N
         if batch.tumour is not None:
             label += "-tumour" if batch.tumour[i] else "-notumour"
         path = os.path.join(out_dir, f"{sample_id}-{label}.png")
-        atomic.write_bytes(path, _png_bytes(_upsample(pixels[i], display_size, resample)))
+        imaging.write_png(imaging.upsample(pixels[i], display_size, resample), path)
         paths.append(path)
         if bar is not None:
             bar.update(1)

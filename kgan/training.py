@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import device, optimizers, pipeline
+from kgan import device, imaging, optimizers, pipeline
 
 #: Recipe fields that may change between a run and its resume (everything else must match).
 RESUMABLE_CHANGES = {
@@ -102,66 +102,6 @@ def resolve_data(config: cfg.Config) -> str:
 def dataset_image_size(source: str, data_dir: str | None = None, split: str = "train") -> int:
     """The slice size of an existing dataset (so `--data` needs no `--size`)."""
     return pipeline.image_size_of(pipeline.shard_files(source, split, data_dir))
-
-
-class SliceStream:
-    """An endless, resumable stream of training batches, gathered from slices held in memory.
-
-    The split's uint8 slices and numeric labels are read once into memory, in file order (the
-    size a cached tf.data pipeline would hold too). Pass p over them is the permutation drawn
-    with the stateless seed (seed, p), cut into batches; a batch is then one gather and one
-    uint8 -> [-1, 1] map, so its cost grows with the batch, not with a tf.data element per
-    slice, and the stream keeps ahead of a GPU's step (docs/training.md#benchmark). The stream
-    at position s (in batches) starts at pass s // batches_per_pass and skips
-    s % batches_per_pass batches, so a run that restarts at step s sees exactly what an
-    uninterrupted run saw from step s on.
-    """
-
-    def __init__(self, dataset_dir: str, *, split: str, batch_size: int, modalities,
-                 seed: int) -> None:
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
-            chunks = list(pipeline.slice_records(dataset_dir, split, modalities=modalities)
-                          .batch(1024))
-            self.count = sum(int(x.shape[0]) for x, _ in chunks)
-            if self.count < self.batch_size:
-                raise ValueError(
-                    f"{dataset_dir} split {split!r} has {self.count} slices for modalities "
-                    f"{list(modalities) if modalities is not None else 'all'}: fewer than one "
-                    f"batch of {self.batch_size}"
-                )
-            self.images = tf.concat([x for x, _ in chunks], axis=0)
-            self.labels = {key: tf.concat([y[key] for _, y in chunks], axis=0)
-                           for key in chunks[0][1]}
-        del chunks  # the one copy left is self.images: about the size of the shards
-        self.batches_per_pass = self.count // self.batch_size
-
-    def pass_indices(self, index: tf.Tensor) -> tf.data.Dataset:
-        """Pass `index` over the data: [batches_per_pass, batch_size] slice indices."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(index, tf.int64)])
-        order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=seed)
-        used = self.batches_per_pass * self.batch_size
-        return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[:used], [self.batches_per_pass, self.batch_size]))
-
-    def gather(self, indices: tf.Tensor):
-        """One batch: (images float32 in [-1, 1], labels) of the slices at `indices`."""
-        return (pipeline.to_unit_range(tf.gather(self.images, indices)),
-                {key: tf.gather(value, indices) for key, value in self.labels.items()})
-
-    def from_position(self, position: int, steps: int) -> tf.data.Dataset:
-        """The `steps` batches that follow `position` batches of the stream."""
-        if steps <= 0:
-            raise ValueError(f"steps must be positive, got {steps}")
-        first, skip = divmod(int(position), self.batches_per_pass)
-        last = (int(position) + int(steps) - 1) // self.batches_per_pass
-        ds = tf.data.Dataset.range(first, last + 1).flat_map(self.pass_indices)
-        if skip:
-            ds = ds.skip(skip)
-        ds = ds.take(int(steps)).map(self.gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                     deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # --- run directory -------------------------------------------------------------------------------
@@ -304,7 +244,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
-    stream = SliceStream(
+    stream = pipeline.SliceStream(
         dataset_dir, split=config.data.split, batch_size=config.train.batch_size * per_step,
         modalities=config.data.modalities, seed=config.train.seed,
     )
@@ -432,11 +372,11 @@ def write_sample_grid(generator, inputs, groups, path: str) -> None:
     """The fixed-latent sample grid as one PNG (conditional: one row band per modality)."""
     images = cb.generate(generator, inputs)
     if groups:
-        grid = np.concatenate([cb.image_grid(images[s], columns=min(16, s.stop - s.start))
+        grid = np.concatenate([imaging.image_grid(images[s], columns=min(16, s.stop - s.start))
                                for s in groups.values()], axis=0)
     else:
-        grid = cb.image_grid(images)
-    cb.write_png(grid, path)
+        grid = imaging.image_grid(images)
+    imaging.write_png(grid, path)
 
 
 def export(run_dir: str, out_base: str, reuse: bool = False) -> str:
@@ -445,14 +385,15 @@ def export(run_dir: str, out_base: str, reuse: bool = False) -> str:
     With `reuse` (a rerun that trained nothing new), the newest existing version is returned
     instead of writing an identical new one.
     """
-    from kgan.export import existing_versions, export_run
+    from kgan import serving
+    from kgan.export import export_run
 
     if reuse:
-        versions = existing_versions(out_base)
+        versions = serving.existing_versions(out_base)
         if versions:
             return os.path.join(out_base, str(max(versions)))
     return export_run(run_dir, out_base)
 
 
-__all__ = ["SliceStream", "TrainResult", "ResumeMismatchError", "build_model", "check_resumable",
+__all__ = ["TrainResult", "ResumeMismatchError", "build_model", "check_resumable",
            "dataset_image_size", "make_checkpoint", "make_strategy", "resolve_data", "train", "write_sample_grid"]

@@ -142,7 +142,7 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     """Rows real / each GAN, columns T1..FLAIR; synthetic slices placed by the encoder's head."""
     import numpy as np
 
-    from kgan import names
+    from kgan import imaging, names
     from kgan.evaluation import cohort, encoder as encoder_lib, figures, sources
 
     gans = [g for g in GANS if g in results]
@@ -164,8 +164,8 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     for g in gans:
         images = sources.from_export(results[g]["export"]).draw(per_gan, seed=seed)
         row(images, enc.modality(images), LABELS[g])
-    grid = figures.image_grid(np.stack(tiles), cols=len(names.MODALITIES), scale=3,
-                              captions=captions)
+    grid = imaging.captioned_grid(np.stack(tiles), cols=len(names.MODALITIES), scale=3,
+                                  captions=captions)
     return figures.save_png(grid, path)
 
 

@@ -220,7 +220,6 @@ def pipeline_rate(args, slices: int = 16384, batches: int = 400) -> dict:
     import tensorflow as tf
 
     from kgan import pipeline, schema
-    from kgan.training import SliceStream
 
     rng = np.random.default_rng(0)
     out = {}
@@ -233,7 +232,7 @@ def pipeline_rate(args, slices: int = 16384, batches: int = 400) -> dict:
                     w.write(schema.encode_example(image, modality=i % 4, plane=0, slice_index=i,
                                                   case_id=f"c{shard}", tumour_fraction=0.0))
         for batch in (args.batch, 5 * args.batch):
-            stream = SliceStream(d, split="train", batch_size=batch, modalities=None, seed=0)
+            stream = pipeline.SliceStream(d, split="train", batch_size=batch, modalities=None, seed=0)
             out[f"stream/{batch}"] = _drain_rate(stream.from_position(stream.batches_per_pass,
                                                                       batches))
             elementwise = pipeline.load_slices(d, "train", batch_size=batch, shuffle_seed=0,

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import optimizers
+from kgan import imaging, optimizers
 
 
 class TinyGAN(keras.Model):
@@ -220,14 +220,14 @@ def test_scalar_logger_steps_metrics_and_learning_rates(tmp_path):
 
 def test_image_grid_hand_computed():
     images = np.array([np.full((2, 2, 1), -1.0), np.full((2, 2, 1), 1.0), np.zeros((2, 2, 1))])
-    grid = cb.image_grid(images, pad=1)
+    grid = imaging.image_grid(images, pad=1)
     assert grid.shape == (2 * 3 + 1, 2 * 3 + 1) and grid.dtype == np.uint8
     assert (grid[1:3, 1:3] == 0).all() and (grid[1:3, 4:6] == 255).all()
     assert (grid[4:6, 1:3] == 128).all()  # 0.0 -> 127.5 -> rounds to 128
     assert (grid[4:6, 4:6] == 0).all()  # empty cell
     assert (grid[0] == 0).all() and (grid[:, 3] == 0).all()  # padding
     with pytest.raises(ValueError, match="expected images"):
-        cb.image_grid(np.zeros((4, 4)))
+        imaging.image_grid(np.zeros((4, 4)))
 
 
 def test_fixed_latents_are_fixed_and_labelled():
@@ -257,7 +257,7 @@ def test_sample_grid_logged_each_epoch(tmp_path, conditional):
         step, value = events[tag][-1]
         png = tf.make_ndarray(value.tensor)[2]  # [width, height, encoded png]
         image = tf.io.decode_png(png).numpy()
-        want = cb.image_grid(cb.generate(model.generator, inputs)[groups[tag.split("/")[1]]]
+        want = imaging.image_grid(cb.generate(model.generator, inputs)[groups[tag.split("/")[1]]]
                              if conditional else cb.generate(model.generator, inputs),
                              columns=2 if conditional else None)
         np.testing.assert_array_equal(image[..., 0], want)

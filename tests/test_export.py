@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kgan import export, names, schema
-from kgan.sampling import METADATA_FILE, PNG_OUTPUT, WARMUP_FILE, latent_vectors
+from kgan import export, names, schema, serving
+from kgan.serving import METADATA_FILE, PNG_OUTPUT, WARMUP_FILE, latent_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 LATENT, SIZE = 8, 16
@@ -320,7 +320,7 @@ def test_export_refuses_generators_that_break_the_contract(tmp_path):
     swapped = keras.Model([m, z, t], keras.layers.Reshape((4, 4, 1))(keras.layers.Dense(16)(h)))
     with pytest.raises(export.ExportError, match=r"ordered \['modality', 'z', 'tumour'\]"):
         export.export_generator(swapped, str(tmp_path / "x"), metadata={})
-    assert not (tmp_path / "x").exists() or export.existing_versions(str(tmp_path / "x")) == []
+    assert not (tmp_path / "x").exists() or serving.existing_versions(str(tmp_path / "x")) == []
 
 
 def _write_run(run_dir: Path, generator, config: dict) -> None:

@@ -13,11 +13,10 @@ import tensorflow as tf
 
 from kgan import export, names, schema
 from kgan.pipeline import load_arrays, load_slices
+from kgan.serving import PNG_OUTPUT, latent_vectors
 from kgan.sampling import (
-    PNG_OUTPUT,
     GeneratorSampler,
     SampleBatch,
-    latent_vectors,
     slices_to_volume,
     volume_to_slices,
     write_grid,

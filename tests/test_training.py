@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import schema, training
+from kgan import pipeline, schema, training
 
 SIZE = 16
 
@@ -68,7 +68,7 @@ def _checkpoint_values(path):
 
 def test_stream_order_is_a_function_of_position(tiny_data):
     keras.utils.set_random_seed(5)  # a global seed must not break the per-pass seeds
-    stream = training.SliceStream(tiny_data, split="train", batch_size=8, modalities=None,
+    stream = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=None,
                                   seed=3)
     assert (stream.count, stream.batches_per_pass) == (48, 6)
     # Held once, as stored (uint8); batches come out in [-1, 1] with their labels.
@@ -88,7 +88,7 @@ def test_stream_order_is_a_function_of_position(tiny_data):
     for p in range(2):  # every pass is a permutation of all slices
         assert sorted(sum(whole[6 * p:6 * p + 6], ())) == list(range(48))
     assert whole[:6] != whole[6:12]  # each pass has its own order
-    again = training.SliceStream(tiny_data, split="train", batch_size=8, modalities=["t1"],
+    again = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=["t1"],
                                  seed=3)
     assert again.count == 12 and all(i % 4 == 0 for b in ids(again.from_position(0, 1)) for i in b)
 

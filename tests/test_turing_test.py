@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from kgan import turing_test
+from kgan.evaluation import turing_test
 from kgan.evaluation.confusion import TuringTable
 from test_evaluate import toy_generator, write_toy_dataset
 

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     s.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args(argv)
 
-    from kgan import turing_test
+    from kgan.evaluation import turing_test
 
     if args.command == "score":
         try:

@@ -1,6 +1,6 @@
-"""PNG figures: image mosaics drawn with Pillow, plots drawn with matplotlib (Agg backend).
+"""PNG figures: plots drawn with matplotlib (Agg backend), saved beside `kgan.imaging`'s mosaics.
 
-Mosaics (sample grids, nearest-neighbour pairs) are pixels and stay Pillow.
+Mosaics (sample grids, nearest-neighbour pairs) are pixels and are drawn by `kgan.imaging`.
 Line plots, histograms and interval charts use matplotlib for readable ticks,
 a grid, labels and error bars; tick labels go through `format_number`, so a
 value that is zero up to rounding prints as 0, not 1.11e-16.
@@ -11,27 +11,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from kgan import atomic, schema
+from kgan import atomic, imaging
 
 _COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
 
-def _font():
-    return ImageFont.load_default()
-
-
 def save_png(image, path: str) -> str:
-    """Writes a Pillow image or a matplotlib figure as a PNG, atomically (temp file, then rename)."""
+    """Writes a Pillow image (a mosaic of `kgan.imaging`) or a matplotlib figure as a PNG, atomically."""
+    if isinstance(image, Image.Image):
+        return imaging.write_png(image, path)
     with atomic.atomic_path(path, suffix=".png") as tmp:
-        if isinstance(image, Image.Image):
-            image.save(tmp, format="PNG")
-        else:
-            image.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-            import matplotlib.pyplot as plt
+        image.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        import matplotlib.pyplot as plt
 
-            plt.close(image)
+        plt.close(image)
     return path
 
 
@@ -78,57 +73,6 @@ def _axes(title: str, xlabel: str, ylabel: str, size=(7.0, 4.0)):
     ax.yaxis.set_major_formatter(formatter)
     ax.tick_params(labelsize=10)
     return fig, ax
-
-
-def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
-    """One [-1, 1] slice ([S, S] or [S, S, 1]) as a greyscale image, enlarged `scale` times."""
-    pixels = schema.to_uint8(np.asarray(image).reshape(image.shape[0], image.shape[1]))
-    out = Image.fromarray(pixels, mode="L")
-    if scale != 1:
-        out = out.resize((out.width * scale, out.height * scale), Image.NEAREST)
-    return out
-
-
-def image_grid(images: np.ndarray, *, cols: int = 8, scale: int = 2, captions=None,
-               title: str | None = None) -> Image.Image:
-    """Slices in a grid with optional captions under each and a title on top."""
-    n = len(images)
-    cols = max(1, min(cols, n))
-    rows = max(1, (n + cols - 1) // cols)
-    size = images.shape[1] * scale
-    caption_h = 12 if captions is not None else 0
-    title_h = 16 if title else 0
-    pad = 2
-    canvas = Image.new("L", (cols * (size + pad) + pad, title_h + rows * (size + caption_h + pad) + pad), 255)
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((pad, 2), title, fill=0, font=_font())
-    for k in range(n):
-        r, c = divmod(k, cols)
-        x, y = pad + c * (size + pad), title_h + pad + r * (size + caption_h + pad)
-        canvas.paste(to_pil(images[k], scale), (x, y))
-        if captions is not None:
-            draw.text((x, y + size), str(captions[k])[: max(4, size // 6)], fill=0, font=_font())
-    return canvas
-
-
-def pairs_figure(left: np.ndarray, right: np.ndarray, captions, *, scale: int = 3,
-                 title: str = "", cols: int = 3) -> Image.Image:
-    """Pairs (left | right) in a grid with a caption under each, e.g. synthetic | nearest training."""
-    size = left.shape[1] * scale
-    cell_w, cell_h = 2 * size + 4 + 16, size + 16
-    cols = max(1, min(cols, len(left)))
-    rows = max(1, -(-len(left) // cols))
-    canvas = Image.new("L", (cols * cell_w + 8, 18 + rows * cell_h), 255)
-    draw = ImageDraw.Draw(canvas)
-    draw.text((4, 2), title, fill=0, font=_font())
-    for k in range(len(left)):
-        r, c = divmod(k, cols)
-        x, y = 4 + c * cell_w, 18 + r * cell_h
-        canvas.paste(to_pil(left[k], scale), (x, y))
-        canvas.paste(to_pil(right[k], scale), (x + size + 4, y))
-        draw.text((x, y + size + 2), str(captions[k]), fill=0, font=_font())
-    return canvas
 
 
 def line_plot(series: dict, *, title: str, xlabel: str, ylabel: str = "", steps: bool = False):

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from kgan import atomic, names, pipeline
+from kgan import atomic, imaging, names, pipeline
 from kgan.evaluation import (bootstrap, cohort, coverage, diversity, downstream,
                              encoder as encoder_lib, figures, frechet, intensity, memorisation, swd,
                              two_sample)
@@ -585,10 +585,10 @@ def _augmentation(source, enc, train_x, train_y, s1, s1_tum, ref_x, ref_y, in_a,
 def _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds):
     grid_n = min(32, len(s1), len(ref_x))
     pick_real = np.sort(np.random.default_rng(seeds["subsample"]).permutation(len(ref_x))[:grid_n])
-    figures.save_png(figures.image_grid(
+    figures.save_png(imaging.captioned_grid(
         s1[:grid_n], captions=[names.MODALITIES[m] if 0 <= m < len(names.MODALITIES) else "?" for m in s1_mod[:grid_n]],
         title=f"synthetic (seed {seeds['synthetic']})"), os.path.join(fig_dir, "samples_synthetic.png"))
-    figures.save_png(figures.image_grid(
+    figures.save_png(imaging.captioned_grid(
         ref_x[pick_real], captions=[names.MODALITIES[m] for m in ref_y["modality"][pick_real]],
         title="real, reference patients"), os.path.join(fig_dir, "samples_real.png"))
     for name, entry in inten.items():
@@ -602,7 +602,7 @@ def _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, co
             ylabel="share of brain pixels", steps=True), os.path.join(fig_dir, f"intensity_{name}.png"))
     arrays = mem["_arrays"]
     closest = np.argsort(arrays["synthetic_rms"])[:12]
-    figures.save_png(figures.pairs_figure(
+    figures.save_png(imaging.pairs_grid(
         s1[closest], train_x[arrays["synthetic_nearest"][closest]],
         [f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
          for k in closest], title="closest synthetic (left) | nearest training slice (right)"),

@@ -17,14 +17,12 @@ import base64
 import datetime
 import hashlib
 import html
-import io
 import json
 import os
 
 import numpy as np
-from PIL import Image
 
-from kgan import atomic, names, pipeline, schema
+from kgan import atomic, imaging, names, pipeline, schema
 from kgan.evaluation.confusion import REAL, SYNTHETIC, TuringTable
 from kgan.evaluation.sources import SyntheticSource
 
@@ -40,9 +38,8 @@ def default_key_path(out_dir: str) -> str:
 
 def _png_data_uri(image: np.ndarray) -> str:
     pixels = schema.to_uint8(np.asarray(image).reshape(image.shape[0], image.shape[1]))
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    encoded = imaging.png_bytes(pixels, optimize=True)
+    return "data:image/png;base64," + base64.b64encode(encoded).decode("ascii")
 
 
 def _modality_label(index: int) -> str:
