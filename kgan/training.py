@@ -203,6 +203,65 @@ def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
 
 # --- the run -------------------------------------------------------------------------------------
 
+@dataclasses.dataclass(frozen=True)
+class _FitCall:
+    """One `fit` call: `epochs` (first, stop) of `steps_per_epoch` steps from stream `position`."""
+
+    position: int
+    first_epoch: int
+    stop_epoch: int
+    steps_per_epoch: int
+
+    @property
+    def steps(self) -> int:
+        return self.steps_per_epoch * (self.stop_epoch - self.first_epoch)
+
+
+def fit_calls(start: int, steps_per_epoch: int, epochs: int) -> list[_FitCall]:
+    """The `fit` calls that take a run from step `start` to its end.
+
+    A run resumed inside an epoch first finishes that epoch (a shorter epoch of its own, so
+    Keras's epoch numbers stay those of an uninterrupted run), then trains the whole epochs left.
+    """
+    calls = []
+    epoch, done_in_epoch = divmod(start, steps_per_epoch)
+    if done_in_epoch and epoch < epochs:
+        calls.append(_FitCall(start, epoch, epoch + 1, steps_per_epoch - done_in_epoch))
+        epoch += 1
+    if epoch < epochs:
+        calls.append(_FitCall(epoch * steps_per_epoch, epoch, epochs, steps_per_epoch))
+    return calls
+
+
+def _print_plan(config: cfg.Config, plan: device.Plan, stream: pipeline.SliceStream,
+                steps_per_epoch: int, total_steps: int) -> None:
+    """What the run will do, before it starts (device, XLA, recipe, sizes, steps)."""
+    epochs = config.train.epochs
+    size = config.model.image_size
+    for line in [*plan.lines(),
+                 f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
+                 f"GAN and size  : {config.gan}, {size}x{size}, "
+                 f"batch {config.train.batch_size} ({stream.count:,} training slices)",
+                 f"steps         : {total_steps:,} ({epochs} "
+                 f"epoch{'s' if epochs != 1 else ''} of {steps_per_epoch:,})"]:
+        print(f"kgan: {line}", flush=True)
+
+
+def _save_last(gan, manager: tf.train.CheckpointManager, saver: cb.GeneratorSaver,
+               steps_done: int) -> None:
+    """The checkpoint of the last step (unless the callbacks just wrote it) and generator.keras."""
+    latest = manager.latest_checkpoint
+    if latest is None or int(latest.rsplit("-", 1)[1]) != steps_done:
+        manager.save(checkpoint_number=steps_done)
+    saver.set_model(gan)
+    saver.save()
+
+
+def _verbosity(config: cfg.Config) -> int:
+    verbose = config.train.verbose
+    return (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
+
+
 def train(config: cfg.Config, *, fresh: bool = False,
           extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
     """Trains a GAN from a resolved recipe, resuming its run directory when one exists.
@@ -227,15 +286,14 @@ def train(config: cfg.Config, *, fresh: bool = False,
         shutil.rmtree(run_dir)
     config_path = os.path.join(run_dir, "config.json")
     ckpt_dir = os.path.join(run_dir, "checkpoints")
-    has_checkpoint = tf.train.latest_checkpoint(ckpt_dir) is not None
-    if has_checkpoint and os.path.isfile(config_path):
+    if tf.train.latest_checkpoint(ckpt_dir) is not None and os.path.isfile(config_path):
         check_resumable(config, config_path)
 
+    # The model, its data and the device plan.
     keras.utils.set_random_seed(config.train.seed)
     policy = _set_precision(config)
     strategy = make_strategy(config)
     dataset_dir = resolve_data(config)
-
     gpus, device_name = _devices()
     cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
     onednn = device.onednn_enabled()
@@ -256,7 +314,6 @@ def train(config: cfg.Config, *, fresh: bool = False,
         )
     steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
     total_steps = steps_per_epoch * config.train.epochs
-
     cfg.save_json(config, config_path, extra={
         "dataset_dir": os.path.abspath(dataset_dir),
         "train_slices": stream.count,
@@ -275,6 +332,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         "keras": keras.__version__,
     })
 
+    # Where the run stands: the last checkpoint, if any.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(gan, step)
     manager = tf.train.CheckpointManager(checkpoint, ckpt_dir,
@@ -283,6 +341,7 @@ def train(config: cfg.Config, *, fresh: bool = False,
         restore(checkpoint, manager.latest_checkpoint)
     start = int(step.numpy())
 
+    # The callbacks that log, check and save while it trains.
     logdir = os.path.join(run_dir, "logs")
     writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
     health = cb.RunHealth()
@@ -300,44 +359,28 @@ def train(config: cfg.Config, *, fresh: bool = False,
         cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(run_dir, "samples")),
         *extra_callbacks,
     ]
-    plan = device.Plan(devices=device.describe_devices(gpus),
-                       onednn=device.describe_onednn(onednn),
-                       jit_compile=jit, jit_reason=jit_reason)
-    for line in [*plan.lines(),
-                 f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
-                 f"GAN and size  : {config.gan}, {config.model.image_size}x{config.model.image_size}, "
-                 f"batch {config.train.batch_size} ({stream.count:,} training slices)",
-                 f"steps         : {total_steps:,} ({config.train.epochs} "
-                 f"epoch{'s' if config.train.epochs != 1 else ''} of {steps_per_epoch:,})"]:
-        print(f"kgan: {line}", flush=True)
+    _print_plan(config, device.Plan(devices=device.describe_devices(gpus),
+                                    onednn=device.describe_onednn(onednn),
+                                    jit_compile=jit, jit_reason=jit_reason),
+                stream, steps_per_epoch, total_steps)
     if start:
         print(f"kgan: resuming {run_dir} from step {start} of {total_steps} "
               f"({manager.latest_checkpoint})", flush=True)
     if start < total_steps:
         callbacks.append(cb.TimeEstimate(total_steps - start,
                                          log=lambda line: print(line, flush=True)))
-    verbose = config.train.verbose
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
 
+    # Training: one fit call per part of the run (see `fit_calls`).
     epoch_logs: dict = {}
-    epoch, done_in_epoch = divmod(start, steps_per_epoch)
     with strategy.scope():
-        if done_in_epoch and epoch < config.train.epochs:
-            # The rest of the interrupted epoch, then whole epochs.
-            h = gan.fit(stream.from_position(start, steps_per_epoch - done_in_epoch),
-                        epochs=epoch + 1, initial_epoch=epoch,
-                        steps_per_epoch=steps_per_epoch - done_in_epoch, callbacks=callbacks,
-                        verbose=verbose, shuffle=False)
-            epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
-            epoch += 1
-        if epoch < config.train.epochs and not (gan.stop_training or health.diverged):
-            position = epoch * steps_per_epoch
-            h = gan.fit(stream.from_position(position, total_steps - position),
-                        epochs=config.train.epochs,
-                        initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
-            epoch_logs = {k: v[-1] for k, v in h.history.items()} or epoch_logs
+        for call in fit_calls(start, steps_per_epoch, config.train.epochs):
+            if gan.stop_training or health.diverged:
+                break
+            history = gan.fit(stream.from_position(call.position, call.steps),
+                              epochs=call.stop_epoch, initial_epoch=call.first_epoch,
+                              steps_per_epoch=call.steps_per_epoch, callbacks=callbacks,
+                              verbose=_verbosity(config), shuffle=False)
+            epoch_logs = {k: v[-1] for k, v in history.history.items()} or epoch_logs
     writer.close()
 
     if health.diverged:
@@ -347,15 +390,12 @@ def train(config: cfg.Config, *, fresh: bool = False,
             f"lower the learning rate or change the recipe, then rerun to resume from it."
         )
 
+    # What a run leaves: the last checkpoint and generator, a sample grid and an export.
     steps_done = int(step.numpy())
     if steps_done != start or not os.path.exists(generator_path):
-        if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[1]) != steps_done:
-            manager.save(checkpoint_number=steps_done)
-        saver.set_model(gan)
-        saver.save()
+        _save_last(gan, manager, saver, steps_done)
     samples_png = os.path.join(run_dir, "samples.png")
     write_sample_grid(gan.sampling_generator, inputs, groups, samples_png)
-
     export_dir = None
     if config.output.export:
         export_dir = export(run_dir, config.export_base, reuse=steps_done == start)
@@ -396,4 +436,4 @@ def export(run_dir: str, out_base: str, reuse: bool = False) -> str:
 
 
 __all__ = ["TrainResult", "ResumeMismatchError", "build_model", "check_resumable",
-           "dataset_image_size", "make_checkpoint", "make_strategy", "resolve_data", "train", "write_sample_grid"]
+           "dataset_image_size", "fit_calls", "make_checkpoint", "make_strategy", "resolve_data", "train", "write_sample_grid"]

@@ -18,6 +18,7 @@ synthetic side; `kgan.evaluation.bootstrap`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -283,6 +284,193 @@ def _memorisation_intervals(mem: dict, heldout_clusters, seeds, resamples) -> di
     return out
 
 
+@dataclasses.dataclass
+class _Real:
+    """The real slices of one evaluation: the generator's training split, and the reference
+    patients in two halves (A, B) of two quarters each, with the warnings their size calls for."""
+
+    inputs: dict
+    train_x: np.ndarray
+    train_y: dict
+    ref_x: np.ndarray
+    ref_y: dict
+    in_a: np.ndarray
+    in_b: np.ndarray
+    quarters: tuple
+    modality_ids: list
+    warnings: list
+    #: The encoder's modality head on ref_x (set once the encoder is loaded).
+    ref_head: np.ndarray | None = None
+
+    @property
+    def data(self) -> str:
+        return self.inputs["data"]
+
+    @property
+    def size(self) -> int:
+        return self.inputs["size"]
+
+    @property
+    def ref_c(self) -> np.ndarray:
+        return self.ref_y["case_id"]
+
+    @property
+    def n_patients(self) -> int:
+        return len(np.unique(self.ref_c))
+
+    @property
+    def half_patients(self) -> tuple[int, int]:
+        return len(np.unique(self.ref_c[self.in_a])), len(np.unique(self.ref_c[self.in_b]))
+
+
+def _load_real(source: SyntheticSource, data, reference, data_dir, eval_patients, seeds,
+               log) -> _Real:
+    """Loads the training split and the reference patients, and splits the patients in halves."""
+    inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
+    data, ref_name = inputs["data"], inputs["reference"]
+    covered = [m for m in source.modalities if m in names.MODALITIES]
+    train_x, train_y = pipeline.load_arrays(data, "train", modalities=covered, data_dir=data_dir)
+    ref_x, ref_y = cohort.load_splits(ref_name, inputs["reference_splits"], covered, data_dir)
+    size = inputs["size"]
+    overlap = sorted(set(np.unique(ref_y["case_id"])) & set(np.unique(train_y["case_id"])))
+    if overlap:
+        raise EvaluationInputError(f"{len(overlap)} reference patients are training patients of {data} "
+                                   f"(e.g. {overlap[0]}): a floor needs patients the generator never saw")
+    ref_c = ref_y["case_id"]
+    n_patients = len(np.unique(ref_c))
+    if n_patients < 4:
+        raise EvaluationInputError(f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
+                                   f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}")
+    in_a, in_b = cohort.patient_groups(ref_c, 2, seeds["split"])
+    a1, a2 = _quarters(ref_c, in_a, seeds["split"] + 1)
+    b1, b2 = _quarters(ref_c, in_b, seeds["split"] + 2)
+    modality_ids = sorted({int(m) for m in ref_y["modality"]})
+    pa, pb = len(np.unique(ref_c[in_a])), len(np.unique(ref_c[in_b]))
+    warnings = []
+    if min(pa, pb) < cohort.MIN_PATIENTS_PER_SIDE:
+        warnings.append(
+            f"small real cohort: halves of {pa} and {pb} patients (fewer than "
+            f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of patients: the "
+            "two-sample floor can sit well above 50 % because a classifier learns individual patients, "
+            "and every interval is wide. Read only differences larger than the intervals; use more "
+            "held-out patients (or the phantom evaluation cohort) for firm floors.")
+    for w in warnings:
+        log(f"  WARNING: {w}")
+    log(f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
+        f"reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, {n_patients} patients "
+        f"(half A {pa}, half B {pb}); {size}x{size}")
+    return _Real(inputs, train_x, train_y, ref_x, ref_y, in_a, in_b, (a1, a2, b1, b2), modality_ids,
+                 warnings)
+
+
+def _load_encoder(real: _Real, encoder_path, data_dir, seeds, encoder_epochs, log):
+    """The feature encoder: the cached file, else trained once on the training split."""
+    enc_path = encoder_path or default_encoder_path(real.data, real.size, data_dir=data_dir)
+    enc = encoder_lib.load_or_train(enc_path, lambda: (real.train_x, real.train_y), dataset=real.data,
+                                    seed=seeds["encoder"], epochs=encoder_epochs, log=log)
+    if enc.image_size != real.size:
+        raise EvaluationInputError(f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
+                                   f"slices, the data is {real.size}x{real.size}: pass another --encoder path")
+    return enc
+
+
+def _synthetic_modalities(source, real: _Real, s1, s1_mod, s1_head):
+    """The modality of each slice of set 1, and where it comes from."""
+    if source.conditional:
+        return s1_mod, "generator condition"
+    if len(real.modality_ids) == 1:
+        return np.full(len(s1), real.modality_ids[0]), "the generator's only training modality"
+    return s1_head, "the encoder's modality head (unconditional generator)"
+
+
+def _coverage(source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, samples,
+              per_modality, resamples):
+    """Modality coverage, and the pool of synthetic slices per modality the fidelity step uses."""
+    modality_ids = real.modality_ids
+    cover = coverage.shares(np.concatenate([s1_head, s2_head]), real.ref_head, real.ref_y["modality"],
+                            real.ref_c, modalities=modality_ids, seed=seeds["bootstrap"],
+                            resamples=resamples)
+    cover["classified_by"] = "encoder modality head (synthetic and real alike); real_labels: true labels"
+    if source.conditional:
+        cover["note"] = "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
+    pool_x, pool_mod = s1, s1_mod
+    if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
+        rng_c = np.random.default_rng([seeds["extra_draws"], 1])
+        parts, mods = [], []
+        for k, m in enumerate(modality_ids):
+            tum = np.asarray(real.train_y["tumour"])[np.asarray(real.train_y["modality"]) == m]
+            tumour = rng_c.choice(tum, per_modality).astype(np.int32)
+            parts.append(source.draw(per_modality, seeds["extra_draws"] * 1000 + k,
+                                     modality=np.full(per_modality, m, np.int32), tumour=tumour))
+            mods.append(np.full(per_modality, m))
+        pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
+    elif not source.conditional and len(modality_ids) > 1:
+        drawn, k = len(s1), 0
+        while min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples:
+            extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
+            pool_x = np.concatenate([pool_x, extra])
+            pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
+            drawn, k = drawn + samples, k + 1
+        cover["drawn_for_per_modality_metrics"] = int(drawn)
+    return cover, pool_x, pool_mod
+
+
+def _fidelity(real: _Real, enc, f_ref, s1, pool_x, pool_mod, seeds, samples, per_modality,
+              resamples, swd_resamples, pairs, log):
+    """Fidelity, intensity and diversity for all slices and for each modality."""
+    ref_x, ref_y, ref_c = real.ref_x, real.ref_y, real.ref_c
+    rng = np.random.default_rng(seeds["subsample"])
+    groups = {"all": None}
+    if len(real.modality_ids) > 1:
+        groups.update({names.MODALITIES[m]: m for m in real.modality_ids})
+    else:
+        groups = {names.MODALITIES[real.modality_ids[0]]: real.modality_ids[0]}
+    fidelity, inten, div = {}, {}, {}
+    for name, m in groups.items():
+        sel = np.ones(len(ref_x), bool) if m is None else ref_y["modality"] == m
+        ia = _subsample(np.flatnonzero(real.in_a & sel), samples, rng)
+        ib_all = np.flatnonzero(real.in_b & sel)
+        if m is None:
+            syn = s1
+        else:
+            syn = pool_x[pool_mod == m][:per_modality]
+        n = min(len(ib_all), len(syn), samples)
+        if n < MIN_GROUP or len(ia) < MIN_GROUP:
+            reason = (f"too few slices to mean something (half A {len(ia)}, half B {len(ib_all)}, "
+                      f"synthetic {len(syn)}; at least {MIN_GROUP} each)")
+            fidelity[name] = {"skipped": reason}
+            continue
+        ib = _subsample(ib_all, n, rng)
+        syn = syn[np.sort(rng.permutation(len(syn))[:n])]
+        f_syn = enc.features(syn)
+        fidelity[name], inten[name], div[name] = _compare(
+            name, ref_x[ia], ref_c[ia], ref_x[ib], ref_c[ib], syn, f_ref[ia], f_ref[ib], f_syn, seeds,
+            resamples, swd_resamples, pairs)
+        log(f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
+            f"(floor {fidelity[name]['swd_x1e3']['floor']['value']:.1f}); FID "
+            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})")
+    return fidelity, inten, div
+
+
+def _memorisation(real: _Real, enc, f_ref, s1, seeds, samples, resamples) -> dict:
+    """Nearest training slice of each synthetic and held-out real slice, with intervals."""
+    train_x, train_y = real.train_x, real.train_y
+    ia_all = _subsample(np.flatnonzero(real.in_a), samples, np.random.default_rng(seeds["subsample"] + 1))
+    f_s1, f_train = enc.features(s1), enc.features(train_x)
+    mem = memorisation.memorisation(s1, real.ref_x[ia_all], train_x, synthetic_features=f_s1,
+                                    heldout_features=f_ref[ia_all], train_features=f_train)
+    mem["intervals"] = _memorisation_intervals(mem, real.ref_c[ia_all], seeds, resamples)
+    mem["n_train_neighbours"] = int(len(train_x))
+    mem["n_heldout"] = int(len(ia_all))
+    arrays = mem["_arrays"]
+    closest = np.argsort(arrays["synthetic_rms"])[:12]
+    mem["closest_pairs"] = [
+        {"synthetic_index": int(k), "train_case_id": str(train_y["case_id"][arrays["synthetic_nearest"][k]]),
+         "train_slice_index": int(train_y["slice_index"][arrays["synthetic_nearest"][k]]),
+         "rms": float(arrays["synthetic_rms"][k])} for k in closest[:5]]
+    return mem
+
+
 def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, reference: str | None = None,
              seed: int = 0, samples: int = 1000, data_dir: str | None = None,
              encoder_path: str | None = None, encoder_epochs: int = 12, classifier_epochs: int = 5,
@@ -291,6 +479,10 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
              resamples: int = bootstrap.RESAMPLES, swd_resamples: int = bootstrap.SWD_RESAMPLES,
              model_label: str | None = None, log=print, **_ignored) -> dict:
     """Evaluates a generator against real patients it never saw and writes the report.
+
+    Load (`_load_real`), draw, the encoder, the metrics (`_coverage`, `_fidelity`,
+    `_two_sample`, `_memorisation`, `_augmentation`), the figures (`_figures`) and the report
+    (`_report`, `_write_report`), in that order.
 
     Args:
       source: the generator (see `SyntheticSource`, `sources.from_export`).
@@ -329,169 +521,80 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
     per_modality = per_modality or max(MIN_GROUP, samples // 4)
 
     progress("load", "finding and loading the real slices")
-    inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
-    data, ref_name = inputs["data"], inputs["reference"]
-    covered = [m for m in source.modalities if m in names.MODALITIES]
-    train_x, train_y = pipeline.load_arrays(data, "train", modalities=covered, data_dir=data_dir)
-    ref_x, ref_y = cohort.load_splits(ref_name, inputs["reference_splits"], covered, data_dir)
-    size = inputs["size"]
-    overlap = sorted(set(np.unique(ref_y["case_id"])) & set(np.unique(train_y["case_id"])))
-    if overlap:
-        raise EvaluationInputError(f"{len(overlap)} reference patients are training patients of {data} "
-                                   f"(e.g. {overlap[0]}): a floor needs patients the generator never saw")
-    ref_c = ref_y["case_id"]
-    n_patients = len(np.unique(ref_c))
-    if n_patients < 4:
-        raise EvaluationInputError(f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
-                                   f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}")
-    in_a, in_b = cohort.patient_groups(ref_c, 2, seeds["split"])
-    a1, a2 = _quarters(ref_c, in_a, seeds["split"] + 1)
-    b1, b2 = _quarters(ref_c, in_b, seeds["split"] + 2)
-    modality_ids = sorted({int(m) for m in ref_y["modality"]})
-    pa, pb = len(np.unique(ref_c[in_a])), len(np.unique(ref_c[in_b]))
-    warnings = []
-    if min(pa, pb) < cohort.MIN_PATIENTS_PER_SIDE:
-        warnings.append(
-            f"small real cohort: halves of {pa} and {pb} patients (fewer than "
-            f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of patients: the "
-            "two-sample floor can sit well above 50 % because a classifier learns individual patients, "
-            "and every interval is wide. Read only differences larger than the intervals; use more "
-            "held-out patients (or the phantom evaluation cohort) for firm floors.")
-    for w in warnings:
-        log(f"  WARNING: {w}")
-    log(f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
-        f"reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, {n_patients} patients "
-        f"(half A {pa}, half B {pb}); {size}x{size}")
+    real = _load_real(source, data, reference, data_dir, eval_patients, seeds, log)
 
     progress("generate", f"drawing 2 x {samples} synthetic slices ({source.name})")
-    s1, s1_mod, s1_tum = _draw(source, samples, seeds["synthetic"], train_y, modality_ids)
-    s2, s2_mod, _ = _draw(source, samples, seeds["synthetic_set2"], train_y, modality_ids)
+    s1, s1_mod, s1_tum = _draw(source, samples, seeds["synthetic"], real.train_y, real.modality_ids)
+    s2, _, _ = _draw(source, samples, seeds["synthetic_set2"], real.train_y, real.modality_ids)
 
     progress("encoder", "feature encoder (trained once on the generator's training slices, then reused)")
-    enc_path = encoder_path or default_encoder_path(data, size, data_dir=data_dir)
-    enc = encoder_lib.load_or_train(enc_path, lambda: (train_x, train_y), dataset=data,
-                                    seed=seeds["encoder"], epochs=encoder_epochs, log=log)
-    if enc.image_size != size:
-        raise EvaluationInputError(f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
-                                   f"slices, the data is {size}x{size}: pass another --encoder path")
-    ref_head = enc.modality(ref_x)
-    enc_ref_accuracy = float(np.mean(ref_head == ref_y["modality"]))
+    enc = _load_encoder(real, encoder_path, data_dir, seeds, encoder_epochs, log)
+    real.ref_head = enc.modality(real.ref_x)
+    enc_ref_accuracy = float(np.mean(real.ref_head == real.ref_y["modality"]))
     s1_head, s2_head = enc.modality(s1), enc.modality(s2)
-    if source.conditional:
-        modality_source = "generator condition"
-    elif len(modality_ids) == 1:
-        s1_mod, s2_mod = np.full(len(s1), modality_ids[0]), np.full(len(s2), modality_ids[0])
-        modality_source = "the generator's only training modality"
-    else:
-        s1_mod, s2_mod = s1_head, s2_head
-        modality_source = "the encoder's modality head (unconditional generator)"
+    s1_mod, modality_source = _synthetic_modalities(source, real, s1, s1_mod, s1_head)
 
     progress("coverage", "modality coverage: share of each modality, synthetic vs real")
-    cover = coverage.shares(np.concatenate([s1_head, s2_head]), ref_head, ref_y["modality"], ref_c,
-                            modalities=modality_ids, seed=seeds["bootstrap"], resamples=resamples)
-    cover["classified_by"] = "encoder modality head (synthetic and real alike); real_labels: true labels"
-    if source.conditional:
-        cover["note"] = "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
-    pool_x, pool_mod = s1, s1_mod
-    if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
-        rng_c = np.random.default_rng([seeds["extra_draws"], 1])
-        parts, mods = [], []
-        for k, m in enumerate(modality_ids):
-            tum = np.asarray(train_y["tumour"])[np.asarray(train_y["modality"]) == m]
-            tumour = rng_c.choice(tum, per_modality).astype(np.int32)
-            parts.append(source.draw(per_modality, seeds["extra_draws"] * 1000 + k,
-                                     modality=np.full(per_modality, m, np.int32), tumour=tumour))
-            mods.append(np.full(per_modality, m))
-        pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
-    elif not source.conditional and len(modality_ids) > 1:
-        drawn, k = len(s1), 0
-        while min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples:
-            extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
-            pool_x = np.concatenate([pool_x, extra])
-            pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
-            drawn, k = drawn + samples, k + 1
-        cover["drawn_for_per_modality_metrics"] = int(drawn)
-    f_ref = enc.features(ref_x)
+    cover, pool_x, pool_mod = _coverage(source, enc, real, s1, s1_mod, s1_head, s2_head, seeds,
+                                        samples, per_modality, resamples)
+    f_ref = enc.features(real.ref_x)
 
     progress("fidelity", "fidelity, intensity and diversity per group, with 95 % intervals "
              "(synthetic vs half A; floor: half B vs half A)")
-    rng = np.random.default_rng(seeds["subsample"])
-    groups = {"all": None}
-    if len(modality_ids) > 1:
-        groups.update({names.MODALITIES[m]: m for m in modality_ids})
-    else:
-        groups = {names.MODALITIES[modality_ids[0]]: modality_ids[0]}
-    fidelity, inten, div = {}, {}, {}
-    for name, m in groups.items():
-        sel = np.ones(len(ref_x), bool) if m is None else ref_y["modality"] == m
-        ia = _subsample(np.flatnonzero(in_a & sel), samples, rng)
-        ib_all = np.flatnonzero(in_b & sel)
-        if m is None:
-            syn = s1
-        else:
-            syn = pool_x[pool_mod == m][:per_modality]
-        n = min(len(ib_all), len(syn), samples)
-        if n < MIN_GROUP or len(ia) < MIN_GROUP:
-            reason = (f"too few slices to mean something (half A {len(ia)}, half B {len(ib_all)}, "
-                      f"synthetic {len(syn)}; at least {MIN_GROUP} each)")
-            fidelity[name] = {"skipped": reason}
-            continue
-        ib = _subsample(ib_all, n, rng)
-        syn = syn[np.sort(rng.permutation(len(syn))[:n])]
-        f_syn = enc.features(syn)
-        fidelity[name], inten[name], div[name] = _compare(
-            name, ref_x[ia], ref_c[ia], ref_x[ib], ref_c[ib], syn, f_ref[ia], f_ref[ib], f_syn, seeds,
-            resamples, swd_resamples, pairs)
-        log(f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
-            f"(floor {fidelity[name]['swd_x1e3']['floor']['value']:.1f}); FID "
-            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})")
+    fidelity, inten, div = _fidelity(real, enc, f_ref, s1, pool_x, pool_mod, seeds, samples,
+                                     per_modality, resamples, swd_resamples, pairs, log)
 
     progress("two_sample_test", "automated Visual Turing Test: classifier two-sample test, trained and "
              "tested on disjoint patients and samples")
-    vtt = _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples,
-                      classifier_epochs, min_steps, resamples)
+    vtt = _two_sample(real.ref_x, real.ref_c, real.in_a, real.in_b, *real.quarters, s1, s2, seeds,
+                      samples, classifier_epochs, min_steps, resamples)
     log(f"  synthetic vs real: {_pct_ci(vtt['synthetic']['accuracy'])}; floor (real vs real): "
         f"{_pct_ci(vtt['floor']['accuracy'])}")
 
     progress("memorisation", "memorisation: nearest training slice of each synthetic and held-out real slice")
-    ia_all = _subsample(np.flatnonzero(in_a), samples, np.random.default_rng(seeds["subsample"] + 1))
-    f_s1, f_train = enc.features(s1), enc.features(train_x)
-    mem = memorisation.memorisation(s1, ref_x[ia_all], train_x, synthetic_features=f_s1,
-                                    heldout_features=f_ref[ia_all], train_features=f_train)
-    mem["intervals"] = _memorisation_intervals(mem, ref_c[ia_all], seeds, resamples)
-    mem["n_train_neighbours"] = int(len(train_x))
-    mem["n_heldout"] = int(len(ia_all))
-    arrays = mem["_arrays"]
-    closest = np.argsort(arrays["synthetic_rms"])[:12]
-    mem["closest_pairs"] = [
-        {"synthetic_index": int(k), "train_case_id": str(train_y["case_id"][arrays["synthetic_nearest"][k]]),
-         "train_slice_index": int(train_y["slice_index"][arrays["synthetic_nearest"][k]]),
-         "rms": float(arrays["synthetic_rms"][k])} for k in closest[:5]]
+    mem = _memorisation(real, enc, f_ref, s1, seeds, samples, resamples)
 
     progress("augmentation", f"augmentation: tumour classifier on {augment_patients} real patients, "
              "with and without synthetic slices, tested on the reference patients")
-    aug = _augmentation(source, enc, train_x, train_y, s1, s1_tum, ref_x, ref_y, in_a, seeds,
-                        augment_patients, classifier_epochs, min_steps, resamples)
+    aug = _augmentation(source, enc, real.train_x, real.train_y, s1, s1_tum, real.ref_x, real.ref_y,
+                        real.in_a, seeds, augment_patients, classifier_epochs, min_steps, resamples)
 
     fig_dir = os.path.join(out_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds)
+    _figures(fig_dir, s1, s1_mod, real.ref_x, real.ref_y, real.train_x, real.train_y, inten, mem,
+             cover, vtt, aug, seeds)
     timings = progress.finish()
-    if enc.info.get("dataset") not in (None, data):
-        warnings.append(f"the encoder was trained on {enc.info.get('dataset')!r}, not on {data!r}")
+    if enc.info.get("dataset") not in (None, real.data):
+        real.warnings.append(f"the encoder was trained on {enc.info.get('dataset')!r}, not on {real.data!r}")
 
+    report = _report(source, real, data_dir, seed, seeds, samples, per_modality, resamples,
+                     swd_resamples, model_label, modality_source,
+                     encoder={**enc.describe(), "reference_modality_accuracy": enc_ref_accuracy},
+                     sections={"modality_coverage": cover, "fidelity": fidelity, "diversity": div,
+                               "intensity": inten, "visual_turing_test_automated": vtt,
+                               "memorisation": mem, "augmentation": aug},
+                     timings=timings)
+    return _write_report(report, out_dir, log)
+
+
+def _report(source, real: _Real, data_dir, seed, seeds, samples, per_modality, resamples,
+            swd_resamples, model_label, modality_source, *, encoder, sections, timings) -> dict:
+    """The report dict: what was compared with what, how, and every section's numbers."""
+    inputs, ref_c = real.inputs, real.ref_c
+    pa, pb = real.half_patients
     report = {
         "kgan_evaluation": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_label or source.name,
         "generator": {"conditional": source.conditional, "modalities": list(source.modalities),
                       "metadata": source.metadata},
-        "data": data, "image_size": int(size), "plane": inputs["plane"],
-        "reference": {"dataset": ref_name, "kind": inputs["reference_kind"],
-                      "splits": inputs["reference_splits"], **cohort.dataset_info(ref_name, data_dir),
-                      "patients": int(n_patients), "slices": int(len(ref_x)),
+        "data": real.data, "image_size": int(real.size), "plane": inputs["plane"],
+        "reference": {"dataset": inputs["reference"], "kind": inputs["reference_kind"],
+                      "splits": inputs["reference_splits"],
+                      **cohort.dataset_info(inputs["reference"], data_dir),
+                      "patients": int(real.n_patients), "slices": int(len(real.ref_x)),
                       "half_a_patients": int(pa), "half_b_patients": int(pb),
-                      "quarter_patients": [int(len(np.unique(ref_c[q]))) for q in (a1, a2, b1, b2)],
+                      "quarter_patients": [int(len(np.unique(ref_c[q]))) for q in real.quarters],
                       "min_patients_per_side": cohort.MIN_PATIENTS_PER_SIDE},
         "seed": seed, "seeds": seeds,
         "bootstrap": {"resamples": resamples, "swd_resamples": swd_resamples, "level": bootstrap.LEVEL,
@@ -499,20 +602,25 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
                                 "patient, synthetic slices one by one; FID, SWD and intensity W1 intervals "
                                 "shifted by the bootstrap bias", "seed": seeds["bootstrap"]},
         "samples": {"synthetic_per_set": samples, "synthetic_sets": 2,
-                    "train_slices": int(len(train_x)), "train_patients": int(len(np.unique(train_y["case_id"]))),
-                    "reference_slices": int(len(ref_x)), "reference_patients": int(n_patients),
+                    "train_slices": int(len(real.train_x)),
+                    "train_patients": int(len(np.unique(real.train_y["case_id"]))),
+                    "reference_slices": int(len(real.ref_x)), "reference_patients": int(real.n_patients),
                     "per_modality_target": int(per_modality)},
         "synthetic_modality_source": modality_source,
-        "encoder": {**enc.describe(), "reference_modality_accuracy": enc_ref_accuracy},
-        "modality_coverage": cover, "fidelity": fidelity, "diversity": div, "intensity": inten,
-        "visual_turing_test_automated": vtt, "memorisation": mem, "augmentation": aug,
-        "warnings": warnings, "timings_s": timings,
+        "encoder": encoder,
+        **sections,
+        "warnings": real.warnings, "timings_s": timings,
     }
     report["summary"] = summary(report)
+    return report
+
+
+def _write_report(report: dict, out_dir: str, log) -> dict:
+    """Writes report.json and report.md atomically; returns the JSON-safe report."""
     safe = _json_safe(report)
     atomic.write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
     atomic.write_text(os.path.join(out_dir, "report.md"), markdown(report))
-    log(f"report written to {out_dir}/report.md and report.json in {timings['total']:.0f} s")
+    log(f"report written to {out_dir}/report.md and report.json in {report['timings_s']['total']:.0f} s")
     return safe
 
 
