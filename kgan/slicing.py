@@ -99,6 +99,8 @@ class Slice:
     case_id: str
     tumour_fraction: float
     grade: str
+    #: Where the slice came from: the case's file layout ("brats2021", ...); the phantom
+    #: builder writes "phantom" instead.
     source: str
 
 
@@ -227,7 +229,7 @@ def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfi
             crop = _take(norm[m], axis, i)[r0:r1, c0:c1]
             pixels = to_uint8(fit_square(crop, config.size, config.resize))
             out.append(Slice(pixels, m, config.plane, int(i), case.case_id, fraction,
-                             case.grade, case.source))
+                             case.grade, case.layout))
     return out
 
 

@@ -82,10 +82,6 @@ class Case:
     grade: str = "unknown"
     layout: str = "brats2021"
 
-    @property
-    def source(self) -> str:
-        return self.layout
-
 
 @dataclasses.dataclass
 class CaseVolumes:

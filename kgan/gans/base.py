@@ -305,8 +305,8 @@ class GAN(keras.Model):
             return self.discriminator([images, conditions[0], conditions[1]], training=training)
         return self.discriminator(images, training=training)
 
-    def apply(self, optimizer, loss, tape, variables) -> None:
-        """One optimizer update of `variables` from a scalar loss recorded on `tape`.
+    def apply_loss_gradients(self, optimizer, loss, tape, variables) -> None:
+        """One optimizer update of `variables` down the gradient of a loss recorded on `tape`.
 
         The loss is divided by the number of replicas through `output_gradients`
         (the tape has stopped recording here, so dividing the loss itself would
@@ -323,7 +323,3 @@ class GAN(keras.Model):
             weight = None if weights is None else weights.get(name)
             self.trackers[name].update_state(value, sample_weight=weight)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-    def latent_batch(self, count: int, seed: int = 0) -> tf.Tensor:
-        """A fixed z batch (for sample grids) that leaves the training seed state alone."""
-        return tf.random.stateless_normal([count, self.latent_dim], seed=[int(seed), 1 << 20])

@@ -63,8 +63,8 @@ class BEGAN(GAN):
                 fake, self.discriminate(fake, conditions, training=True))
             d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
             g_loss = losses.began_generator_loss(loss_fake)
-        self.apply(self.d_optimizer, d_loss, d_tape, d_vars)
-        self.apply(self.g_optimizer, g_loss, g_tape, g_vars)
+        self.apply_loss_gradients(self.d_optimizer, d_loss, d_tape, d_vars)
+        self.apply_loss_gradients(self.g_optimizer, g_loss, g_tape, g_vars)
         self.update_ema()
 
         global_real = cross_replica_mean(loss_real)

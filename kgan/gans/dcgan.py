@@ -40,14 +40,14 @@ class DCGAN(GAN):
             d_loss = losses.dcgan_discriminator_loss(
                 real_logits, fake_logits, label_smoothing=self.label_smoothing
             )
-        self.apply(self.d_optimizer, d_loss, tape, d_vars)
+        self.apply_loss_gradients(self.d_optimizer, d_loss, tape, d_vars)
 
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generate(self.sample_latent(batch), conditions, training=True)
             g_loss = losses.dcgan_generator_loss(
                 self.discriminate(self.augment(fake), conditions, training=True))
-        self.apply(self.g_optimizer, g_loss, tape, g_vars)
+        self.apply_loss_gradients(self.g_optimizer, g_loss, tape, g_vars)
         self.update_ema()
 
         return self.update_metrics({

@@ -125,7 +125,7 @@ class WGAN(GAN):
         real, fake = self.augment(real), self.augment(fake)
         with tf.GradientTape() as tape:
             loss, logged = self.critic_loss(real, fake, conditions)
-        self.apply(self.d_optimizer, loss, tape, variables)
+        self.apply_loss_gradients(self.d_optimizer, loss, tape, variables)
         self.clip_critic()
         return logged
 
@@ -138,7 +138,7 @@ class WGAN(GAN):
             loss = losses.wasserstein_generator_loss(
                 self.discriminate(self.augment(fake), conditions, training=True)
             )
-        self.apply(self.g_optimizer, loss, tape, variables)
+        self.apply_loss_gradients(self.g_optimizer, loss, tape, variables)
         self.update_ema()
         return loss
 
