@@ -6,10 +6,11 @@
 
 Why JAX: the GPU machines lent to this project have no TensorFlow and no network, and TensorFlow
 with its CUDA libraries (about 2 GiB of wheels) cannot be carried to them (64 MiB a call). They
-do have JAX. Keras 3 builds the very same `kgan.networks` and `kgan.config` optimisers on JAX,
-and `jax.jit` compiles through the same XLA GPU compiler that `jit_compile=True` uses in
-TensorFlow. So the steps below repeat each GAN's `train_step` (same networks, losses, optimisers,
-critic updates, clipping, penalty, k_t control) in JAX's stateless style, and their speed stands
+do have JAX. Keras 3 builds the very same `kgan.networks`, `kgan.optimizers` and `kgan.losses`
+(written in keras.ops) on JAX, and `jax.jit` compiles through the same XLA GPU compiler that
+`jit_compile=True` uses in TensorFlow. So the steps below arrange each GAN's `train_step` (same
+networks, loss functions, optimisers, critic updates, clipping, penalty, k_t control) in JAX's
+stateless style, where gradients come from `jax.grad` instead of a tape, and their speed stands
 in for kgan's compiled TensorFlow step on that GPU. The "op by op" column runs the same Python
 step without jit, one kernel per op: JAX's eager mode, which is slower to dispatch than
 TensorFlow's graph executor, so it bounds the no-XLA step from below.
@@ -144,7 +145,8 @@ class StatelessGAN:
     def _critic_update(self, state, real, z_key, alpha_key):
         import jax
         import jax.numpy as jnp
-        from jax.nn import softplus
+
+        from kgan import losses
 
         z = jax.random.normal(z_key, [real.shape[0], 100])
         fake, g = self._g(state["g"], z)
@@ -155,19 +157,18 @@ class StatelessGAN:
             real_out, d = self._d(d, real)
             fake_out, d = self._d(d, fake)
             if self.gan == "dcgan":
-                loss = jnp.mean(softplus(-real_out)) + jnp.mean(softplus(fake_out))
+                loss = losses.dcgan_discriminator_loss(real_out, fake_out)
             else:
-                loss = jnp.mean(fake_out) - jnp.mean(real_out)
+                loss = losses.wasserstein_critic_loss(real_out, fake_out)
             if self.gan == "wgan-gp":
-                alpha = jax.random.uniform(alpha_key, [real.shape[0], 1, 1, 1])
-                x_hat = alpha * real + (1.0 - alpha) * fake
+                alpha = jax.random.uniform(alpha_key, [real.shape[0]])
+                x_hat = losses.interpolate(real, fake, alpha)
 
                 def critic_sum(x):
                     return jnp.sum(self._d(d, x)[0])
 
-                grads = jax.grad(critic_sum)(x_hat)
-                norms = jnp.sqrt(jnp.sum(grads ** 2, axis=(1, 2, 3)) + 1e-10)
-                loss = loss + self.params["gp_weight"] * jnp.mean((norms - 1.0) ** 2)
+                penalty = losses.penalty_from_gradients(jax.grad(critic_sum)(x_hat))
+                loss = loss + self.params["gp_weight"] * penalty
             return loss, d[1]
 
         (loss, d_ntv), grads = jax.value_and_grad(loss_fn, has_aux=True)(*state["d"])
@@ -179,15 +180,16 @@ class StatelessGAN:
 
     def _generator_update(self, state, batch, z_key):
         import jax
-        import jax.numpy as jnp
-        from jax.nn import softplus
+
+        from kgan import losses
 
         z = jax.random.normal(z_key, [batch, 100])
 
         def loss_fn(g_tv, g_ntv):
             fake, g = self._g((g_tv, g_ntv), z)
             out, d = self._d(state["d"], fake)
-            loss = jnp.mean(softplus(-out)) if self.gan == "dcgan" else -jnp.mean(out)
+            loss = (losses.dcgan_generator_loss(out) if self.gan == "dcgan"
+                    else losses.wasserstein_generator_loss(out))
             return loss, (g[1], d[1])
 
         (loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(*state["g"])
@@ -198,28 +200,31 @@ class StatelessGAN:
         import jax
         import jax.numpy as jnp
 
+        from kgan import losses
+
         z = jax.random.normal(z_key, [real.shape[0], 100])
         k = state["k"]
 
-        def losses(g_tv, d_tv):
+        def both_losses(g_tv, d_tv):
             fake, g = self._g((g_tv, state["g"][1]), z)
             rec_real, d = self._d((d_tv, state["d"][1]), real)
             rec_fake, d = self._d(d, fake)
-            loss_real = jnp.mean(jnp.abs(real - rec_real))
-            loss_fake = jnp.mean(jnp.abs(fake - rec_fake))
-            return (loss_real - k * loss_fake, loss_fake), (loss_real, loss_fake)
+            loss_real = losses.began_autoencoder_loss(real, rec_real)
+            loss_fake = losses.began_autoencoder_loss(fake, rec_fake)
+            return ((losses.began_discriminator_loss(loss_real, loss_fake, k),
+                     losses.began_generator_loss(loss_fake)), (loss_real, loss_fake))
 
         # One forward pass, two backward passes (d_loss for D, g_loss for G), as the two tapes
         # of kgan's BEGAN step; XLA drops the cotangents nobody uses.
         (d_loss, g_loss), pullback, (loss_real, loss_fake) = jax.vjp(
-            losses, state["g"][0], state["d"][0], has_aux=True)
+            both_losses, state["g"][0], state["d"][0], has_aux=True)
         one, zero = jnp.ones_like(d_loss), jnp.zeros_like(d_loss)
         _, d_grads = pullback((one, zero))
         g_grads, _ = pullback((zero, one))
         d_tv, d_opt = self.d_opt.stateless_apply(state["d_opt"], d_grads, state["d"][0])
         g_tv, g_opt = self.g_opt.stateless_apply(state["g_opt"], g_grads, state["g"][0])
         gamma, lambda_k = self.params["gamma"], self.params["lambda_k"]
-        new_k = jnp.clip(k + lambda_k * (gamma * loss_real - loss_fake), 0.0, 1.0)
+        new_k = losses.began_k_update(k, loss_real, loss_fake, gamma=gamma, lambda_k=lambda_k)
         return dict(state, g=(g_tv, state["g"][1]), d=(d_tv, state["d"][1]), g_opt=g_opt,
                     d_opt=d_opt, k=new_k, d_loss=d_loss, g_loss=g_loss)
 
