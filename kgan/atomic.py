@@ -86,7 +86,7 @@ def fsync_dir(directory: str) -> None:
 
 def fsync_tree(directory: str) -> None:
     """Flushes every file and folder under `directory` (before renaming the folder into place)."""
-    for root, dirs, files in os.walk(directory, topdown=False):
+    for root, _dirs, files in os.walk(directory, topdown=False):
         for name in files:
             fsync_file(os.path.join(root, name))
         fsync_dir(root)

@@ -248,7 +248,8 @@ class TaskRunner:
 
     def _go_inline(self) -> None:
         warnings.warn("dataset build: worker processes failed; finishing in this process "
-                      "(start builds under `if __name__ == '__main__':`)", RuntimeWarning)
+                      "(start builds under `if __name__ == '__main__':`)", RuntimeWarning,
+                      stacklevel=2)
         lost = list(self._pending.values())
         self._pending.clear()
         self._queue.extendleft(reversed(lost))

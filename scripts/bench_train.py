@@ -103,7 +103,7 @@ def matmul_peak(n: int, reps: int) -> float:
     for jit in (False, True):
         f = tf.function(lambda x, y: tf.matmul(x, y), jit_compile=jit)
         f(a, b).numpy()
-        med, _ = _median_time(lambda: f(a, b).numpy(), max(reps, 3))
+        med, _ = _median_time(lambda f=f: f(a, b).numpy(), max(reps, 3))
         best = max(best, 2 * n ** 3 / med / 1e9)
     return best
 

@@ -90,7 +90,7 @@ def report():
     result = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT "))
+    line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT "))
     return json.loads(line[len("REPORT "):])
 
 

@@ -81,7 +81,9 @@ def test_kid_weights_never_pair_a_slice_with_its_copy():
     a, b = rng.standard_normal((6, 2)), rng.standard_normal((5, 2))
     wa, wb = np.array([2.0, 1, 0, 1, 3, 1]), np.array([1.0, 2, 1, 0, 1])
     d = 2
-    k = lambda x, y: (x @ y / d + 1.0) ** 3
+    def k(x, y):
+        return (x @ y / d + 1.0) ** 3
+
     ia, ib = np.repeat(np.arange(6), wa.astype(int)), np.repeat(np.arange(5), wb.astype(int))
     sxx = np.mean([k(a[i], a[j]) for i in ia for j in ia if i != j])
     syy = np.mean([k(b[i], b[j]) for i in ib for j in ib if i != j])

@@ -102,7 +102,7 @@ def compiled_report(tmp_path_factory):
     result = subprocess.run([sys.executable, "-c", _COMPILED_STEPS], env=env, cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
-    line = next(l for l in result.stdout.splitlines() if l.startswith("REPORT "))
+    line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT "))
     return json.loads(line[len("REPORT "):])
 
 
@@ -212,7 +212,7 @@ def test_gradient_penalty_of_a_linear_critic():
 def test_wgan_gp_critic_has_no_batch_norm_and_no_clipping():
     gan = build_gan("wgan-gp", image_size=16, width=4)
     assert gan.clip_value is None
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in gan.discriminator.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in gan.discriminator.layers)
 
 
 # --------------------------------------------------------------------- BEGAN

@@ -20,7 +20,7 @@ def _toy_set(n, seed, size=16, shift=0.0, tumour_share=0.5):
 def test_laplacian_pyramid_levels_and_exact_reconstruction():
     images = RNG.uniform(-1, 1, (3, 64, 64))
     levels = swd.laplacian_pyramid(images, min_resolution=16)
-    assert [l.shape[1] for l in levels] == [64, 32, 16]
+    assert [level.shape[1] for level in levels] == [64, 32, 16]
     rebuilt = levels[-1]
     for band in reversed(levels[:-1]):
         rebuilt = band + swd._upsample(rebuilt, band.shape[1:])

@@ -49,22 +49,22 @@ def test_dcgan_64_is_radfords_layout():
     shapes = [g.get_layer(n).output.shape[1:] for n in ("reshape", "up1", "up2", "up3", "up4")]
     assert shapes == [(4, 4, 512), (8, 8, 256), (16, 16, 128), (32, 32, 64), (64, 64, 1)]
     assert g.get_layer("images").get_config()["activation"] == "tanh"
-    bn = [l for l in g.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bn = [layer for layer in g.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(bn) == 4  # every hidden block, not the output
     d = networks.dcgan_discriminator(64, width=64)
     shapes = [d.get_layer(f"down{i}").output.shape[1:] for i in range(4)]
     assert shapes == [(32, 32, 64), (16, 16, 128), (8, 8, 256), (4, 4, 512)]
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in d.layers[:3])
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers[:3])
     assert d.get_layer("down0_lrelu").get_config()["negative_slope"] == pytest.approx(0.2)
     assert d.get_layer("score").get_config()["activation"] == "linear"  # no sigmoid
 
 
 def test_critic_norm_options():
     layer_norm = networks.dcgan_discriminator(32, width=4, norm="layer")
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in layer_norm.layers)
-    assert any(isinstance(l, keras.layers.GroupNormalization) for l in layer_norm.layers)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layer_norm.layers)
+    assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in layer_norm.layers)
     plain = networks.dcgan_discriminator(32, width=4, norm="none")
-    assert not any("norm" in l.name for l in plain.layers)
+    assert not any("norm" in layer.name for layer in plain.layers)
     with pytest.raises(ValueError, match="norm"):
         networks.dcgan_discriminator(32, norm="instance")
 
@@ -76,8 +76,8 @@ def test_began_64_is_berthelots_layout():
     assert d.get_layer("enc_down0").output.shape[1:] == (32, 32, 16)
     assert d.get_layer("enc_conv3_1").output.shape[1:] == (8, 8, 32)
     assert d.get_layer("dec_reshape").output.shape[1:] == (8, 8, 8)
-    ups = [l for l in d.layers if isinstance(l, keras.layers.UpSampling2D)]
-    assert len(ups) == 3 and all(l.get_config()["interpolation"] == "nearest" for l in ups)
+    ups = [layer for layer in d.layers if isinstance(layer, keras.layers.UpSampling2D)]
+    assert len(ups) == 3 and all(layer.get_config()["interpolation"] == "nearest" for layer in ups)
     assert d.get_layer("enc_conv0_0").get_config()["activation"] == "elu"
 
 
@@ -85,10 +85,10 @@ def test_256_builds_by_adding_blocks():
     g = networks.dcgan_generator(256, 100, width=4)
     assert g.output.shape[1:] == (256, 256, 1)
     assert g.get_layer("reshape").output.shape[1:] == (4, 4, 32)  # capped at 8x width
-    assert len([l for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)]) == 6
+    assert len([layer for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]) == 6
     d = networks.began_discriminator(256, filters=4, bottleneck=8)
     assert d.output.shape[1:] == (256, 256, 1)
-    assert len([l for l in d.layers if isinstance(l, keras.layers.UpSampling2D)]) == 5
+    assert len([layer for layer in d.layers if isinstance(layer, keras.layers.UpSampling2D)]) == 5
 
 
 @pytest.mark.parametrize("size", [12, 48, 512])

@@ -83,7 +83,7 @@ def test_brats_build_summary_and_skip_bad(built):
     good = sorted(sum(summary.cases.values(), []))
     assert good == sorted(["Brats18_A_1", "Brats18_A_2", "Brats18_B_1", "BraTS-GLI-00001-000",
                            "brats_tcia_pat101_1"])
-    for split, per_mod in summary.slices.items():
+    for per_mod in summary.slices.values():
         counts = set(per_mod.values())
         assert len(counts) == 1  # the same slices of every modality
     text = str(summary)

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -273,7 +274,7 @@ def test_page_in_headless_chromium_answer_reload_export_score(kit, tmp_path):
     plan = {i: ("real" if key["items"][i]["modality"] == "t1" else "synthetic") for i in ids[:-1]}
     with _serve(out) as base, _chromium() as cdp:
         assert urllib.request.urlopen(f"{base}/turing_test.html").status == 200
-        with pytest.raises(Exception):  # the key is not reachable from the page's folder
+        with pytest.raises(urllib.error.URLError):  # the key is not reachable from the page's folder
             urllib.request.urlopen(f"{base}/../{os.path.basename(key_path)}")
         cdp.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         target = cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"]

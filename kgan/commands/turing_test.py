@@ -69,7 +69,9 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"turing_test.py build: cannot load the generator at {args.model}: {e}", file=sys.stderr)
         return 2
-    log = lambda line: print(line, flush=True)
+    def log(line):
+        print(line, flush=True)
+
     try:
         if args.data is None:
             inputs = report.resolve_inputs(source, None, "auto", args.data_dir, log=log)

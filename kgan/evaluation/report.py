@@ -646,7 +646,9 @@ def _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples
     sample it was trained on, so the floor sits near 50 % when the two groups
     of patients come from one population.
     """
-    syn_ids = lambda k, x: np.array([f"set{k}:{i}" for i in range(len(x))])
+    def syn_ids(k, x):
+        return np.array([f"set{k}:{i}" for i in range(len(x))])
+
     synthetic = two_sample.cross_fitted([
         {"pos_train": ref_x[in_a], "neg_train": s1, "pos_test": ref_x[in_b], "neg_test": s2,
          "pos_test_clusters": ref_c[in_b], "neg_test_clusters": syn_ids(2, s2)},

@@ -123,7 +123,7 @@ def swd(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0,
     """
     ref_levels = laplacian_pyramid(reference, min_resolution)
     cand_levels = laplacian_pyramid(candidate, min_resolution)
-    if [l.shape[1:] for l in ref_levels] != [l.shape[1:] for l in cand_levels]:
+    if [lv.shape[1:] for lv in ref_levels] != [lv.shape[1:] for lv in cand_levels]:
         raise ValueError(
             f"image sizes differ: reference {np.shape(reference)}, candidate {np.shape(candidate)}")
     out = {}
@@ -165,7 +165,7 @@ class WeightedSWD:
                  projections: int = 128, min_resolution: int = 16):
         ref_levels = laplacian_pyramid(reference, min_resolution)
         cand_levels = laplacian_pyramid(candidate, min_resolution)
-        if [l.shape[1:] for l in ref_levels] != [l.shape[1:] for l in cand_levels]:
+        if [lv.shape[1:] for lv in ref_levels] != [lv.shape[1:] for lv in cand_levels]:
             raise ValueError(f"image sizes differ: reference {np.shape(reference)}, "
                              f"candidate {np.shape(candidate)}")
         self.n_ref, self.n_cand = len(ref_levels[0]), len(cand_levels[0])

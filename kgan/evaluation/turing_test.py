@@ -114,7 +114,10 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
             from kgan.evaluation import encoder as encoder_lib, report
 
             train_data = train_data or data
-            train = lambda: pipeline.load_arrays(train_data, "train", modalities=covered, data_dir=data_dir)
+            def train():
+                return pipeline.load_arrays(train_data, "train", modalities=covered,
+                                            data_dir=data_dir)
+
             enc = encoder_lib.load_or_train(
                 encoder_path or report.default_encoder_path(train_data, test_x.shape[1], data_dir=data_dir),
                 train, dataset=train_data, seed=0, log=log)
