@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import secrets
-from typing import Iterator
+from collections.abc import Iterator
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 

@@ -28,7 +28,7 @@ parameters of the whole global batch and keep each replica's slice (as with z).
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import tensorflow as tf
 
@@ -51,8 +51,9 @@ def parse_policy(policy) -> tuple[str, ...]:
     elif isinstance(policy, Iterable):
         names = [str(p).strip() for p in policy]
     else:
-        raise ValueError(f"augment must be a list of {POLICIES} or a comma-separated string, "
-                         f"got {policy!r}")
+        raise ValueError(
+            f"augment must be a list of {POLICIES} or a comma-separated string, got {policy!r}"
+        )
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
         raise ValueError(f"unknown augmentation(s) {unknown}; choose from {POLICIES}")
@@ -61,8 +62,15 @@ def parse_policy(policy) -> tuple[str, ...]:
     return tuple(n for n in POLICIES if n in names)  # one fixed order, whatever the listing
 
 
-def draw_params(seed, count, size: int, policy: tuple[str, ...], *,
-                translation_ratio: float = 0.125, cutout_ratio: float = 0.5) -> dict:
+def draw_params(
+    seed,
+    count,
+    size: int,
+    policy: tuple[str, ...],
+    *,
+    translation_ratio: float = 0.125,
+    cutout_ratio: float = 0.5,
+) -> dict:
     """Per-image random parameters for `count` images of `size` x `size`.
 
     Args:
@@ -81,13 +89,15 @@ def draw_params(seed, count, size: int, policy: tuple[str, ...], *,
     out = {}
     if "translation" in policy:
         limit = int(size * translation_ratio)
-        out["shift"] = tf.random.stateless_uniform([count, 2], seed=keys[0], minval=-limit,
-                                                   maxval=limit + 1, dtype=tf.int32)
+        out["shift"] = tf.random.stateless_uniform(
+            [count, 2], seed=keys[0], minval=-limit, maxval=limit + 1, dtype=tf.int32
+        )
     if "cutout" in policy:
         hole = cutout_size(size, cutout_ratio)
         # The hole's centre is uniform over the image, so its corner runs from -hole // 2.
-        centre = tf.random.stateless_uniform([count, 2], seed=keys[1], minval=0,
-                                             maxval=size, dtype=tf.int32)
+        centre = tf.random.stateless_uniform(
+            [count, 2], seed=keys[1], minval=0, maxval=size, dtype=tf.int32
+        )
         out["cutout"] = centre - hole // 2
     if "brightness" in policy:
         out["brightness"] = tf.random.stateless_uniform([count], seed=keys[2]) - 0.5
@@ -103,7 +113,7 @@ def cutout_size(size: int, cutout_ratio: float = 0.5) -> int:
 
 def slice_params(params: Mapping, start, count) -> dict:
     """Rows [start, start + count) of every parameter (one replica's share of the batch)."""
-    return {k: v[start:start + count] for k, v in params.items()}
+    return {k: v[start : start + count] for k, v in params.items()}
 
 
 def apply_params(images: tf.Tensor, params: Mapping, *, cutout_ratio: float = 0.5) -> tf.Tensor:
@@ -145,17 +155,31 @@ def apply_params(images: tf.Tensor, params: Mapping, *, cutout_ratio: float = 0.
     return x
 
 
-def diff_augment(images: tf.Tensor, seed, policy, *, translation_ratio: float = 0.125,
-                 cutout_ratio: float = 0.5) -> tf.Tensor:
+def diff_augment(
+    images: tf.Tensor, seed, policy, *, translation_ratio: float = 0.125, cutout_ratio: float = 0.5
+) -> tf.Tensor:
     """Augments a batch with fresh parameters from `seed` (one device; see `kgan.gans.GAN`)."""
     policy = parse_policy(policy)
     if not policy:
         return images
-    params = draw_params(seed, tf.shape(images)[0] if images.shape[0] is None else images.shape[0],
-                         int(images.shape[1]), policy, translation_ratio=translation_ratio,
-                         cutout_ratio=cutout_ratio)
+    params = draw_params(
+        seed,
+        tf.shape(images)[0] if images.shape[0] is None else images.shape[0],
+        int(images.shape[1]),
+        policy,
+        translation_ratio=translation_ratio,
+        cutout_ratio=cutout_ratio,
+    )
     return apply_params(images, params, cutout_ratio=cutout_ratio)
 
 
-__all__ = ["POLICIES", "BACKGROUND", "parse_policy", "draw_params", "apply_params",
-           "slice_params", "cutout_size", "diff_augment"]
+__all__ = [
+    "POLICIES",
+    "BACKGROUND",
+    "parse_policy",
+    "draw_params",
+    "apply_params",
+    "slice_params",
+    "cutout_size",
+    "diff_augment",
+]

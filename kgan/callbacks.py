@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -75,8 +75,13 @@ class StopOnDivergence(keras.callbacks.Callback):
       raise_error: raise `TrainingDivergedError` at once instead of stopping gracefully.
     """
 
-    def __init__(self, health: RunHealth, limits: Mapping[str, float] | None = None,
-                 step_offset: int = 0, raise_error: bool = False) -> None:
+    def __init__(
+        self,
+        health: RunHealth,
+        limits: Mapping[str, float] | None = None,
+        step_offset: int = 0,
+        raise_error: bool = False,
+    ) -> None:
         super().__init__()
         self.health = health
         self.limits = dict(limits or {})
@@ -94,8 +99,10 @@ class StopOnDivergence(keras.callbacks.Callback):
                 parts.append(f"|{key}| = {abs(value):.4g} > limit {self.limits[key]:.4g}")
             else:
                 parts.append(f"{key} = {value}")
-        reason = (f"training diverged at step {self.step} (batch {batch} of this epoch): "
-                  + ", ".join(parts))
+        reason = (
+            f"training diverged at step {self.step} (batch {batch} of this epoch): "
+            + ", ".join(parts)
+        )
         self.health.fail(reason, self.step)
         self.model.stop_training = True
         if self.raise_error:
@@ -120,8 +127,14 @@ class CheckpointEvery(keras.callbacks.Callback):
     the run is unhealthy or a weight is not finite, so the newest checkpoint is always good.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, step_var: tf.Variable, every: int,
-                 health: RunHealth, check_variables: Callable[[], Sequence] | None = None) -> None:
+    def __init__(
+        self,
+        manager: tf.train.CheckpointManager,
+        step_var: tf.Variable,
+        every: int,
+        health: RunHealth,
+        check_variables: Callable[[], Sequence] | None = None,
+    ) -> None:
         super().__init__()
         self.manager = manager
         self.step_var = step_var
@@ -245,8 +258,9 @@ class TimeEstimate(keras.callbacks.Callback):
     on a CPU, and the user should know within a minute, not at the end.
     """
 
-    def __init__(self, remaining_steps: int, *, skip: int = 3, measure: int = 20, log=print,
-                 clock=None) -> None:
+    def __init__(
+        self, remaining_steps: int, *, skip: int = 3, measure: int = 20, log=print, clock=None
+    ) -> None:
         super().__init__()
         self.remaining = int(remaining_steps)
         self.skip, self.measure = int(skip), int(measure)
@@ -265,12 +279,14 @@ class TimeEstimate(keras.callbacks.Callback):
         elif self.seen == self.skip + self.measure and self.started is not None:
             self.seconds_per_step = (self.clock() - self.started) / self.measure
             left = (self.remaining - self.seen) * self.seconds_per_step
-            self.log(f"kgan: {self.seconds_per_step:.3f} s/step; about {format_duration(left)} for "
-                     f"the remaining {self.remaining - self.seen:,} steps")
+            self.log(
+                f"kgan: {self.seconds_per_step:.3f} s/step; about {format_duration(left)} for "
+                f"the remaining {self.remaining - self.seen:,} steps"
+            )
 
 
 def format_duration(seconds: float) -> str:
-    """"45 s", "12 min", "3.5 h", "2.1 days": a duration a person reads at a glance."""
+    """ "45 s", "12 min", "3.5 h", "2.1 days": a duration a person reads at a glance."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -291,7 +307,9 @@ def fixed_latents(count: int, latent_dim: int, seed: int, conditional: bool = Fa
     if not conditional:
         return rng.standard_normal((count, latent_dim)).astype(np.float32), None
     per = max(1, count // len(names.MODALITIES))
-    z = np.tile(rng.standard_normal((per, latent_dim)).astype(np.float32), (len(names.MODALITIES), 1))
+    z = np.tile(
+        rng.standard_normal((per, latent_dim)).astype(np.float32), (len(names.MODALITIES), 1)
+    )
     modality = np.repeat(np.arange(len(names.MODALITIES), dtype=np.int32), per)
     tumour = np.tile((np.arange(per) >= per // 2).astype(np.int32), len(names.MODALITIES))
     groups = {m: slice(i * per, (i + 1) * per) for i, m in enumerate(names.MODALITIES)}
@@ -303,8 +321,11 @@ def generate(generator, inputs, batch_size: int = 64) -> np.ndarray:
     first = inputs[0] if isinstance(inputs, list) else inputs
     out = []
     for start in range(0, len(first), batch_size):
-        chunk = ([x[start:start + batch_size] for x in inputs] if isinstance(inputs, list)
-                 else inputs[start:start + batch_size])
+        chunk = (
+            [x[start : start + batch_size] for x in inputs]
+            if isinstance(inputs, list)
+            else inputs[start : start + batch_size]
+        )
         out.append(np.asarray(generator(chunk, training=False), np.float32))
     return np.concatenate(out)
 
@@ -317,8 +338,14 @@ class SampleGrid(keras.callbacks.Callback):
     writes `samples-epoch<NNN>.png` into `png_dir`.
     """
 
-    def __init__(self, writer, inputs, groups: Mapping[str, slice] | None = None,
-                 every: int = 1, png_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        writer,
+        inputs,
+        groups: Mapping[str, slice] | None = None,
+        every: int = 1,
+        png_dir: str | None = None,
+    ) -> None:
         super().__init__()
         self.writer = writer
         self.inputs = inputs
@@ -327,13 +354,17 @@ class SampleGrid(keras.callbacks.Callback):
         self.png_dir = png_dir
 
     def grids(self) -> dict:
-        images = generate(getattr(self.model, "sampling_generator", self.model.generator),
-                          self.inputs)
+        images = generate(
+            getattr(self.model, "sampling_generator", self.model.generator), self.inputs
+        )
         if not self.groups:
             return {"samples": imaging.image_grid(images)}
-        return {f"samples/{m}": imaging.image_grid(images[s], columns=s.stop - s.start if
-                                                     s.stop - s.start <= 16 else None)
-                for m, s in self.groups.items()}
+        return {
+            f"samples/{m}": imaging.image_grid(
+                images[s], columns=s.stop - s.start if s.stop - s.start <= 16 else None
+            )
+            for m, s in self.groups.items()
+        }
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -345,4 +376,6 @@ class SampleGrid(keras.callbacks.Callback):
         self.writer.flush()
         if self.png_dir:
             stacked = np.concatenate(list(grids.values()), axis=0)
-            imaging.write_png(stacked, os.path.join(self.png_dir, f"samples-epoch{epoch + 1:03d}.png"))
+            imaging.write_png(
+                stacked, os.path.join(self.png_dir, f"samples-epoch{epoch + 1:03d}.png")
+            )

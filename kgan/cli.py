@@ -21,8 +21,11 @@ COMMANDS = {
 
 
 def usage() -> str:
-    lines = ["usage: kgan <command> [options]   (kgan <command> --help for its options)", "",
-             "commands:"]
+    lines = [
+        "usage: kgan <command> [options]   (kgan <command> --help for its options)",
+        "",
+        "commands:",
+    ]
     for name, module in COMMANDS.items():
         doc = importlib.import_module(f"kgan.commands.{module}").__doc__ or ""
         lines.append(f"  {name:<12} {doc.strip().splitlines()[0]}")

@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from kgan import atomic, names, sizes
 
@@ -174,7 +175,9 @@ def defaults(gan: str) -> Config:
     if gan not in names.GANS:
         raise ConfigError(f"unknown gan {gan!r}; choose from {names.GANS}")
     optimizers = OptimizersConfig(d=paper_optimizer(gan), g=paper_optimizer(gan))
-    return Config(gan=gan, optimizer=optimizers, gan_params=dict(names.PAPER_RECIPES[gan].gan_params))
+    return Config(
+        gan=gan, optimizer=optimizers, gan_params=dict(names.PAPER_RECIPES[gan].gan_params)
+    )
 
 
 def _merge(obj: Any, values: Mapping, source: str, prefix: str = "") -> None:
@@ -183,9 +186,7 @@ def _merge(obj: Any, values: Mapping, source: str, prefix: str = "") -> None:
     for key, value in values.items():
         path = f"{prefix}{key}"
         if key not in fields:
-            raise ConfigError(
-                f"{source}: unknown key {path!r}; known keys here: {sorted(fields)}"
-            )
+            raise ConfigError(f"{source}: unknown key {path!r}; known keys here: {sorted(fields)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
@@ -227,9 +228,7 @@ def _coerce(current: Any, value: Any, source: str, path: str) -> Any:
             return [v.strip() for v in value.split(",") if v.strip()]
     else:
         return value
-    raise ConfigError(
-        f"{source}: {path!r} must be {type(current).__name__}, got {value!r}"
-    )
+    raise ConfigError(f"{source}: {path!r} must be {type(current).__name__}, got {value!r}")
 
 
 def _leaf_paths(obj: Any, prefix: str = "") -> list[str]:
@@ -266,7 +265,7 @@ def apply_override(config: Config, key: str, value: Any, source: str = "command 
         section = config
         for part in free[0].split("."):
             section = getattr(section, part)
-        section[key[len(free[0]) + 1:]] = value
+        section[key[len(free[0]) + 1 :]] = value
         return
     if len(parts) == 1:
         matches = [p for p in _leaf_paths(config) if p.split(".")[-1] == key]
@@ -303,8 +302,10 @@ def find_recipe(name_or_path: str) -> str:
     if os.path.isfile(shipped):
         return shipped
     shipped_names = sorted(f[:-5] for f in os.listdir(recipes_dir()) if f.endswith(".toml"))
-    raise ConfigError(f"recipe {name_or_path!r} is neither a file nor a shipped recipe "
-                      f"({', '.join(shipped_names)})")
+    raise ConfigError(
+        f"recipe {name_or_path!r} is neither a file nor a shipped recipe "
+        f"({', '.join(shipped_names)})"
+    )
 
 
 def cpu_recipe(gan: str) -> str:
@@ -345,7 +346,9 @@ def resolve(
     values = load_toml(config_file) if config_file else {}
     file_gan = values.get("gan")
     if gan and file_gan and gan != file_gan:
-        raise ConfigError(f"{config_file}: recipe is for gan {file_gan!r} but --gan {gan} was given")
+        raise ConfigError(
+            f"{config_file}: recipe is for gan {file_gan!r} but --gan {gan} was given"
+        )
     config = defaults(gan or file_gan or "wgan")
     if config_file:
         _merge(config, values, config_file)
@@ -365,6 +368,7 @@ def resolve(
 
 def validate(config: Config) -> None:
     """Rejects recipes that cannot train, with the offending field named."""
+
     def need(ok: bool, message: str) -> None:
         if not ok:
             raise ConfigError(f"recipe {config.name!r}: {message}")
@@ -380,26 +384,41 @@ def validate(config: Config) -> None:
     need(t.batch_size > 0, f"train.batch_size must be positive, got {t.batch_size}")
     need(t.epochs > 0, f"train.epochs must be positive, got {t.epochs}")
     need(t.steps_per_epoch >= 0, f"train.steps_per_epoch must be >= 0, got {t.steps_per_epoch}")
-    need(t.checkpoint_every > 0, f"train.checkpoint_every must be positive, got {t.checkpoint_every}")
+    need(
+        t.checkpoint_every > 0, f"train.checkpoint_every must be positive, got {t.checkpoint_every}"
+    )
     need(t.keep_checkpoints > 0, "train.keep_checkpoints must be positive")
     need(t.log_every > 0, "train.log_every must be positive")
-    need(t.mixed_precision in MIXED_PRECISION,
-         f"train.mixed_precision must be one of {MIXED_PRECISION}, got {t.mixed_precision!r}")
-    need(t.distribute in DISTRIBUTE,
-         f"train.distribute must be one of {DISTRIBUTE}, got {t.distribute!r}")
+    need(
+        t.mixed_precision in MIXED_PRECISION,
+        f"train.mixed_precision must be one of {MIXED_PRECISION}, got {t.mixed_precision!r}",
+    )
+    need(
+        t.distribute in DISTRIBUTE,
+        f"train.distribute must be one of {DISTRIBUTE}, got {t.distribute!r}",
+    )
     for key, limit in t.divergence_limits.items():
-        need(isinstance(limit, (int, float)) and limit > 0,
-             f"train.divergence_limits.{key} must be a positive number, got {limit!r}")
+        need(
+            isinstance(limit, (int, float)) and limit > 0,
+            f"train.divergence_limits.{key} must be a positive number, got {limit!r}",
+        )
     need(bool(config.data.modalities), "data.modalities must not be empty")
     for which in ("d", "g"):
         o = getattr(config.optimizer, which)
-        need(o.name in OPTIMIZERS, f"optimizer.{which}.name must be one of {OPTIMIZERS}, got {o.name!r}")
+        need(
+            o.name in OPTIMIZERS,
+            f"optimizer.{which}.name must be one of {OPTIMIZERS}, got {o.name!r}",
+        )
         need(o.learning_rate > 0, f"optimizer.{which}.learning_rate must be positive")
         need(0 < o.decay_rate <= 1, f"optimizer.{which}.decay_rate must be in (0, 1]")
-        need(o.decay_rate == 1 or o.decay_steps > 0,
-             f"optimizer.{which}.decay_steps must be positive when decay_rate < 1")
-    need(bool(config.name) and os.sep not in config.name and config.name not in (".", ".."),
-         f"name must be a plain directory name, got {config.name!r}")
+        need(
+            o.decay_rate == 1 or o.decay_steps > 0,
+            f"optimizer.{which}.decay_steps must be positive when decay_rate < 1",
+        )
+    need(
+        bool(config.name) and os.sep not in config.name and config.name not in (".", ".."),
+        f"name must be a plain directory name, got {config.name!r}",
+    )
 
 
 def from_dict(values: Mapping) -> Config:
@@ -421,8 +440,24 @@ def save_json(config: Config, path: str, extra: Mapping | None = None) -> None:
 
 
 __all__ = [
-    "Config", "ConfigError", "DataConfig", "ModelConfig", "OptimizerConfig", "OptimizersConfig",
-    "OutputConfig", "TrainConfig", "apply_override", "defaults", "from_dict", "load_toml",
-    "paper_optimizer", "parse_override", "resolve", "save_json", "validate",
-    "find_recipe", "cpu_recipe", "recipes_dir",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "OptimizersConfig",
+    "OutputConfig",
+    "TrainConfig",
+    "apply_override",
+    "defaults",
+    "from_dict",
+    "load_toml",
+    "paper_optimizer",
+    "parse_override",
+    "resolve",
+    "save_json",
+    "validate",
+    "find_recipe",
+    "cpu_recipe",
+    "recipes_dir",
 ]

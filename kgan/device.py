@@ -93,7 +93,7 @@ def resolve_jit_compile(setting, *, gpus: int, onednn: bool | None, cpu_replicas
     if setting is False:
         return False, "the recipe turns XLA off"
     if setting != "auto":
-        raise ValueError(f"train.jit_compile must be true, false or \"auto\", got {setting!r}")
+        raise ValueError(f'train.jit_compile must be true, false or "auto", got {setting!r}')
     if gpus:
         return True, "auto: XLA on GPUs"
     if onednn:
@@ -119,17 +119,19 @@ class Plan:
 
 
 def describe_onednn(enabled: bool | None, origin: str | None = None) -> str:
-    """"on (set by kgan ...)" and the like: the oneDNN state and who chose it."""
+    """ "on (set by kgan ...)" and the like: the oneDNN state and who chose it."""
     origin = origin or _onednn_origin
     state = {True: "on", False: "off", None: "unknown"}[enabled]
-    why = {"user": f"your {ONEDNN_VAR}={os.environ.get(ONEDNN_VAR, '')}",
-           "kgan": f"kgan set {ONEDNN_VAR}=1 on this x86-64 CPU",
-           "tensorflow": "TensorFlow's default for this CPU"}[origin]
+    why = {
+        "user": f"your {ONEDNN_VAR}={os.environ.get(ONEDNN_VAR, '')}",
+        "kgan": f"kgan set {ONEDNN_VAR}=1 on this x86-64 CPU",
+        "tensorflow": "TensorFlow's default for this CPU",
+    }[origin]
     return f"{state} ({why})"
 
 
 def describe_devices(gpus: list) -> str:
-    """"2 GPU(s): ..." or "CPU: <model>, N cores"."""
+    """ "2 GPU(s): ..." or "CPU: <model>, N cores"."""
     if gpus:
         return f"{len(gpus)} GPU(s): " + ", ".join(str(getattr(g, "name", g)) for g in gpus)
     return f"CPU only: {cpu_model()}, {os.cpu_count()} cores"

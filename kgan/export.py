@@ -30,7 +30,8 @@ import json
 import os
 import shutil
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -108,10 +109,15 @@ def describe_generator(generator) -> dict:
             f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
         )
     input_names = [getattr(t, "name", "") for t in generator.inputs]
-    if len(shapes) == 3 and set(input_names) == set(serving.GENERATOR_INPUTS) and (
-            tuple(input_names) != serving.GENERATOR_INPUTS):
-        raise ExportError(f"conditional generator inputs are ordered {input_names}; the contract is "
-                          "generator([z, modality, tumour])")
+    if (
+        len(shapes) == 3
+        and set(input_names) == set(serving.GENERATOR_INPUTS)
+        and (tuple(input_names) != serving.GENERATOR_INPUTS)
+    ):
+        raise ExportError(
+            f"conditional generator inputs are ordered {input_names}; the contract is "
+            "generator([z, modality, tumour])"
+        )
     z_shape = shapes[0]
     if len(z_shape) != 2 or z_shape[1] is None:
         raise ExportError(f"latent input must be [N, latent_dim], got {z_shape}")
@@ -154,21 +160,31 @@ def _condition_checks(modality, tumour, n, allowed_modalities) -> list:
     allowed_text = ", ".join(f"{i} ({names.MODALITIES[i]})" for i in sorted(allowed_modalities))
     checks = [
         tf.debugging.assert_equal(
-            tf.size(modality), n,
-            message="modality must have one entry per latent vector (shape [N])"),
+            tf.size(modality),
+            n,
+            message="modality must have one entry per latent vector (shape [N])",
+        ),
         tf.debugging.assert_equal(
-            tf.size(tumour), n,
-            message="tumour must have one entry per latent vector (shape [N])"),
+            tf.size(tumour), n, message="tumour must have one entry per latent vector (shape [N])"
+        ),
     ]
     with tf.control_dependencies(checks):
         known = tf.reduce_any(tf.equal(tf.reshape(modality, [-1, 1]), allowed[None, :]), axis=1)
-        checks.append(tf.debugging.assert_equal(
-            tf.reduce_all(known), True,
-            message=f"modality must be one of {allowed_text}: the modalities this "
-                    f"generator was trained on (indices into {list(names.MODALITIES)})"))
-        checks.append(tf.debugging.assert_equal(
-            tf.reduce_all((tumour == 0) | (tumour == 1)), True,
-            message="tumour must be 0 (no tumour) or 1 (tumour)"))
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.reduce_all(known),
+                True,
+                message=f"modality must be one of {allowed_text}: the modalities this "
+                f"generator was trained on (indices into {list(names.MODALITIES)})",
+            )
+        )
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.reduce_all((tumour == 0) | (tumour == 1)),
+                True,
+                message="tumour must be 0 (no tumour) or 1 (tumour)",
+            )
+        )
     return checks
 
 
@@ -179,10 +195,11 @@ def _latent_checks(z, latent_dim: int, max_count: int):
         shape = tf.shape(z)
         checks = [
             tf.debugging.assert_equal(
-                shape[1], latent_dim, message=f"z must have shape [N, {latent_dim}]"),
+                shape[1], latent_dim, message=f"z must have shape [N, {latent_dim}]"
+            ),
             tf.debugging.assert_less_equal(
-                shape[0], max_count,
-                message=f"at most {max_count} latent vectors per request"),
+                shape[0], max_count, message=f"at most {max_count} latent vectors per request"
+            ),
         ]
     with tf.control_dependencies(checks):
         checks.append(tf.debugging.assert_all_finite(z, "z contains NaN or Inf"))
@@ -193,8 +210,11 @@ def _count_checks(count, max_count: int) -> list:
     return [
         tf.debugging.assert_greater_equal(count, 1, message="count must be at least 1"),
         tf.debugging.assert_less_equal(
-            count, max_count, message=f"count must be at most {max_count} (the exported "
-                                      "max_count); ask several times with other seeds"),
+            count,
+            max_count,
+            message=f"count must be at most {max_count} (the exported "
+            "max_count); ask several times with other seeds",
+        ),
     ]
 
 
@@ -203,8 +223,9 @@ def _png_of(images):
     return tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
 
 
-def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_modalities,
-                     max_count: int):
+def _build_endpoints(
+    generator, *, latent_dim: int, conditional: bool, allowed_modalities, max_count: int
+):
     """Returns (serving_fn, sample_fn, serving_signature, sample_signature)."""
     run_generator = _generator_runner(generator, conditional)
     serving_sig, sample_sig = serving.input_signatures(latent_dim, conditional)
@@ -215,6 +236,7 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
         return {serving.IMAGES: images, serving.PNG_OUTPUT: _png_of(images)}
 
     if conditional:
+
         def serving_fn(z, modality, tumour):
             checks, n = _latent_checks(z, latent_dim, max_count)
             with tf.control_dependencies(checks):
@@ -231,6 +253,7 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
             with tf.control_dependencies(checks):
                 return sampled(seed, count, modalities, tumours)
     else:
+
         def serving_fn(z):
             checks, _ = _latent_checks(z, latent_dim, max_count)
             with tf.control_dependencies(checks):
@@ -247,8 +270,9 @@ def _build_endpoints(generator, *, latent_dim: int, conditional: bool, allowed_m
 # Warm-up requests
 
 
-def warmup_requests(*, model_name: str, latent_dim: int, conditional: bool,
-                    modality: int, batch_sizes=(1, 8)) -> list:
+def warmup_requests(
+    *, model_name: str, latent_dim: int, conditional: bool, modality: int, batch_sizes=(1, 8)
+) -> list:
     """Builds the PredictionLog records TF Serving replays before it reports a model ready.
 
     One `serving_default` request per batch size (so the first real requests of those sizes do
@@ -260,11 +284,13 @@ def warmup_requests(*, model_name: str, latent_dim: int, conditional: bool,
 
     def request(signature, inputs):
         req = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature)
+        )
         for key, value in inputs.items():
             req.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         return prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=req))
+            predict_log=prediction_log_pb2.PredictLog(request=req)
+        )
 
     rng = np.random.default_rng(0)
     logs = []
@@ -306,7 +332,8 @@ def export_metadata(generator, metadata: Mapping[str, Any], max_count: int) -> d
     for key, value in described.items():
         if key in meta and meta[key] is not None and meta[key] != value:
             raise ExportError(
-                f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}")
+                f"metadata says {key}={meta[key]!r} but the generator has {key}={value!r}"
+            )
         meta[key] = value
     modalities = list(meta.get("modalities") or names.MODALITIES)
     unknown = [m for m in modalities if m not in names.MODALITIES]
@@ -314,25 +341,30 @@ def export_metadata(generator, metadata: Mapping[str, Any], max_count: int) -> d
         raise ExportError(f"unknown modalities {unknown}; choose from {names.MODALITIES}")
     if int(max_count) < 1:
         raise ExportError(f"max_count must be positive, got {max_count}")
-    meta.update({
-        "format": serving.EXPORT_FORMAT,
-        "gan": meta.get("gan", "unknown"),
-        "modalities": modalities,
-        "modality_index": {m: i for i, m in enumerate(names.MODALITIES)},
-        "synthetic": True,
-        "value_range": [-1.0, 1.0],
-        "dtype": "float32",
-        "channels": 1,
-        "max_count": int(max_count),
-        "latent_distribution": "standard normal; sample: stateless Philox keyed by [seed, 0]",
-        "png": "8-bit grayscale, pixel = round((image + 1) * 127.5), as kgan.schema.to_uint8",
-        "signatures": serving.describe_signatures(
-            described["latent_dim"], described["image_size"], described["conditional"]),
-        "kgan_version": kgan.__version__,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    })
+    meta.update(
+        {
+            "format": serving.EXPORT_FORMAT,
+            "gan": meta.get("gan", "unknown"),
+            "modalities": modalities,
+            "modality_index": {m: i for i, m in enumerate(names.MODALITIES)},
+            "synthetic": True,
+            "value_range": [-1.0, 1.0],
+            "dtype": "float32",
+            "channels": 1,
+            "max_count": int(max_count),
+            "latent_distribution": "standard normal; sample: stateless Philox keyed by [seed, 0]",
+            "png": "8-bit grayscale, pixel = round((image + 1) * 127.5), as kgan.schema.to_uint8",
+            "signatures": serving.describe_signatures(
+                described["latent_dim"], described["image_size"], described["conditional"]
+            ),
+            "kgan_version": kgan.__version__,
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+            "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+        }
+    )
     return meta
 
 
@@ -392,16 +424,23 @@ def export_generator(
     meta = export_metadata(generator, metadata, max_count)
     allowed = [names.MODALITIES.index(m) for m in meta["modalities"]]
     serving_fn, sample_fn, serving_sig, sample_sig = _build_endpoints(
-        generator, latent_dim=meta["latent_dim"], conditional=meta["conditional"],
-        allowed_modalities=allowed, max_count=int(max_count))
+        generator,
+        latent_dim=meta["latent_dim"],
+        conditional=meta["conditional"],
+        allowed_modalities=allowed,
+        max_count=int(max_count),
+    )
     archive = keras.export.ExportArchive()
     archive.track(generator)
     archive.add_endpoint(serving.SERVING_SIGNATURE, serving_fn, input_signature=serving_sig)
     archive.add_endpoint(serving.SAMPLE_SIGNATURE, sample_fn, input_signature=sample_sig)
     warmup = warmup_requests(
         model_name=model_name or os.path.basename(os.path.normpath(out_base)),
-        latent_dim=meta["latent_dim"], conditional=meta["conditional"], modality=allowed[0],
-        batch_sizes=sorted({1, min(8, int(max_count))}))
+        latent_dim=meta["latent_dim"],
+        conditional=meta["conditional"],
+        modality=allowed[0],
+        batch_sizes=sorted({1, min(8, int(max_count))}),
+    )
     return _write_version(archive, out_base, meta, warmup)
 
 
@@ -429,8 +468,11 @@ def dataset_identity(dataset_dir: str, split: str = "train") -> dict:
     try:
         with open(os.path.join(dataset_dir, "dataset_info.json")) as f:
             info = json.load(f)
-        found["tfds"] = {k: info[key] for k, key in (("name", "name"), ("version", "version"),
-                                                      ("config", "configName")) if key in info}
+        found["tfds"] = {
+            k: info[key]
+            for k, key in (("name", "name"), ("version", "version"), ("config", "configName"))
+            if key in info
+        }
     except (OSError, ValueError):
         pass
     try:
@@ -456,8 +498,13 @@ def metadata_from_config(config: Mapping[str, Any], run_dir: str | None = None) 
     data = _section(config, "data")
     dataset = {k: v for k, v in data.items() if k in ("source", "split", "patients", "data_dir")}
     dataset.update({k: v for k, v in config.items() if k.startswith("dataset")})
-    dataset.update({k: v for k, v in _section(config, "resolved").items()
-                    if "dataset" in k or k == "train_slices"})
+    dataset.update(
+        {
+            k: v
+            for k, v in _section(config, "resolved").items()
+            if "dataset" in k or k == "train_slices"
+        }
+    )
     dataset_dir = dataset.get("dataset_dir")
     if isinstance(dataset_dir, str) and os.path.isdir(dataset_dir):
         dataset.update(dataset_identity(dataset_dir, str(dataset.get("split") or "train")))
@@ -512,5 +559,6 @@ def export_run(run_dir: str, out_base: str, **kwargs) -> str:
         generator = keras.models.load_model(model_path, compile=False)
     except Exception as e:  # keras raises many types for a bad archive
         raise ExportError(f"{model_path} could not be loaded as a Keras model: {e}") from e
-    return export_generator(generator, out_base, metadata=metadata_from_config(config, run_dir),
-                            **kwargs)
+    return export_generator(
+        generator, out_base, metadata=metadata_from_config(config, run_dir), **kwargs
+    )

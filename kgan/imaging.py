@@ -21,6 +21,7 @@ _RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.
 
 # --- PNG --------------------------------------------------------------------------------------------
 
+
 def png_bytes(image, *, optimize: bool = False) -> bytes:
     """PNG bytes of a Pillow image or of uint8 pixels ([H, W] grey or [H, W, 1])."""
     if not isinstance(image, Image.Image):
@@ -42,6 +43,7 @@ def write_png(image, path: str) -> str:
 
 
 # --- one slice --------------------------------------------------------------------------------------
+
 
 def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
     """One [-1, 1] slice ([S, S] or [S, S, 1]) as a greyscale image, enlarged `scale` times."""
@@ -65,6 +67,7 @@ def upsample(pixels: np.ndarray, size: int | None, resample: str = "nearest") ->
 
 # --- grids ------------------------------------------------------------------------------------------
 
+
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
     """Tiles [N, S, S, 1] images in [-1, 1] into one uint8 [H, W] grid (row-major, padded black).
 
@@ -83,12 +86,13 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> 
     for i in range(n):
         r, c = divmod(i, columns)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[top:top + h, left:left + w] = pixels[i]
+        grid[top : top + h, left : left + w] = pixels[i]
     return grid
 
 
-def captioned_grid(images: np.ndarray, *, cols: int = 8, scale: int = 2, captions=None,
-                   title: str | None = None) -> Image.Image:
+def captioned_grid(
+    images: np.ndarray, *, cols: int = 8, scale: int = 2, captions=None, title: str | None = None
+) -> Image.Image:
     """Slices in a grid on white, with optional captions under each and a title on top.
 
     The report's figures: small bitmap text, slices enlarged `scale` times.
@@ -100,8 +104,9 @@ def captioned_grid(images: np.ndarray, *, cols: int = 8, scale: int = 2, caption
     caption_h = 12 if captions is not None else 0
     title_h = 16 if title else 0
     pad = 2
-    canvas = Image.new("L", (cols * (size + pad) + pad,
-                             title_h + rows * (size + caption_h + pad) + pad), 255)
+    canvas = Image.new(
+        "L", (cols * (size + pad) + pad, title_h + rows * (size + caption_h + pad) + pad), 255
+    )
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     if title:
@@ -115,8 +120,9 @@ def captioned_grid(images: np.ndarray, *, cols: int = 8, scale: int = 2, caption
     return canvas
 
 
-def pairs_grid(left: np.ndarray, right: np.ndarray, captions, *, scale: int = 3,
-                 title: str = "", cols: int = 3) -> Image.Image:
+def pairs_grid(
+    left: np.ndarray, right: np.ndarray, captions, *, scale: int = 3, title: str = "", cols: int = 3
+) -> Image.Image:
     """Pairs (left | right) in a grid with a caption under each, e.g. synthetic | nearest training."""
     size = left.shape[1] * scale
     cell_w, cell_h = 2 * size + 4 + 16, size + 16
@@ -148,8 +154,15 @@ def wrap_text(text: str, width_of, max_width: float) -> list[str]:
     return lines + [line] if line else lines or [""]
 
 
-def display_grid(pixels: np.ndarray, captions, *, title: str, display_size: int,
-                 columns: int | None = None, resample: str = "nearest") -> Image.Image:
+def display_grid(
+    pixels: np.ndarray,
+    captions,
+    *,
+    title: str,
+    display_size: int,
+    columns: int | None = None,
+    resample: str = "nearest",
+) -> Image.Image:
     """Slices upsampled to `display_size`, captioned, under a wrapped title, on black.
 
     The sampler's grid for people: uint8 [N, S, S] pixels, one caption each.
@@ -184,5 +197,14 @@ def display_grid(pixels: np.ndarray, captions, *, title: str, display_size: int,
     return canvas
 
 
-__all__ = ["captioned_grid", "display_grid", "image_grid", "pairs_grid", "png_bytes", "to_pil",
-           "upsample", "wrap_text", "write_png"]
+__all__ = [
+    "captioned_grid",
+    "display_grid",
+    "image_grid",
+    "pairs_grid",
+    "png_bytes",
+    "to_pil",
+    "upsample",
+    "wrap_text",
+    "write_png",
+]

@@ -17,7 +17,8 @@ JAX benchmark takes the gradient with `jax.grad` and calls `penalty_from_gradien
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from keras import ops
 
@@ -157,8 +158,7 @@ def gradient_penalty(
     return penalty_from_gradients(tape.gradient(total, x_hat), epsilon=epsilon, target=target)
 
 
-def penalty_from_gradients(grads: Tensor, *, epsilon: float = 1e-10,
-                           target: float = 1.0) -> Tensor:
+def penalty_from_gradients(grads: Tensor, *, epsilon: float = 1e-10, target: float = 1.0) -> Tensor:
     """mean over samples of (sqrt(sum g^2 + epsilon) - target)^2, from the critic's gradient
     [N, ...] at the interpolates (see `gradient_penalty`)."""
     axes = list(range(1, len(grads.shape)))

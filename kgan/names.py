@@ -9,8 +9,8 @@ import it without starting TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 # --- what a slice is ------------------------------------------------------------------------------
 
@@ -18,7 +18,9 @@ from typing import Mapping
 #: part of the record format (and of every export's `modality` input).
 MODALITIES = ("t1", "t1ce", "t2", "flair")
 #: How figures, pages and the sampler's captions spell each modality.
-MODALITY_DISPLAY_NAMES = MappingProxyType({"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"})
+MODALITY_DISPLAY_NAMES = MappingProxyType(
+    {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
+)
 #: The three slicing planes; a record's `plane` indexes this tuple.
 PLANES = ("sagittal", "coronal", "axial")
 #: Tumour grades; a record's `grade` indexes this tuple (0 where the layout does not say).
@@ -59,31 +61,40 @@ def _recipe(citation: str, optimizer: dict, gan_params: dict) -> PaperRecipe:
 
 #: The one source of the papers' optimisers, learning rates and GAN parameters: `kgan.config`
 #: builds its defaults from it and the GAN classes take their keyword defaults from it.
-PAPER_RECIPES = MappingProxyType({
-    "dcgan": _recipe(
-        "Radford et al. 2016",
-        {"name": "adam", "learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999},
-        {},
-    ),
-    "wgan": _recipe(
-        "Arjovsky et al. 2017; Han et al. 2017",
-        {"name": "rmsprop", "learning_rate": 5e-5, "rho": 0.9},
-        {"n_critic": 5, "clip_value": 0.01},
-    ),
-    "wgan-gp": _recipe(
-        "Gulrajani et al. 2017",
-        {"name": "adam", "learning_rate": 1e-4, "beta_1": 0.0, "beta_2": 0.9},
-        {"n_critic": 5, "gp_weight": 10.0},
-    ),
-    # Adam 1e-4 decayed; the paper decays on a stalled convergence measure, the widely used
-    # reimplementation halves the rate every 100,000 steps with a floor of 2e-5.
-    "began": _recipe(
-        "Berthelot et al. 2017",
-        {"name": "adam", "learning_rate": 1e-4, "beta_1": 0.5, "beta_2": 0.999,
-         "decay_rate": 0.5, "decay_steps": 100_000, "min_learning_rate": 2e-5},
-        {"gamma": 0.5, "lambda_k": 0.001},
-    ),
-})
+PAPER_RECIPES = MappingProxyType(
+    {
+        "dcgan": _recipe(
+            "Radford et al. 2016",
+            {"name": "adam", "learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999},
+            {},
+        ),
+        "wgan": _recipe(
+            "Arjovsky et al. 2017; Han et al. 2017",
+            {"name": "rmsprop", "learning_rate": 5e-5, "rho": 0.9},
+            {"n_critic": 5, "clip_value": 0.01},
+        ),
+        "wgan-gp": _recipe(
+            "Gulrajani et al. 2017",
+            {"name": "adam", "learning_rate": 1e-4, "beta_1": 0.0, "beta_2": 0.9},
+            {"n_critic": 5, "gp_weight": 10.0},
+        ),
+        # Adam 1e-4 decayed; the paper decays on a stalled convergence measure, the widely used
+        # reimplementation halves the rate every 100,000 steps with a floor of 2e-5.
+        "began": _recipe(
+            "Berthelot et al. 2017",
+            {
+                "name": "adam",
+                "learning_rate": 1e-4,
+                "beta_1": 0.5,
+                "beta_2": 0.999,
+                "decay_rate": 0.5,
+                "decay_steps": 100_000,
+                "min_learning_rate": 2e-5,
+            },
+            {"gamma": 0.5, "lambda_k": 0.001},
+        ),
+    }
+)
 
 # --- evaluation's random streams ------------------------------------------------------------------
 
@@ -93,13 +104,32 @@ PAPER_RECIPES = MappingProxyType({
 #: offset would make a freshly trained encoder differ from every cached one and a report's numbers
 #: depend on whether the cache existed. The two streams seed different things (a patient
 #: permutation, the encoder's weights and shuffles), so sharing the number couples no comparison.
-SEED_OFFSETS = MappingProxyType({
-    "split": 0, "synthetic": 1, "synthetic_set2": 2, "swd": 3, "bootstrap": 4, "pairs": 5,
-    "c2st": 6, "downstream": 7, "encoder": 0, "subsample": 8, "extra_draws": 9,
-    "augment_patients": 10,
-})
+SEED_OFFSETS = MappingProxyType(
+    {
+        "split": 0,
+        "synthetic": 1,
+        "synthetic_set2": 2,
+        "swd": 3,
+        "bootstrap": 4,
+        "pairs": 5,
+        "c2st": 6,
+        "downstream": 7,
+        "encoder": 0,
+        "subsample": 8,
+        "extra_draws": 9,
+        "augment_patients": 10,
+    }
+)
 
 __all__ = [
-    "DEFAULT_DATA_DIR", "GANS", "GRADES", "MODALITIES", "MODALITY_DISPLAY_NAMES", "PAPER_RECIPES",
-    "PLANES", "PaperRecipe", "SEED_OFFSETS", "TUMOUR_CLASSES",
+    "DEFAULT_DATA_DIR",
+    "GANS",
+    "GRADES",
+    "MODALITIES",
+    "MODALITY_DISPLAY_NAMES",
+    "PAPER_RECIPES",
+    "PLANES",
+    "PaperRecipe",
+    "SEED_OFFSETS",
+    "TUMOUR_CLASSES",
 ]

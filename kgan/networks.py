@@ -109,8 +109,10 @@ def _normalization(kind: str, name: str):
         # Only TensorFlow has it; on one device it changes nothing, so the same
         # networks also build on Keras's other backends (the JAX GPU benchmark).
         return layers.BatchNormalization(
-            momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON,
-            synchronized=keras.backend.backend() == "tensorflow", name=name,
+            momentum=_BN_MOMENTUM,
+            epsilon=_BN_EPSILON,
+            synchronized=keras.backend.backend() == "tensorflow",
+            name=name,
         )
     if kind == "layer":
         # One group = normalise each sample over (H, W, C), per-channel scale:
@@ -163,19 +165,32 @@ def dcgan_generator(
     seeds = _Seeds(seed)
     inputs, x = _latent_with_condition(latent_dim, conditional)
     mults = _channel_mults(blocks, max_width_mult)
-    x = layers.Dense(4 * 4 * width * mults[0], use_bias=False, kernel_initializer=seeds.normal(),
-                     name="project")(x)
+    x = layers.Dense(
+        4 * 4 * width * mults[0], use_bias=False, kernel_initializer=seeds.normal(), name="project"
+    )(x)
     x = layers.Reshape((4, 4, width * mults[0]), name="reshape")(x)
     x = _normalization("batch", "project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     for i, mult in enumerate(mults[1:], start=1):
-        x = layers.Conv2DTranspose(width * mult, kernel_size, strides=2, padding="same",
-                                   use_bias=False, kernel_initializer=seeds.normal(),
-                                   name=f"up{i}")(x)
+        x = layers.Conv2DTranspose(
+            width * mult,
+            kernel_size,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=seeds.normal(),
+            name=f"up{i}",
+        )(x)
         x = _normalization("batch", f"up{i}_bn")(x)
         x = layers.ReLU(name=f"up{i}_relu")(x)
-    x = layers.Conv2DTranspose(1, kernel_size, strides=2, padding="same",
-                               kernel_initializer=seeds.normal(), name=f"up{blocks}")(x)
+    x = layers.Conv2DTranspose(
+        1,
+        kernel_size,
+        strides=2,
+        padding="same",
+        kernel_initializer=seeds.normal(),
+        name=f"up{blocks}",
+    )(x)
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model(inputs if conditional else inputs[0], images, name=name)
 
@@ -217,9 +232,15 @@ def dcgan_discriminator(
     inputs, x = _image_with_condition(image_size, conditional)
     mults = list(reversed(_channel_mults(blocks, max_width_mult)))
     for i, mult in enumerate(mults):
-        x = layers.Conv2D(width * mult, kernel_size, strides=2, padding="same",
-                          use_bias=(i == 0 or norm == "none"),
-                          kernel_initializer=seeds.normal(), name=f"down{i}")(x)
+        x = layers.Conv2D(
+            width * mult,
+            kernel_size,
+            strides=2,
+            padding="same",
+            use_bias=(i == 0 or norm == "none"),
+            kernel_initializer=seeds.normal(),
+            name=f"down{i}",
+        )(x)
         if i > 0:
             norm_layer = _normalization(norm, f"down{i}_norm")
             if norm_layer is not None:
@@ -233,16 +254,30 @@ def dcgan_discriminator(
 def _began_decoder_body(x, image_size: int, filters: int, seeds: _Seeds, prefix: str):
     """Berthelot et al. decoder from h: 8x8xn, then [conv, conv, upsample] blocks."""
     ups = _blocks(image_size, 8)
-    x = layers.Dense(8 * 8 * filters, kernel_initializer=seeds.glorot(), name=f"{prefix}_project")(x)
+    x = layers.Dense(8 * 8 * filters, kernel_initializer=seeds.glorot(), name=f"{prefix}_project")(
+        x
+    )
     x = layers.Reshape((8, 8, filters), name=f"{prefix}_reshape")(x)
     for i in range(ups + 1):
         for j in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", activation="elu",
-                              kernel_initializer=seeds.glorot(), name=f"{prefix}_conv{i}_{j}")(x)
+            x = layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                activation="elu",
+                kernel_initializer=seeds.glorot(),
+                name=f"{prefix}_conv{i}_{j}",
+            )(x)
         if i < ups:
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"{prefix}_up{i}")(x)
-    return layers.Conv2D(1, 3, padding="same", kernel_initializer=seeds.glorot(),
-                         dtype="float32", name=f"{prefix}_out")(x)
+    return layers.Conv2D(
+        1,
+        3,
+        padding="same",
+        kernel_initializer=seeds.glorot(),
+        dtype="float32",
+        name=f"{prefix}_out",
+    )(x)
 
 
 def began_generator(
@@ -321,16 +356,35 @@ def began_discriminator(
     downs = _blocks(image_size, 8)
     seeds = _Seeds(seed + 3)
     inputs, x = _image_with_condition(image_size, conditional)
-    x = layers.Conv2D(filters, 3, padding="same", activation="elu",
-                      kernel_initializer=seeds.glorot(), name="enc_in")(x)
+    x = layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        activation="elu",
+        kernel_initializer=seeds.glorot(),
+        name="enc_in",
+    )(x)
     for i in range(downs + 1):
         channels = filters * (i + 1)
         for j in range(2):
-            x = layers.Conv2D(channels, 3, padding="same", activation="elu",
-                              kernel_initializer=seeds.glorot(), name=f"enc_conv{i}_{j}")(x)
+            x = layers.Conv2D(
+                channels,
+                3,
+                padding="same",
+                activation="elu",
+                kernel_initializer=seeds.glorot(),
+                name=f"enc_conv{i}_{j}",
+            )(x)
         if i < downs:
-            x = layers.Conv2D(filters * (i + 2), 3, strides=2, padding="same", activation="elu",
-                              kernel_initializer=seeds.glorot(), name=f"enc_down{i}")(x)
+            x = layers.Conv2D(
+                filters * (i + 2),
+                3,
+                strides=2,
+                padding="same",
+                activation="elu",
+                kernel_initializer=seeds.glorot(),
+                name=f"enc_down{i}",
+            )(x)
     x = layers.Flatten(name="enc_flatten")(x)
     h = layers.Dense(bottleneck, kernel_initializer=seeds.glorot(), name="embedding")(x)
     reconstruction = _began_decoder_body(h, image_size, filters, seeds, "dec")

@@ -60,7 +60,9 @@ def make_optimizer(o: cfg.OptimizerConfig) -> keras.optimizers.Optimizer:
     raise cfg.ConfigError(f"unknown optimizer {o.name!r}; choose from {cfg.OPTIMIZERS}")
 
 
-def from_recipe(config: cfg.Config) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+def from_recipe(
+    config: cfg.Config,
+) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
     """(d_optimizer, g_optimizer) of a recipe: two separate objects, as `GAN.compile` needs."""
     return make_optimizer(config.optimizer.d), make_optimizer(config.optimizer.g)
 
@@ -70,5 +72,10 @@ def paper_optimizers(gan: str) -> tuple[keras.optimizers.Optimizer, keras.optimi
     return make_optimizer(cfg.paper_optimizer(gan)), make_optimizer(cfg.paper_optimizer(gan))
 
 
-__all__ = ["StepDecayWithFloor", "from_recipe", "make_optimizer", "make_schedule",
-           "paper_optimizers"]
+__all__ = [
+    "StepDecayWithFloor",
+    "from_recipe",
+    "make_optimizer",
+    "make_schedule",
+    "paper_optimizers",
+]

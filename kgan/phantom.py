@@ -56,9 +56,9 @@ HGG_FRACTION = 0.75
 # oedema. Ordered by textbook appearance of glioblastoma on each contrast.
 _CONTRASTS = {
     #         csf   gm    wm    necrosis rim   oedema
-    "t1":    (0.18, 0.68, 1.00, 0.30, 0.62, 0.72),
-    "t1ce":  (0.18, 0.68, 1.00, 0.30, 1.85, 0.72),
-    "t2":    (3.20, 1.30, 0.90, 2.60, 1.60, 2.00),
+    "t1": (0.18, 0.68, 1.00, 0.30, 0.62, 0.72),
+    "t1ce": (0.18, 0.68, 1.00, 0.30, 1.85, 0.72),
+    "t2": (3.20, 1.30, 0.90, 2.60, 1.60, 2.00),
     "flair": (0.30, 1.05, 0.90, 0.80, 1.25, 1.45),
 }
 
@@ -79,8 +79,12 @@ def _template() -> dict:
     for name in ("t1", "gm", "wm"):
         path = os.path.join(template_dir(), f"mni_icbm152_{name}_tal_nlin_sym_09a_converted.nii.gz")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: MNI152 template missing (is nilearn >= 0.10 installed?)")
-        maps[name] = np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32)) / 255.0
+            raise FileNotFoundError(
+                f"{path}: MNI152 template missing (is nilearn >= 0.10 installed?)"
+            )
+        maps[name] = (
+            np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32)) / 255.0
+        )
     gm, wm, t1 = maps["gm"], maps["wm"], maps["t1"]
     brain = ndi.binary_fill_holes(ndi.binary_closing((gm + wm) > 0.3, iterations=3)) & (t1 > 0.02)
     parts, n = ndi.label(brain)
@@ -96,12 +100,15 @@ def _template() -> dict:
     out["tumour_sites"] = np.argwhere((depth > 22) & (out["wm"] > 0.6))
     # Where dura and cortical vessels enhance on T1ce: a thin shell inside the brain surface.
     out["surface"] = (np.exp(-depth / 1.5) * (depth > 0)).astype(np.float32)
-    out["levels"] = tuple(float(np.median(t1[m])) for m in
-                          (brain & (gm + wm < 0.05), gm > 0.9, wm > 0.9))
+    out["levels"] = tuple(
+        float(np.median(t1[m])) for m in (brain & (gm + wm < 0.05), gm > 0.9, wm > 0.9)
+    )
     return out
 
 
-def _smooth_field(rng: np.random.Generator, shape: tuple, terms: int, wavelength: float) -> np.ndarray:
+def _smooth_field(
+    rng: np.random.Generator, shape: tuple, terms: int, wavelength: float
+) -> np.ndarray:
     """A smooth random field with unit-ish amplitude: a sum of separable cosines.
 
     Each term is a product of three 1-D cosines with random wavelengths of
@@ -115,7 +122,12 @@ def _smooth_field(rng: np.random.Generator, shape: tuple, terms: int, wavelength
         for ax in axes:
             k = 2 * np.pi / (wavelength * rng.uniform(0.6, 1.6))
             parts.append(np.cos(k * ax + rng.uniform(0, 2 * np.pi)).astype(np.float32))
-        field += rng.normal() * parts[0][:, None, None] * parts[1][None, :, None] * parts[2][None, None, :]
+        field += (
+            rng.normal()
+            * parts[0][:, None, None]
+            * parts[1][None, :, None]
+            * parts[2][None, None, :]
+        )
     return field / np.sqrt(terms / 8.0)
 
 
@@ -189,7 +201,9 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     radius = rng.uniform(7.0, 14.0) if hgg else rng.uniform(6.0, 11.0)
     oed_edge = rng.uniform(1.7, 2.6)
     # Tumour centre in box coordinates (inverse of the mapping below, ignoring the small warp).
-    centre_box = np.linalg.solve(matrix.astype(np.float64), centre_src - (src_shape - 1) / 2.0 - shift)
+    centre_box = np.linalg.solve(
+        matrix.astype(np.float64), centre_src - (src_shape - 1) / 2.0 - shift
+    )
 
     # Template coordinates for every box voxel: affine + warp + radial mass effect.
     x = axes[0][:, None, None] + disp[0]
@@ -208,8 +222,10 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
     for i in range(3):
         coords[i] = matrix[i, 0] * x + matrix[i, 1] * y + matrix[i, 2] * z + offset[i]
     del x, y, z
-    warped = {k: ndi.map_coordinates(tpl[k], coords, order=1, mode="constant", cval=0.0)
-              for k in ("t1", "wm", "brain", "surface")}
+    warped = {
+        k: ndi.map_coordinates(tpl[k], coords, order=1, mode="constant", cval=0.0)
+        for k in ("t1", "wm", "brain", "surface")
+    }
     del coords
     brain = warped["brain"] > 0.5
 
@@ -261,7 +277,8 @@ def generate_patient(index: int, seed: int = 0, *, tissue: bool = False) -> dict
         if m == "t1ce":
             img += rng.uniform(0.6, 1.2) * vessels
         img[sub] = img[sub] * healthy + tumour_tex * (
-            p_core * levels[3] + p_rim * levels[4] + p_oed * levels[5])
+            p_core * levels[3] + p_rim * levels[4] + p_oed * levels[5]
+        )
         img *= bias
         img *= grain
         sigma = rng.uniform(0.015, 0.035) * wm
@@ -395,8 +412,9 @@ def _histograms(cv: volumes.CaseVolumes, bins: int) -> dict:
     return out
 
 
-def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, tile: int = 160,
-                    bins: int = 50) -> str:
+def comparison_figure(
+    real_cases: list, phantom_cases: list, out_path: str, *, tile: int = 160, bins: int = 50
+) -> str:
     """Draws the comparison figure and writes it atomically as PNG.
 
     Args:
@@ -423,14 +441,20 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
     draw = ImageDraw.Draw(canvas)
     font, small = _font(15), _font(12)
     for j, m in enumerate(names.MODALITIES):
-        draw.text((label_w + j * (tile + pad) + tile // 2 - 15, 6), m.upper(), fill=(0, 0, 0), font=font)
+        draw.text(
+            (label_w + j * (tile + pad) + tile // 2 - 15, 6), m.upper(), fill=(0, 0, 0), font=font
+        )
     for i, (kind, cid, slices) in enumerate(rows):
         y = head + i * (tile + pad)
         colour = _RED if kind == "real" else _BLUE
         draw.text((6, y + tile // 2 - 20), f"{kind}", fill=colour, font=font)
         draw.text((6, y + tile // 2), cid, fill=(0, 0, 0), font=small)
-        draw.text((6, y + tile // 2 + 16), f"sagittal {slices[0].slice_index}, tumour "
-                  f"{100 * slices[0].tumour_fraction:.0f}%", fill=(90, 90, 90), font=small)
+        draw.text(
+            (6, y + tile // 2 + 16),
+            f"sagittal {slices[0].slice_index}, tumour {100 * slices[0].tumour_fraction:.0f}%",
+            fill=(90, 90, 90),
+            font=small,
+        )
         by_mod = {s.modality: s.image for s in slices}
         for j, m in enumerate(names.MODALITIES):
             canvas.paste(Image.fromarray(by_mod[m]).convert("RGB"), (label_w + j * (tile + pad), y))
@@ -446,8 +470,10 @@ def comparison_figure(real_cases: list, phantom_cases: list, out_path: str, *, t
         top = max(max(h[m].max() for h in hists[k]) for k in hists if hists[k])
         for kind in ("phantom", "real"):
             for h in hists[kind]:
-                pts = [(x0 + (b + 0.5) * tile / bins, y0 + hist_h - 2 - (hist_h - 6) * v / top)
-                       for b, v in enumerate(h[m])]
+                pts = [
+                    (x0 + (b + 0.5) * tile / bins, y0 + hist_h - 2 - (hist_h - 6) * v / top)
+                    for b, v in enumerate(h[m])
+                ]
                 draw.line(pts, fill=_RED if kind == "real" else _BLUE, width=2)
         draw.text((x0, y0 + hist_h + 4), "0", fill=(0, 0, 0), font=small)
         draw.text((x0 + tile - 8, y0 + hist_h + 4), "1", fill=(0, 0, 0), font=small)
@@ -465,8 +491,11 @@ def main(argv=None) -> None:
     parser.add_argument("--real", default=os.path.join("..", "shared", "mri"))
     parser.add_argument("--patients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", default=os.path.join(names.DEFAULT_DATA_DIR, "phantom_volumes"),
-                        help="where the phantom patients are written (reused)")
+    parser.add_argument(
+        "--work",
+        default=os.path.join(names.DEFAULT_DATA_DIR, "phantom_volumes"),
+        help="where the phantom patients are written (reused)",
+    )
     args = parser.parse_args(argv)
     root = os.path.join(args.work, f"v{PHANTOM_VERSION}_seed{args.seed}")
     folders = write_cohort(root, args.patients, args.seed)

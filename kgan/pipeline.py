@@ -15,7 +15,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -70,8 +70,12 @@ def shard_files(data: str, split: str = "train", data_dir: str | None = None) ->
     directory = resolve_dataset_dir(data, data_dir)
     files = sorted(glob.glob(os.path.join(directory, f"*-{split}.tfrecord*")))
     if not files:
-        present = sorted({os.path.basename(f).split(".tfrecord")[0].rsplit("-", 1)[-1]
-                          for f in glob.glob(os.path.join(directory, "*.tfrecord*"))})
+        present = sorted(
+            {
+                os.path.basename(f).split(".tfrecord")[0].rsplit("-", 1)[-1]
+                for f in glob.glob(os.path.join(directory, "*.tfrecord*"))
+            }
+        )
         raise DatasetNotFoundError(
             f"dataset {directory} has no {split!r} split (splits present: {present})"
         )
@@ -83,7 +87,7 @@ def image_size_of(files: Sequence[str]) -> int:
     for record in tf.data.TFRecordDataset(list(files)[:1]).take(1):
         parsed = tf.io.parse_single_example(record, {"image": schema.FEATURE_SPEC["image"]})
         n = len(parsed["image"].numpy())
-        size = int(round(n ** 0.5))
+        size = int(round(n**0.5))
         if size * size != n:
             raise ValueError(f"{files[0]}: image of {n} bytes is not a square uint8 slice")
         return size
@@ -236,8 +240,15 @@ def load_arrays(
       including "case_id" as Python strings.
     """
     ds = load_slices(
-        data, split, batch_size=4096, modalities=modalities, data_dir=data_dir,
-        shuffle_seed=None, cache=False, drop_remainder=False, with_ids=True,
+        data,
+        split,
+        batch_size=4096,
+        modalities=modalities,
+        data_dir=data_dir,
+        shuffle_seed=None,
+        cache=False,
+        drop_remainder=False,
+        with_ids=True,
     )
     images, labels = [], {}
     for x, y in ds:
@@ -245,7 +256,9 @@ def load_arrays(
         for key, value in y.items():
             labels.setdefault(key, []).append(value.numpy())
     if not images:
-        raise DatasetNotFoundError(f"dataset {data!r} split {split!r} has no slices for {modalities}")
+        raise DatasetNotFoundError(
+            f"dataset {data!r} split {split!r} has no slices for {modalities}"
+        )
     out = {k: np.concatenate(v) for k, v in labels.items()}
     for key in ("case_id", "source"):
         out[key] = np.array([s.decode("utf-8") for s in out[key]])
@@ -253,6 +266,7 @@ def load_arrays(
 
 
 # --- training's stream -------------------------------------------------------------------------
+
 
 class SliceStream:
     """An endless, resumable stream of training batches, gathered from slices held in memory.
@@ -267,13 +281,13 @@ class SliceStream:
     uninterrupted run saw from step s on.
     """
 
-    def __init__(self, dataset_dir: str, *, split: str, batch_size: int, modalities,
-                 seed: int) -> None:
+    def __init__(
+        self, dataset_dir: str, *, split: str, batch_size: int, modalities, seed: int
+    ) -> None:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         with tf.device("/CPU:0"):  # the host holds the data; each batch is copied to the device
-            chunks = list(slice_records(dataset_dir, split, modalities=modalities)
-                          .batch(1024))
+            chunks = list(slice_records(dataset_dir, split, modalities=modalities).batch(1024))
             self.count = sum(int(x.shape[0]) for x, _ in chunks)
             if self.count < self.batch_size:
                 raise ValueError(
@@ -282,8 +296,9 @@ class SliceStream:
                     f"batch of {self.batch_size}"
                 )
             self.images = tf.concat([x for x, _ in chunks], axis=0)
-            self.labels = {key: tf.concat([y[key] for _, y in chunks], axis=0)
-                           for key in chunks[0][1]}
+            self.labels = {
+                key: tf.concat([y[key] for _, y in chunks], axis=0) for key in chunks[0][1]
+            }
         del chunks  # the one copy left is self.images: about the size of the shards
         self.batches_per_pass = self.count // self.batch_size
 
@@ -293,12 +308,15 @@ class SliceStream:
         order = tf.random.experimental.stateless_shuffle(tf.range(self.count), seed=seed)
         used = self.batches_per_pass * self.batch_size
         return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(order[:used], [self.batches_per_pass, self.batch_size]))
+            tf.reshape(order[:used], [self.batches_per_pass, self.batch_size])
+        )
 
     def gather(self, indices: tf.Tensor):
         """One batch: (images float32 in [-1, 1], labels) of the slices at `indices`."""
-        return (to_unit_range(tf.gather(self.images, indices)),
-                {key: tf.gather(value, indices) for key, value in self.labels.items()})
+        return (
+            to_unit_range(tf.gather(self.images, indices)),
+            {key: tf.gather(value, indices) for key, value in self.labels.items()},
+        )
 
     def from_position(self, position: int, steps: int) -> tf.data.Dataset:
         """The `steps` batches that follow `position` batches of the stream."""
@@ -309,6 +327,7 @@ class SliceStream:
         ds = tf.data.Dataset.range(first, last + 1).flat_map(self.pass_indices)
         if skip:
             ds = ds.skip(skip)
-        ds = ds.take(int(steps)).map(self.gather, num_parallel_calls=tf.data.AUTOTUNE,
-                                     deterministic=True)
+        ds = ds.take(int(steps)).map(
+            self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         return ds.prefetch(tf.data.AUTOTUNE)

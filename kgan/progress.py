@@ -52,9 +52,17 @@ class Progress:
       every_seconds: with an unknown total, the seconds between plain lines.
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", *,
-                 stream: TextIO | None = None, terminal: bool | None = None, steps: int = 10,
-                 every_seconds: float = 30.0):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        *,
+        stream: TextIO | None = None,
+        terminal: bool | None = None,
+        steps: int = 10,
+        every_seconds: float = 30.0,
+    ):
         self.total = None if total is None else int(total)
         self.desc = desc
         self.unit = unit
@@ -70,8 +78,14 @@ class Progress:
         if terminal if terminal is not None else _is_terminal(self._stream):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, desc=desc, unit=unit, file=self._stream,
-                             dynamic_ncols=True, leave=False)
+            self._bar = tqdm(
+                total=self.total,
+                desc=desc,
+                unit=unit,
+                file=self._stream,
+                dynamic_ncols=True,
+                leave=False,
+            )
 
     @property
     def elapsed(self) -> float:
@@ -101,8 +115,10 @@ class Progress:
         if self.total:
             text += f"/{self.total} {self.unit}s ({100 * self.count // self.total} %)"
             if rate > 0 and self.count < self.total:
-                text += (f", {format_rate(rate)} {self.unit}/s, "
-                         f"ETA {format_seconds((self.total - self.count) / rate)}")
+                text += (
+                    f", {format_rate(rate)} {self.unit}/s, "
+                    f"ETA {format_seconds((self.total - self.count) / rate)}"
+                )
             else:
                 text += f", {format_rate(rate)} {self.unit}/s"
         else:
@@ -126,7 +142,7 @@ class Progress:
         if summary:
             print(summary, file=self._stream, flush=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

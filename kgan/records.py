@@ -27,8 +27,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import dataclasses
 import copy
+import dataclasses
 import fcntl
 import json
 import logging
@@ -38,7 +38,7 @@ import shutil
 import sys
 import time
 import warnings
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -73,8 +73,15 @@ class SliceBuilderConfig(tfds.core.BuilderConfig):
     seed: int = 0
 
     @classmethod
-    def make(cls, plane="sagittal", size=64, resize="pad", patients=None, seed=0,
-             phantom_cohort: bool = True) -> "SliceBuilderConfig":
+    def make(
+        cls,
+        plane="sagittal",
+        size=64,
+        resize="pad",
+        patients=None,
+        seed=0,
+        phantom_cohort: bool = True,
+    ) -> SliceBuilderConfig:
         """A config with its canonical name; default options give ``<plane>_<size>``.
 
         Raises:
@@ -92,11 +99,22 @@ class SliceBuilderConfig(tfds.core.BuilderConfig):
             name += f"_n{patients}"
         if int(seed) != 0:
             name += f"_seed{int(seed)}"
-        version, notes = ((PHANTOM_DATASET_VERSION, _PHANTOM_NOTES) if phantom_cohort
-                          else (VERSION, _RELEASE_NOTES))
-        return cls(name=name, version=version, release_notes=dict(notes), plane=plane, size=int(size), resize=resize,
-                   patients=patients, seed=int(seed),
-                   description=f"{plane} slices resized to {size}x{size} ({resize})")
+        version, notes = (
+            (PHANTOM_DATASET_VERSION, _PHANTOM_NOTES)
+            if phantom_cohort
+            else (VERSION, _RELEASE_NOTES)
+        )
+        return cls(
+            name=name,
+            version=version,
+            release_notes=dict(notes),
+            plane=plane,
+            size=int(size),
+            resize=resize,
+            patients=patients,
+            seed=int(seed),
+            description=f"{plane} slices resized to {size}x{size} ({resize})",
+        )
 
     @property
     def slice_config(self) -> slicing.SliceConfig:
@@ -104,12 +122,16 @@ class SliceBuilderConfig(tfds.core.BuilderConfig):
 
 
 def _standard_configs(phantom_cohort: bool) -> list:
-    return [SliceBuilderConfig.make(p, s, phantom_cohort=phantom_cohort)
-            for p in names.PLANES for s in slicing.SIZES]
+    return [
+        SliceBuilderConfig.make(p, s, phantom_cohort=phantom_cohort)
+        for p in names.PLANES
+        for s in slicing.SIZES
+    ]
 
 
-def split_cases(case_ids: Sequence[str], seed: int = 0,
-                fractions: Sequence[float] = SPLIT_FRACTIONS) -> dict:
+def split_cases(
+    case_ids: Sequence[str], seed: int = 0, fractions: Sequence[float] = SPLIT_FRACTIONS
+) -> dict:
     """Assigns whole patients to splits, deterministically.
 
     The sorted ids are permuted by a generator seeded with `seed`; the first
@@ -135,8 +157,8 @@ def split_cases(case_ids: Sequence[str], seed: int = 0,
     picked = [ids[i] for i in order]
     return {
         "train": sorted(picked[:n_train]),
-        "validation": sorted(picked[n_train:n_train + n_val]),
-        "test": sorted(picked[n_train + n_val:]),
+        "validation": sorted(picked[n_train : n_train + n_val]),
+        "test": sorted(picked[n_train + n_val :]),
     }
 
 
@@ -161,27 +183,33 @@ class BuildSummary:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "BuildSummary":
+    def from_json(cls, data: dict) -> BuildSummary:
         fields = {f.name for f in dataclasses.fields(cls)}
         out = cls(**{k: v for k, v in data.items() if k in fields})
         out.skipped = [tuple(s) for s in out.skipped]
         return out
 
     def __str__(self) -> str:
-        lines = [f"dataset {self.name}: {'built' if self.built else 'already built'}"
-                 + (f" in {self.seconds:.1f} s with {self.workers} worker(s)" if self.built else ""),
-                 f"  directory: {self.dataset_dir}"]
+        lines = [
+            f"dataset {self.name}: {'built' if self.built else 'already built'}"
+            + (f" in {self.seconds:.1f} s with {self.workers} worker(s)" if self.built else ""),
+            f"  directory: {self.dataset_dir}",
+        ]
         for split in SPLITS:
             if split not in self.cases:
                 continue
             per_mod = self.slices.get(split, {})
             mods = ", ".join(f"{m} {per_mod.get(m, 0)}" for m in names.MODALITIES)
-            lines.append(f"  {split:<10} {len(self.cases[split]):>4} cases "
-                         f"{sum(per_mod.values()):>7} slices ({mods})")
+            lines.append(
+                f"  {split:<10} {len(self.cases[split]):>4} cases "
+                f"{sum(per_mod.values()):>7} slices ({mods})"
+            )
         if self.cases and any(not self.cases.get(s) for s in SPLITS):
             empty = [s for s in SPLITS if not self.cases.get(s)]
-            lines.append(f"  note: no case in {', '.join(empty)} (a split needs 3 or more usable "
-                         "patients; use these slices for training only)")
+            lines.append(
+                f"  note: no case in {', '.join(empty)} (a split needs 3 or more usable "
+                "patients; use these slices for training only)"
+            )
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} case(s):")
             lines += [f"    {cid}: {why}" for cid, why in self.skipped]
@@ -236,7 +264,8 @@ class TaskRunner:
 
     def _wait(self) -> None:
         finished, _ = concurrent.futures.wait(
-            list(self._pending), return_when=concurrent.futures.FIRST_COMPLETED)
+            list(self._pending), return_when=concurrent.futures.FIRST_COMPLETED
+        )
         for future in finished:
             split, task = self._pending.pop(future)
             try:
@@ -247,9 +276,12 @@ class TaskRunner:
                 return
 
     def _go_inline(self) -> None:
-        warnings.warn("dataset build: worker processes failed; finishing in this process "
-                      "(start builds under `if __name__ == '__main__':`)", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "dataset build: worker processes failed; finishing in this process "
+            "(start builds under `if __name__ == '__main__':`)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         lost = list(self._pending.values())
         self._pending.clear()
         self._queue.extendleft(reversed(lost))
@@ -366,30 +398,40 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     CITATION = ""
     DESCRIPTION = ""
 
-    def __init__(self, *, workers: int | None = None, skip_bad: bool = False,
-                 progress: Callable[[str, str | None], None] | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        skip_bad: bool = False,
+        progress: Callable[[str, str | None], None] | None = None,
+        **kwargs,
+    ):
         self._workers = max(1, int(workers or os.cpu_count() or 1))
         self._skip_bad = skip_bad
         self._progress = progress
         super().__init__(**kwargs)
-        self.summary = BuildSummary(dataset_dir="", name=f"{self.name}/{self.builder_config.name}",
-                                    workers=self._workers)
+        self.summary = BuildSummary(
+            dataset_dir="", name=f"{self.name}/{self.builder_config.name}", workers=self._workers
+        )
 
     def _info(self) -> tfds.core.DatasetInfo:
         size = self.builder_config.size
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Tensor(shape=(size, size, 1), dtype=np.uint8,
-                                              encoding=tfds.features.Encoding.BYTES),
-                "modality": tfds.features.ClassLabel(names=list(names.MODALITIES)),
-                "plane": tfds.features.ClassLabel(names=list(names.PLANES)),
-                "slice_index": tfds.features.Scalar(dtype=np.int64),
-                "case_id": tfds.features.Text(),
-                "tumour_fraction": tfds.features.Scalar(dtype=np.float32),
-                "grade": tfds.features.ClassLabel(names=list(names.GRADES)),
-                "source": tfds.features.Text(),
-                "synthetic": tfds.features.Scalar(dtype=np.int64),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(
+                        shape=(size, size, 1), dtype=np.uint8, encoding=tfds.features.Encoding.BYTES
+                    ),
+                    "modality": tfds.features.ClassLabel(names=list(names.MODALITIES)),
+                    "plane": tfds.features.ClassLabel(names=list(names.PLANES)),
+                    "slice_index": tfds.features.Scalar(dtype=np.int64),
+                    "case_id": tfds.features.Text(),
+                    "tumour_fraction": tfds.features.Scalar(dtype=np.float32),
+                    "grade": tfds.features.ClassLabel(names=list(names.GRADES)),
+                    "source": tfds.features.Text(),
+                    "synthetic": tfds.features.Scalar(dtype=np.int64),
+                }
+            ),
             supervised_keys=None,
             description=self.DESCRIPTION,
             homepage=self.HOMEPAGE,
@@ -424,13 +466,16 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     continue
             screened.append(task)
         if not screened:
-            raise volumes.VolumeError(str(getattr(dl_manager, "_manual_dir", "") or self.name),
-                                      f"no usable case ({len(tasks)} skipped)")
+            raise volumes.VolumeError(
+                str(getattr(dl_manager, "_manual_dir", "") or self.name),
+                f"no usable case ({len(tasks)} skipped)",
+            )
         by_id = {slice_tasks.task_id(t): t for t in screened}
         splits = split_cases(list(by_id), seed=self.builder_config.seed)
         splits = {s: ids for s, ids in splits.items() if ids}
-        self._runner = TaskRunner({s: [by_id[c] for c in ids] for s, ids in splits.items()},
-                                  self._workers)
+        self._runner = TaskRunner(
+            {s: [by_id[c] for c in ids] for s, ids in splits.items()}, self._workers
+        )
         self.summary.cases = {s: [] for s in SPLITS}
         self.summary.slices = {s: {m: 0 for m in names.MODALITIES} for s in SPLITS}
         return {s: self._generate_examples(s) for s in splits}
@@ -449,23 +494,28 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 yielded += len(slices)
                 for s in slices:
                     self.summary.slices[split][s.modality] += 1
-                    yield f"{cid}/{s.modality}/{s.slice_index}", {
-                        "image": s.image[..., None],
-                        "modality": s.modality,
-                        "plane": s.plane,
-                        "slice_index": s.slice_index,
-                        "case_id": s.case_id,
-                        "tumour_fraction": np.float32(s.tumour_fraction),
-                        "grade": s.grade,
-                        "source": self.SOURCE or s.source,
-                        "synthetic": 0,
-                    }
+                    yield (
+                        f"{cid}/{s.modality}/{s.slice_index}",
+                        {
+                            "image": s.image[..., None],
+                            "modality": s.modality,
+                            "plane": s.plane,
+                            "slice_index": s.slice_index,
+                            "case_id": s.case_id,
+                            "tumour_fraction": np.float32(s.tumour_fraction),
+                            "grade": s.grade,
+                            "source": self.SOURCE or s.source,
+                            "synthetic": 0,
+                        },
+                    )
             if self._progress is not None:
                 self._progress(cid, None if error is None else f"{error[0]}: {error[1]}")
         if not yielded:  # TFDS would fail with a bare "No examples were yielded"
             raise volumes.VolumeError(
-                self.name, f"the {split} split has no usable slice: every case in it was skipped "
-                           f"({', '.join(c for c, _ in self.summary.skipped)}); fix or remove them")
+                self.name,
+                f"the {split} split has no usable slice: every case in it was skipped "
+                f"({', '.join(c for c, _ in self.summary.skipped)}); fix or remove them",
+            )
 
     def _download_and_prepare(self, dl_manager, download_config):
         try:
@@ -477,7 +527,9 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         for split in self.summary.cases:
             self.summary.cases[split].sort()
         self.summary.dataset_dir = os.fspath(self.data_path)
-        atomic.write_json(os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json())
+        atomic.write_json(
+            os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json()
+        )
 
 
 class BratsSlices(_SliceBuilder):
@@ -571,17 +623,27 @@ def _build_lock(config_dir: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                 data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
-                 resize: str = "pad", workers: int | None = None, skip_bad: bool = False,
-                 progress=None) -> _SliceBuilder:
+def make_builder(
+    source: str = "phantom",
+    *,
+    plane: str = "sagittal",
+    size: int = 64,
+    data_dir: str = names.DEFAULT_DATA_DIR,
+    patients: int | None = None,
+    seed: int = 0,
+    resize: str = "pad",
+    workers: int | None = None,
+    skip_bad: bool = False,
+    progress=None,
+) -> _SliceBuilder:
     """The TFDS builder of a slice dataset (not built yet)."""
     if source not in _SOURCES:
         raise ValueError(f"unknown source {source!r}; choose from {_SOURCES}")
     if source == "brats" and patients is not None:
         raise ValueError("patients applies to the phantom cohort only")
-    config = SliceBuilderConfig.make(plane, size, resize, patients, seed,
-                                     phantom_cohort=source == "phantom")
+    config = SliceBuilderConfig.make(
+        plane, size, resize, patients, seed, phantom_cohort=source == "phantom"
+    )
     cls = PhantomSlices if source == "phantom" else BratsSlices
     if any(c.name == config.name for c in cls.BUILDER_CONFIGS):
         config = config.name  # TFDS wants the registered instance for standard names
@@ -589,16 +651,27 @@ def make_builder(source: str = "phantom", *, plane: str = "sagittal", size: int 
     absl_logger = logging.getLogger("absl")
     absl_logger.addFilter(notice)
     try:
-        return cls(data_dir=data_dir, config=config, workers=workers, skip_bad=skip_bad,
-                   progress=progress)
+        return cls(
+            data_dir=data_dir, config=config, workers=workers, skip_bad=skip_bad, progress=progress
+        )
     finally:
         absl_logger.removeFilter(notice)
 
 
-def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                  data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
-                  resize: str = "pad", workers: int | None = None, manual_dir: str | None = None,
-                  skip_bad: bool = False, progress=None) -> BuildSummary:
+def build_dataset(
+    source: str = "phantom",
+    *,
+    plane: str = "sagittal",
+    size: int = 64,
+    data_dir: str = names.DEFAULT_DATA_DIR,
+    patients: int | None = None,
+    seed: int = 0,
+    resize: str = "pad",
+    workers: int | None = None,
+    manual_dir: str | None = None,
+    skip_bad: bool = False,
+    progress=None,
+) -> BuildSummary:
     """Builds a slice dataset if it is not there yet, and says what it holds.
 
     Args:
@@ -621,25 +694,43 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
     Raises:
       volumes.VolumeError: a bad case (unless skip_bad) or an unusable manual_dir.
     """
-    builder = make_builder(source, plane=plane, size=size, data_dir=data_dir, patients=patients,
-                           seed=seed, resize=resize, workers=workers, skip_bad=skip_bad,
-                           progress=progress if callable(progress) else None)
+    builder = make_builder(
+        source,
+        plane=plane,
+        size=size,
+        data_dir=data_dir,
+        patients=patients,
+        seed=seed,
+        resize=resize,
+        workers=workers,
+        skip_bad=skip_bad,
+        progress=progress if callable(progress) else None,
+    )
     version_dir = os.fspath(builder.data_path)
     summary_path = os.path.join(version_dir, SUMMARY_FILE)
     if not os.path.isdir(version_dir):
         cases = builder.builder_config.patients
         if source == "brats":
             if manual_dir is None:
-                raise ValueError("building brats_slices needs manual_dir (the folder with the BraTS cases)")
+                raise ValueError(
+                    "building brats_slices needs manual_dir (the folder with the BraTS cases)"
+                )
             cases = len(volumes.find_cases(manual_dir))  # fail early, before TFDS creates folders
         start = time.perf_counter()
         name = f"{builder.name}/{builder.builder_config.name}"
         bar = None
         if progress is None:  # say why the first call takes a while, then show how it goes
-            what = (f"{cases} phantom patients" if source == "phantom"
-                    else f"{cases} BraTS cases from {manual_dir}")
-            print(f"kgan: building {name} from {what} into {version_dir} with "
-                  f"{builder._workers} worker(s)", file=sys.stderr, flush=True)
+            what = (
+                f"{cases} phantom patients"
+                if source == "phantom"
+                else f"{cases} BraTS cases from {manual_dir}"
+            )
+            print(
+                f"kgan: building {name} from {what} into {version_dir} with "
+                f"{builder._workers} worker(s)",
+                file=sys.stderr,
+                flush=True,
+            )
             bar = progress_lib.Progress(cases, name, "case")
 
             def progress(case_id, error):
@@ -652,16 +743,19 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
             with _build_lock(os.path.dirname(version_dir)), _tfds_quiet():
                 if not os.path.isdir(version_dir):  # another process may have finished meanwhile
                     config = tfds.download.DownloadConfig(
-                        manual_dir=manual_dir, try_download_gcs=False)
+                        manual_dir=manual_dir, try_download_gcs=False
+                    )
                     builder.download_and_prepare(download_config=config)
                     summary = builder.summary
                     summary.seconds = time.perf_counter() - start
                     summary.dataset_dir = version_dir
                     atomic.write_json(summary_path, summary.to_json())
                     if bar is not None:
-                        bar.close(f"kgan: built {name}: {summary.total_slices} slices from "
-                                  f"{sum(len(c) for c in summary.cases.values())} cases in "
-                                  f"{progress_lib.format_seconds(summary.seconds)} -> {version_dir}")
+                        bar.close(
+                            f"kgan: built {name}: {summary.total_slices} slices from "
+                            f"{sum(len(c) for c in summary.cases.values())} cases in "
+                            f"{progress_lib.format_seconds(summary.seconds)} -> {version_dir}"
+                        )
                     return summary
         finally:
             if bar is not None:
@@ -670,24 +764,44 @@ def build_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int
         with open(summary_path) as f:
             summary = BuildSummary.from_json(json.load(f))
     else:
-        summary = BuildSummary(dataset_dir=version_dir, name=f"{builder.name}/{builder.builder_config.name}")
+        summary = BuildSummary(
+            dataset_dir=version_dir, name=f"{builder.name}/{builder.builder_config.name}"
+        )
     summary.built = False
     summary.dataset_dir = version_dir
     return summary
 
 
-def ensure_dataset(source: str = "phantom", *, plane: str = "sagittal", size: int = 64,
-                   data_dir: str = names.DEFAULT_DATA_DIR, patients: int | None = None, seed: int = 0,
-                   workers: int | None = None, manual_dir: str | None = None,
-                   resize: str = "pad", skip_bad: bool = False) -> str:
+def ensure_dataset(
+    source: str = "phantom",
+    *,
+    plane: str = "sagittal",
+    size: int = 64,
+    data_dir: str = names.DEFAULT_DATA_DIR,
+    patients: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    manual_dir: str | None = None,
+    resize: str = "pad",
+    skip_bad: bool = False,
+) -> str:
     """Returns the dataset's directory (TFDS version folder with the shards), building it first if absent.
 
     `kgan.pipeline.load_slices(<returned dir>)` and
     `tfds.builder("phantom_slices/sagittal_64", data_dir=data_dir)` both read it.
     """
-    return build_dataset(source, plane=plane, size=size, data_dir=data_dir, patients=patients,
-                         seed=seed, workers=workers, manual_dir=manual_dir, resize=resize,
-                         skip_bad=skip_bad).dataset_dir
+    return build_dataset(
+        source,
+        plane=plane,
+        size=size,
+        data_dir=data_dir,
+        patients=patients,
+        seed=seed,
+        workers=workers,
+        manual_dir=manual_dir,
+        resize=resize,
+        skip_bad=skip_bad,
+    ).dataset_dir
 
 
 # ---------------------------------------------------------------------------
@@ -706,6 +820,7 @@ def as_images(ds: tf.data.Dataset, size: int | None = None) -> tf.data.Dataset:
       ds: unbatched examples (dicts with an ``image`` key).
       size: the slice side, to give the tensor a static shape; inferred when None.
     """
+
     def view(example):
         image = example["image"]
         if image.dtype == tf.string:

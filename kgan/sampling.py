@@ -25,17 +25,19 @@ requested condition (1.0 or 0.0) for conditional generators and -1.0 for uncondi
 
 from __future__ import annotations
 
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import os
 import time
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from kgan import atomic, imaging, names, progress as progress_lib, schema, serving
+from kgan import atomic, imaging, names, schema, serving
+from kgan import progress as progress_lib
 
 FORMATS = ("grid", "png", "nifti", "tfrecord")
 DEFAULT_DISPLAY_SIZE = 256
@@ -79,12 +81,14 @@ class GeneratorSampler:
                 self.metadata: dict[str, Any] = json.load(f)
         except FileNotFoundError as e:
             raise FileNotFoundError(
-                f"{meta_path} is missing: {self.path} was not written by kgan.export") from e
+                f"{meta_path} is missing: {self.path} was not written by kgan.export"
+            ) from e
         self._model = tf.saved_model.load(self.path)
         for name in serving.SIGNATURES:
             if name not in self._model.signatures:
-                raise ValueError(f"{self.path} has no {name!r} signature "
-                                 f"(has {sorted(self._model.signatures)})")
+                raise ValueError(
+                    f"{self.path} has no {name!r} signature (has {sorted(self._model.signatures)})"
+                )
         self.image_size = int(self.metadata["image_size"])
         self.latent_dim = int(self.metadata["latent_dim"])
         self.conditional = bool(self.metadata["conditional"])
@@ -108,8 +112,9 @@ class GeneratorSampler:
         else:
             index = int(value)
         if not 0 <= index < len(names.MODALITIES) or names.MODALITIES[index] not in self.modalities:
-            raise ValueError(f"modality '{value}' is not one this generator was trained on "
-                             f"({self.modalities})")
+            raise ValueError(
+                f"modality '{value}' is not one this generator was trained on ({self.modalities})"
+            )
         return index
 
     def conditions(self, count: int, modality=None, tumour=None):
@@ -130,11 +135,14 @@ class GeneratorSampler:
                 if asked != {trained}:
                     raise ValueError(
                         f"this generator is unconditional (trained on {self.modalities}): "
-                        "it cannot be asked for a modality")
+                        "it cannot be asked for a modality"
+                    )
             return np.full([count], trained, np.int32), None
         index = np.arange(count)
         if modality is None:
-            mods = np.array([self._modality_index(m) for m in self.modalities], np.int32)[index % n_mod]
+            mods = np.array([self._modality_index(m) for m in self.modalities], np.int32)[
+                index % n_mod
+            ]
         else:
             values = np.atleast_1d(np.asarray(modality))
             mods = np.array([self._modality_index(m) for m in values], np.int32)
@@ -151,13 +159,17 @@ class GeneratorSampler:
 
     def latents(self, count: int, seed: int = 0) -> np.ndarray:
         """The latent vectors `generate` uses: chunk k of max_count from stream [seed, k]."""
-        chunks = [serving.latent_vectors(seed, min(self.max_count, count - start),
-                                         self.latent_dim, start // self.max_count).numpy()
-                  for start in range(0, count, self.max_count)]
+        chunks = [
+            serving.latent_vectors(
+                seed, min(self.max_count, count - start), self.latent_dim, start // self.max_count
+            ).numpy()
+            for start in range(0, count, self.max_count)
+        ]
         return np.concatenate(chunks) if chunks else np.zeros([0, self.latent_dim], np.float32)
 
-    def iter_batches(self, count: int, seed: int = 0, modality=None,
-                     tumour=None) -> Iterator[SampleBatch]:
+    def iter_batches(
+        self, count: int, seed: int = 0, modality=None, tumour=None
+    ) -> Iterator[SampleBatch]:
         """Yields the slices of `generate_batch` in chunks of at most max_count (bounded memory)."""
         count = int(count)
         if count < 1:
@@ -166,16 +178,21 @@ class GeneratorSampler:
         serve = self._model.signatures[serving.SERVING_SIGNATURE]
         for start in range(0, count, self.max_count):
             stop = min(count, start + self.max_count)
-            inputs = {serving.LATENT: serving.latent_vectors(seed, stop - start, self.latent_dim,
-                                                             start // self.max_count)}
+            inputs = {
+                serving.LATENT: serving.latent_vectors(
+                    seed, stop - start, self.latent_dim, start // self.max_count
+                )
+            }
             if self.conditional:
                 inputs[serving.MODALITY] = tf.constant(mods[start:stop])
                 inputs[serving.TUMOUR] = tf.constant(tums[start:stop])
             yield SampleBatch(
-                serve(**inputs)[serving.IMAGES].numpy(), mods[start:stop],
+                serve(**inputs)[serving.IMAGES].numpy(),
+                mods[start:stop],
                 None if tums is None else tums[start:stop],
                 [sample_id(self.gan, seed, i) for i in range(start, stop)],
-                int(seed))
+                int(seed),
+            )
 
     def generate_batch(self, count: int, seed: int = 0, modality=None, tumour=None) -> SampleBatch:
         """Like `generate`, also returning the conditions and sample ids."""
@@ -195,16 +212,20 @@ class GeneratorSampler:
         Returns:
           {"images": float32 [N, S, S, 1], "png_bytes": list of PNG bytes}.
         """
-        inputs = {serving.SEED: tf.constant(seed, tf.int64),
-                  serving.COUNT: tf.constant(count, tf.int32)}
+        inputs = {
+            serving.SEED: tf.constant(seed, tf.int64),
+            serving.COUNT: tf.constant(count, tf.int32),
+        }
         if self.conditional:
             if modality is None or tumour is None:
                 raise ValueError("a conditional generator's sample needs modality and tumour")
             inputs[serving.MODALITY] = tf.constant(self._modality_index(modality), tf.int32)
             inputs[serving.TUMOUR] = tf.constant(int(tumour), tf.int32)
         out = self._model.signatures[serving.SAMPLE_SIGNATURE](**inputs)
-        return {serving.IMAGES: out[serving.IMAGES].numpy(),
-                serving.PNG_OUTPUT: list(out[serving.PNG_OUTPUT].numpy())}
+        return {
+            serving.IMAGES: out[serving.IMAGES].numpy(),
+            serving.PNG_OUTPUT: list(out[serving.PNG_OUTPUT].numpy()),
+        }
 
 
 def sample_id(gan: str, seed: int, index: int) -> str:
@@ -218,7 +239,9 @@ def concat_batches(batches: Sequence[SampleBatch]) -> SampleBatch:
         np.concatenate([b.images for b in batches]),
         np.concatenate([b.modality for b in batches]),
         None if batches[0].tumour is None else np.concatenate([b.tumour for b in batches]),
-        [i for b in batches for i in b.sample_ids], batches[0].seed)
+        [i for b in batches for i in b.sample_ids],
+        batches[0].seed,
+    )
 
 
 def _broadcast(values: np.ndarray, count: int, name: str) -> np.ndarray:
@@ -246,9 +269,15 @@ def caption(batch: SampleBatch, i: int) -> str:
 # Writers
 
 
-def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DISPLAY_SIZE,
-               columns: int | None = None, resample: str = "nearest",
-               title: str | None = None) -> str:
+def write_grid(
+    batch: SampleBatch,
+    path: str,
+    *,
+    display_size: int = DEFAULT_DISPLAY_SIZE,
+    columns: int | None = None,
+    resample: str = "nearest",
+    title: str | None = None,
+) -> str:
     """Writes one PNG with every slice upsampled to `display_size` and captioned.
 
     Args:
@@ -262,13 +291,20 @@ def write_grid(batch: SampleBatch, path: str, *, display_size: int = DEFAULT_DIS
     title = title or f"SYNTHETIC slices (seed {batch.seed}) - not patient data"
     pixels = schema.to_uint8(batch.images[..., 0])
     captions = [caption(batch, i) for i in range(len(pixels))]
-    grid = imaging.display_grid(pixels, captions, title=title, display_size=display_size,
-                                columns=columns, resample=resample)
+    grid = imaging.display_grid(
+        pixels, captions, title=title, display_size=display_size, columns=columns, resample=resample
+    )
     return imaging.write_png(grid, path)
 
 
-def write_pngs(batch: SampleBatch, out_dir: str, *, display_size: int | None = None,
-               resample: str = "nearest", bar: progress_lib.Progress | None = None) -> list[str]:
+def write_pngs(
+    batch: SampleBatch,
+    out_dir: str,
+    *,
+    display_size: int | None = None,
+    resample: str = "nearest",
+    bar: progress_lib.Progress | None = None,
+) -> list[str]:
     """Writes one 8-bit grayscale PNG per slice, named by sample id and modality.
 
     Args:
@@ -340,12 +376,18 @@ def nifti_affine(plane: str, size: int, count: int, pixel_mm: float | None = Non
 def nifti_description(plane: str, head: str = "kgan synthetic, not patient data") -> str:
     """The ``descrip`` text (at most 79 ASCII bytes): what the stack is and what its 3rd axis means."""
     meaning = f"3rd axis: sample no., stacked along {STACK_AXIS[plane]}"
-    head = head.encode("ascii", "replace").decode()[:79 - len(meaning) - 2].rstrip()
+    head = head.encode("ascii", "replace").decode()[: 79 - len(meaning) - 2].rstrip()
     return f"{head}; {meaning}"
 
 
-def write_nifti(batch: SampleBatch, out_dir: str, *, plane: str, description: str = "",
-                pixel_mm: float | None = None) -> list[str]:
+def write_nifti(
+    batch: SampleBatch,
+    out_dir: str,
+    *,
+    plane: str,
+    description: str = "",
+    pixel_mm: float | None = None,
+) -> list[str]:
     """Writes uint8 NIfTI stacks, one per modality, with the plane's orientation and spacing.
 
     Args:
@@ -370,7 +412,8 @@ def write_nifti(batch: SampleBatch, out_dir: str, *, plane: str, description: st
         image.set_sform(affine, code="aligned")
         image.header.set_xyzt_units("mm")
         image.header["descrip"] = nifti_description(
-            plane, description or f"kgan synthetic {name}, not patient data")
+            plane, description or f"kgan synthetic {name}, not patient data"
+        )
         path = os.path.join(out_dir, f"synthetic-{name}.nii.gz")
         with atomic.atomic_path(path, suffix=".nii.gz") as tmp:
             nib.save(image, tmp)
@@ -383,9 +426,16 @@ def shard_name(split: str, index: int, shards: int) -> str:
     return f"synthetic-{split}.tfrecord-{index:05d}-of-{shards:05d}"
 
 
-def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, *, gan: str,
-                    plane: str, split: str = "train", shards: int = 1,
-                    count: int | None = None) -> list[str]:
+def write_tfrecords(
+    batches: SampleBatch | Iterable[SampleBatch],
+    out_dir: str,
+    *,
+    gan: str,
+    plane: str,
+    split: str = "train",
+    shards: int = 1,
+    count: int | None = None,
+) -> list[str]:
     """Writes the slices as `kgan.schema` records marked synthetic.
 
     Streams: chunks are written as they come, so the slices need not fit in memory. Each shard
@@ -403,14 +453,18 @@ def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, 
       count: total number of slices when `batches` is an iterator (to size the shards).
     """
     if plane not in names.PLANES:
-        raise ValueError(f"plane must be one of {names.PLANES}, got {plane!r}: the export's "
-                         "metadata has no plane; pass plane= (--plane)")
+        raise ValueError(
+            f"plane must be one of {names.PLANES}, got {plane!r}: the export's "
+            "metadata has no plane; pass plane= (--plane)"
+        )
     if isinstance(batches, SampleBatch):
         batches, count = [batches], len(batches.images)
     if count is None:
         raise ValueError("count is needed when batches is an iterator")
     if not 1 <= shards <= max(1, count):
-        raise ValueError(f"shards must be between 1 and the number of slices ({count}), got {shards}")
+        raise ValueError(
+            f"shards must be between 1 and the number of slices ({count}), got {shards}"
+        )
     os.makedirs(out_dir, exist_ok=True)
     plane_index = names.PLANES.index(plane)
     sizes = [len(part) for part in np.array_split(np.arange(count), shards)]
@@ -431,10 +485,19 @@ def write_tfrecords(batches: SampleBatch | Iterable[SampleBatch], out_dir: str, 
                         tmp = shard_files.enter_context(atomic.atomic_path(paths[-1]))
                         writer, left = tf.io.TFRecordWriter(tmp), sizes[shard]
                     fraction = float(batch.tumour[i]) if batch.tumour is not None else -1.0
-                    writer.write(schema.encode_example(
-                        pixels[i], modality=int(batch.modality[i]), plane=plane_index,
-                        slice_index=-1, case_id=batch.sample_ids[i], tumour_fraction=fraction,
-                        grade=0, source=f"synthetic:{gan}", synthetic=True))
+                    writer.write(
+                        schema.encode_example(
+                            pixels[i],
+                            modality=int(batch.modality[i]),
+                            plane=plane_index,
+                            slice_index=-1,
+                            case_id=batch.sample_ids[i],
+                            tumour_fraction=fraction,
+                            grade=0,
+                            source=f"synthetic:{gan}",
+                            synthetic=True,
+                        )
+                    )
                     left -= 1
                     written += 1
             if written != count or shard != shards - 1:
@@ -484,33 +547,60 @@ def write_samples(
     if fmt in ("tfrecord", "nifti"):
         plane = plane or sampler.metadata.get("plane")
         if plane not in names.PLANES:
-            raise ValueError(f"the export's metadata has no plane: pass plane= (--plane), one "
-                             f"of {names.PLANES}")
+            raise ValueError(
+                f"the export's metadata has no plane: pass plane= (--plane), one of {names.PLANES}"
+            )
     os.makedirs(out_dir, exist_ok=True)
     start = time.perf_counter()
-    bar = (progress_lib.Progress(int(count), f"sampling {fmt}", "slice") if progress
-           else progress_lib.Silent(int(count)))
+    bar = (
+        progress_lib.Progress(int(count), f"sampling {fmt}", "slice")
+        if progress
+        else progress_lib.Silent(int(count))
+    )
     chunks = sampler.iter_batches(count, seed, modality, tumour)
     if fmt != "png":  # the png writer counts file by file
         chunks = _counted(chunks, bar)
     if fmt == "grid":
         size = display_size or DEFAULT_DISPLAY_SIZE
-        title = (f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data"
-                 + ("" if sampler.conditional or len(sampler.modalities) == 1 else
-                    f" - unconditional, trained on {', '.join(names.MODALITY_DISPLAY_NAMES[m] for m in sampler.modalities)}"))
-        paths = [write_grid(concat_batches(list(chunks)),
-                            os.path.join(out_dir, f"grid-seed{seed}.png"),
-                            display_size=size, resample=resample, title=title)]
+        title = f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data" + (
+            ""
+            if sampler.conditional or len(sampler.modalities) == 1
+            else f" - unconditional, trained on {', '.join(names.MODALITY_DISPLAY_NAMES[m] for m in sampler.modalities)}"
+        )
+        paths = [
+            write_grid(
+                concat_batches(list(chunks)),
+                os.path.join(out_dir, f"grid-seed{seed}.png"),
+                display_size=size,
+                resample=resample,
+                title=title,
+            )
+        ]
     elif fmt == "png":
-        paths = [p for batch in chunks
-                 for p in write_pngs(batch, out_dir, display_size=display_size, resample=resample,
-                                     bar=bar)]
+        paths = [
+            p
+            for batch in chunks
+            for p in write_pngs(
+                batch, out_dir, display_size=display_size, resample=resample, bar=bar
+            )
+        ]
     elif fmt == "nifti":
-        paths = write_nifti(concat_batches(list(chunks)), out_dir, plane=plane,
-                            description=f"kgan synthetic {sampler.gan} seed {seed}")
+        paths = write_nifti(
+            concat_batches(list(chunks)),
+            out_dir,
+            plane=plane,
+            description=f"kgan synthetic {sampler.gan} seed {seed}",
+        )
     else:
-        paths = write_tfrecords(chunks, out_dir, gan=sampler.gan, plane=plane, split=split,
-                                shards=shards, count=int(count))
+        paths = write_tfrecords(
+            chunks,
+            out_dir,
+            gan=sampler.gan,
+            plane=plane,
+            split=split,
+            shards=shards,
+            count=int(count),
+        )
     manifest = {
         "model": os.path.abspath(sampler.path),
         "gan": sampler.gan,
@@ -521,18 +611,22 @@ def write_samples(
         "value_range": [-1.0, 1.0],
         "files": [os.path.basename(p) for p in paths],
         "samples": [
-            {"id": sample_id(sampler.gan, seed, i),
-             "modality": (names.MODALITIES[m] if m >= 0 else None),
-             **({"tumour": int(tums[i])} if tums is not None else {})}
+            {
+                "id": sample_id(sampler.gan, seed, i),
+                "modality": (names.MODALITIES[m] if m >= 0 else None),
+                **({"tumour": int(tums[i])} if tums is not None else {}),
+            }
             for i, m in enumerate(mods.tolist())
         ],
         "export_metadata": sampler.metadata,
     }
     manifest_path = os.path.join(out_dir, "kgan_samples.json")
     atomic.write_bytes(manifest_path, (json.dumps(manifest, indent=2, default=str) + "\n").encode())
-    bar.close(f"kgan: wrote {int(count)} synthetic slices as {len(paths)} {fmt} file(s) to "
-              f"{out_dir} in {progress_lib.format_seconds(time.perf_counter() - start)} "
-              f"(list: {manifest_path})")
+    bar.close(
+        f"kgan: wrote {int(count)} synthetic slices as {len(paths)} {fmt} file(s) to "
+        f"{out_dir} in {progress_lib.format_seconds(time.perf_counter() - start)} "
+        f"(list: {manifest_path})"
+    )
     return paths + [manifest_path]
 
 

@@ -53,6 +53,7 @@ _VERSION_RE = re.compile(r"^\d+$")
 
 # --- versions ---------------------------------------------------------------------------------------
 
+
 def existing_versions(base: str, *, complete: bool = False) -> list[int]:
     """The integer version directories under an export base, ascending.
 
@@ -81,20 +82,26 @@ def resolve_export_dir(path: str) -> str:
         return os.path.join(path, str(versions[-1]))
     raise FileNotFoundError(
         f"no exported generator at {path}: expected saved_model.pb there or in an integer "
-        "version directory below it (write one with scripts/export.py)")
+        "version directory below it (write one with scripts/export.py)"
+    )
 
 
 # --- signatures -------------------------------------------------------------------------------------
+
 
 def input_signatures(latent_dim: int, conditional: bool) -> tuple[list, list]:
     """(serving_default's, sample's) input TensorSpecs, named as the contract says."""
     serving = [tf.TensorSpec([None, latent_dim], tf.float32, name=LATENT)]
     sample = [tf.TensorSpec([], tf.int64, name=SEED), tf.TensorSpec([], tf.int32, name=COUNT)]
     if conditional:
-        serving += [tf.TensorSpec([None], tf.int32, name=MODALITY),
-                    tf.TensorSpec([None], tf.int32, name=TUMOUR)]
-        sample += [tf.TensorSpec([], tf.int32, name=MODALITY),
-                   tf.TensorSpec([], tf.int32, name=TUMOUR)]
+        serving += [
+            tf.TensorSpec([None], tf.int32, name=MODALITY),
+            tf.TensorSpec([None], tf.int32, name=TUMOUR),
+        ]
+        sample += [
+            tf.TensorSpec([], tf.int32, name=MODALITY),
+            tf.TensorSpec([], tf.int32, name=TUMOUR),
+        ]
     return serving, sample
 
 
@@ -103,21 +110,25 @@ def describe_signatures(latent_dim: int, image_size: int, conditional: bool) -> 
     images = ["float32", [None, image_size, image_size, 1]]
     return {
         SERVING_SIGNATURE: {
-            "inputs": {LATENT: ["float32", [None, latent_dim]],
-                       **({MODALITY: ["int32", [None]], TUMOUR: ["int32", [None]]}
-                          if conditional else {})},
+            "inputs": {
+                LATENT: ["float32", [None, latent_dim]],
+                **({MODALITY: ["int32", [None]], TUMOUR: ["int32", [None]]} if conditional else {}),
+            },
             "outputs": {IMAGES: images},
         },
         SAMPLE_SIGNATURE: {
-            "inputs": {SEED: ["int64", []], COUNT: ["int32", []],
-                       **({MODALITY: ["int32", []], TUMOUR: ["int32", []]}
-                          if conditional else {})},
+            "inputs": {
+                SEED: ["int64", []],
+                COUNT: ["int32", []],
+                **({MODALITY: ["int32", []], TUMOUR: ["int32", []]} if conditional else {}),
+            },
             "outputs": {IMAGES: images, PNG_OUTPUT: ["string", [None]]},
         },
     }
 
 
 # --- the latent stream and the pixels ---------------------------------------------------------------
+
 
 def latent_vectors(seed, count, latent_dim: int, stream=0) -> tf.Tensor:
     """Standard-normal latents from a stateless Philox generator keyed by ``[seed, stream]``.
@@ -138,8 +149,24 @@ def images_to_uint8_tensor(images: tf.Tensor) -> tf.Tensor:
 
 
 __all__ = [
-    "COUNT", "EXPORT_FORMAT", "GENERATOR_INPUTS", "IMAGES", "LATENT", "METADATA_FILE", "MODALITY",
-    "PNG_OUTPUT", "SAMPLE_SIGNATURE", "SEED", "SERVING_SIGNATURE", "SIGNATURES", "TUMOUR",
-    "WARMUP_FILE", "describe_signatures", "existing_versions", "images_to_uint8_tensor",
-    "input_signatures", "latent_vectors", "resolve_export_dir",
+    "COUNT",
+    "EXPORT_FORMAT",
+    "GENERATOR_INPUTS",
+    "IMAGES",
+    "LATENT",
+    "METADATA_FILE",
+    "MODALITY",
+    "PNG_OUTPUT",
+    "SAMPLE_SIGNATURE",
+    "SEED",
+    "SERVING_SIGNATURE",
+    "SIGNATURES",
+    "TUMOUR",
+    "WARMUP_FILE",
+    "describe_signatures",
+    "existing_versions",
+    "images_to_uint8_tensor",
+    "input_signatures",
+    "latent_vectors",
+    "resolve_export_dir",
 ]

@@ -28,7 +28,9 @@ def check_image_size(size, what: str = "size") -> int:
     if not whole:
         raise ValueError(f"{what} must be one of {', '.join(map(str, IMAGE_SIZES))}, got {size!r}")
     if value not in IMAGE_SIZES:
-        raise ValueError(f"{what} {value} is not a size kgan can train on; use one of "
-                         f"{', '.join(map(str, IMAGE_SIZES))} (powers of two: the networks "
-                         "double or halve the side per block)")
+        raise ValueError(
+            f"{what} {value} is not a size kgan can train on; use one of "
+            f"{', '.join(map(str, IMAGE_SIZES))} (powers of two: the networks "
+            "double or halve the side per block)"
+        )
     return value

@@ -78,14 +78,20 @@ class SliceConfig:
             raise ValueError(f"size must be >= 8, got {self.size}")
         start, stop = self.fractions
         if not 0.0 <= start < stop <= 1.0:
-            raise ValueError(f"slice_range must satisfy 0 <= start < stop <= 1, got {self.slice_range}")
+            raise ValueError(
+                f"slice_range must satisfy 0 <= start < stop <= 1, got {self.slice_range}"
+            )
         lo, hi = self.percentiles
         if not 0.0 <= lo < hi <= 100.0:
-            raise ValueError(f"percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}")
+            raise ValueError(
+                f"percentiles must satisfy 0 <= lo < hi <= 100, got {self.percentiles}"
+            )
 
     @property
     def fractions(self) -> tuple:
-        return tuple(self.slice_range) if self.slice_range is not None else DEFAULT_RANGES[self.plane]
+        return (
+            tuple(self.slice_range) if self.slice_range is not None else DEFAULT_RANGES[self.plane]
+        )
 
 
 @dataclasses.dataclass
@@ -179,7 +185,7 @@ def fit_square(image: np.ndarray, size: int, resize: str = "pad") -> np.ndarray:
         side = max(h, w)
         padded = np.zeros((side, side), np.float32)
         top, left = (side - h) // 2, (side - w) // 2
-        padded[top:top + h, left:left + w] = image
+        padded[top : top + h, left : left + w] = image
         image = padded
     if image.shape != (size, size):
         lo, hi = float(image.min()), float(image.max())
@@ -193,8 +199,9 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
 
 
-def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfig(),
-               modalities=names.MODALITIES) -> list[Slice]:
+def slice_case(
+    case_volumes: vol.CaseVolumes, config: SliceConfig = SliceConfig(), modalities=names.MODALITIES
+) -> list[Slice]:
     """Cuts one case into labelled slices of every modality.
 
     The same slice numbers are taken from every modality (they share the
@@ -214,8 +221,11 @@ def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfi
         return []
     tumour = case_volumes.tumour_mask()
     t_area = tumour.sum(axis=other) if tumour is not None else None
-    keep = [i for i in slice_indices(n, config.fractions)
-            if area[i] > 0 and area[i] >= config.min_brain_fraction * area.max()]
+    keep = [
+        i
+        for i in slice_indices(n, config.fractions)
+        if area[i] > 0 and area[i] >= config.min_brain_fraction * area.max()
+    ]
     if not keep:
         return []
     sub = np.take(brain, keep, axis=axis).any(axis=axis)  # brain footprint over the kept slices
@@ -228,11 +238,14 @@ def slice_case(case_volumes: "vol.CaseVolumes", config: SliceConfig = SliceConfi
         for m in modalities:
             crop = _take(norm[m], axis, i)[r0:r1, c0:c1]
             pixels = to_uint8(fit_square(crop, config.size, config.resize))
-            out.append(Slice(pixels, m, config.plane, int(i), case.case_id, fraction,
-                             case.grade, case.layout))
+            out.append(
+                Slice(
+                    pixels, m, config.plane, int(i), case.case_id, fraction, case.grade, case.layout
+                )
+            )
     return out
 
 
-def slice_case_file(case: "vol.Case", config: SliceConfig) -> list[Slice]:
+def slice_case_file(case: vol.Case, config: SliceConfig) -> list[Slice]:
     """Reads and slices one case (the unit of work of the parallel build)."""
     return slice_case(vol.read_case(case), config)

@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -41,9 +41,19 @@ from kgan import device, imaging, optimizers, pipeline
 
 #: Recipe fields that may change between a run and its resume (everything else must match).
 RESUMABLE_CHANGES = {
-    "train.epochs", "train.checkpoint_every", "train.keep_checkpoints", "train.log_every",
-    "train.verbose", "train.divergence_limits", "train.num_samples", "output.export",
-    "output.export_dir", "output.logdir", "data.data_dir", "train.jit_compile", "recipe",
+    "train.epochs",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.log_every",
+    "train.verbose",
+    "train.divergence_limits",
+    "train.num_samples",
+    "output.export",
+    "output.export_dir",
+    "output.logdir",
+    "data.data_dir",
+    "train.jit_compile",
+    "recipe",
 }
 
 
@@ -85,14 +95,19 @@ class TrainResult:
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def resolve_data(config: cfg.Config) -> str:
     """The dataset directory for a recipe, building the phantom cohort when it is missing."""
     d = config.data
     if d.source == "phantom":
         from kgan import records
 
-        kwargs = {"plane": d.plane, "size": config.model.image_size, "data_dir": d.data_dir,
-                  "seed": d.split_seed}
+        kwargs = {
+            "plane": d.plane,
+            "size": config.model.image_size,
+            "data_dir": d.data_dir,
+            "seed": d.split_seed,
+        }
         if d.patients:
             kwargs["patients"] = d.patients
         return records.ensure_dataset("phantom", **kwargs)
@@ -105,6 +120,7 @@ def dataset_image_size(source: str, data_dir: str | None = None, split: str = "t
 
 
 # --- run directory -------------------------------------------------------------------------------
+
 
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
@@ -122,8 +138,11 @@ def check_resumable(config: cfg.Config, saved_path: str) -> None:
         saved = json.load(f)
     saved.pop("resolved", None)
     old, new = _flatten(saved), _flatten(config.to_dict())
-    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-             if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]
+    diffs = [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
+    ]
     if diffs:
         raise ResumeMismatchError(
             f"{saved_path} holds a run of another recipe ({'; '.join(diffs)}); train under another "
@@ -153,10 +172,13 @@ def _set_precision(config: cfg.Config) -> str:
         # with silently wrong gradients. bfloat16 has float32's range and needs no scaling.
         raise cfg.ConfigError(
             "train.mixed_precision = 'mixed_float16' needs loss scaling, which the GAN train "
-            "steps do not do; use 'mixed_bfloat16' (Ampere/Hopper GPUs, TPUs)")
+            "steps do not do; use 'mixed_bfloat16' (Ampere/Hopper GPUs, TPUs)"
+        )
     if policy != "none" and not tf.config.list_logical_devices("GPU"):
-        print(f"kgan: mixed precision {policy!r} is for GPUs; training in float32 on this CPU",
-              file=sys.stderr)
+        print(
+            f"kgan: mixed precision {policy!r} is for GPUs; training in float32 on this CPU",
+            file=sys.stderr,
+        )
         policy = "none"
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
     return policy
@@ -168,14 +190,20 @@ def build_model(config: cfg.Config, jit_compile: bool | None = None):
 
     m = config.model
     gan = build_gan(
-        config.gan, image_size=m.image_size, latent_dim=m.latent_dim, conditional=m.conditional,
-        width=m.width or None, bottleneck=m.bottleneck, seed=config.train.seed,
+        config.gan,
+        image_size=m.image_size,
+        latent_dim=m.latent_dim,
+        conditional=m.conditional,
+        width=m.width or None,
+        bottleneck=m.bottleneck,
+        seed=config.train.seed,
         **config.gan_params,
     )
     d_opt, g_opt = optimizers.from_recipe(config)
     if jit_compile is None:
         jit_compile, _ = device.resolve_jit_compile(
-            config.train.jit_compile, gpus=len(_devices()[0]), onednn=device.onednn_enabled())
+            config.train.jit_compile, gpus=len(_devices()[0]), onednn=device.onednn_enabled()
+        )
     jit = jit_compile
     gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=jit)
     return gan
@@ -202,6 +230,7 @@ def restore(checkpoint: tf.train.Checkpoint, path: str) -> None:
 
 
 # --- the run -------------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class _FitCall:
@@ -233,22 +262,30 @@ def fit_calls(start: int, steps_per_epoch: int, epochs: int) -> list[_FitCall]:
     return calls
 
 
-def _print_plan(config: cfg.Config, plan: device.Plan, stream: pipeline.SliceStream,
-                steps_per_epoch: int, total_steps: int) -> None:
+def _print_plan(
+    config: cfg.Config,
+    plan: device.Plan,
+    stream: pipeline.SliceStream,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> None:
     """What the run will do, before it starts (device, XLA, recipe, sizes, steps)."""
     epochs = config.train.epochs
     size = config.model.image_size
-    for line in [*plan.lines(),
-                 f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
-                 f"GAN and size  : {config.gan}, {size}x{size}, "
-                 f"batch {config.train.batch_size} ({stream.count:,} training slices)",
-                 f"steps         : {total_steps:,} ({epochs} "
-                 f"epoch{'s' if epochs != 1 else ''} of {steps_per_epoch:,})"]:
+    for line in [
+        *plan.lines(),
+        f"recipe        : {config.recipe or f'the paper defaults for {config.gan}'}",
+        f"GAN and size  : {config.gan}, {size}x{size}, "
+        f"batch {config.train.batch_size} ({stream.count:,} training slices)",
+        f"steps         : {total_steps:,} ({epochs} "
+        f"epoch{'s' if epochs != 1 else ''} of {steps_per_epoch:,})",
+    ]:
         print(f"kgan: {line}", flush=True)
 
 
-def _save_last(gan, manager: tf.train.CheckpointManager, saver: cb.GeneratorSaver,
-               steps_done: int) -> None:
+def _save_last(
+    gan, manager: tf.train.CheckpointManager, saver: cb.GeneratorSaver, steps_done: int
+) -> None:
     """The checkpoint of the last step (unless the callbacks just wrote it) and generator.keras."""
     latest = manager.latest_checkpoint
     if latest is None or int(latest.rsplit("-", 1)[1]) != steps_done:
@@ -262,8 +299,12 @@ def _verbosity(config: cfg.Config) -> int:
     return (1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose
 
 
-def train(config: cfg.Config, *, fresh: bool = False,
-          extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+def train(
+    config: cfg.Config,
+    *,
+    fresh: bool = False,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
     """Trains a GAN from a resolved recipe, resuming its run directory when one exists.
 
     Args:
@@ -298,13 +339,17 @@ def train(config: cfg.Config, *, fresh: bool = False,
     cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
     onednn = device.onednn_enabled()
     jit, jit_reason = device.resolve_jit_compile(
-        config.train.jit_compile, gpus=len(gpus), onednn=onednn, cpu_replicas=cpu_replicas)
+        config.train.jit_compile, gpus=len(gpus), onednn=onednn, cpu_replicas=cpu_replicas
+    )
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
     stream = pipeline.SliceStream(
-        dataset_dir, split=config.data.split, batch_size=config.train.batch_size * per_step,
-        modalities=config.data.modalities, seed=config.train.seed,
+        dataset_dir,
+        split=config.data.split,
+        batch_size=config.train.batch_size * per_step,
+        modalities=config.data.modalities,
+        seed=config.train.seed,
     )
     data_size = pipeline.image_size_of(pipeline.shard_files(dataset_dir, config.data.split))
     if data_size != config.model.image_size:
@@ -314,29 +359,34 @@ def train(config: cfg.Config, *, fresh: bool = False,
         )
     steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
     total_steps = steps_per_epoch * config.train.epochs
-    cfg.save_json(config, config_path, extra={
-        "dataset_dir": os.path.abspath(dataset_dir),
-        "train_slices": stream.count,
-        "batches_per_pass": stream.batches_per_pass,
-        "real_batches_per_step": per_step,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total_steps,
-        "replicas": strategy.num_replicas_in_sync,
-        "device": device_name,
-        "cpu": device.cpu_model(),
-        "onednn": onednn,
-        "mixed_precision": policy,
-        "jit_compile": jit,
-        "jit_reason": jit_reason,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    })
+    cfg.save_json(
+        config,
+        config_path,
+        extra={
+            "dataset_dir": os.path.abspath(dataset_dir),
+            "train_slices": stream.count,
+            "batches_per_pass": stream.batches_per_pass,
+            "real_batches_per_step": per_step,
+            "steps_per_epoch": steps_per_epoch,
+            "total_steps": total_steps,
+            "replicas": strategy.num_replicas_in_sync,
+            "device": device_name,
+            "cpu": device.cpu_model(),
+            "onednn": onednn,
+            "mixed_precision": policy,
+            "jit_compile": jit,
+            "jit_reason": jit_reason,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+    )
 
     # Where the run stands: the last checkpoint, if any.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(gan, step)
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir,
-                                         max_to_keep=config.train.keep_checkpoints)
+    manager = tf.train.CheckpointManager(
+        checkpoint, ckpt_dir, max_to_keep=config.train.keep_checkpoints
+    )
     if manager.latest_checkpoint:
         restore(checkpoint, manager.latest_checkpoint)
     start = int(step.numpy())
@@ -346,29 +396,50 @@ def train(config: cfg.Config, *, fresh: bool = False,
     writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
     health = cb.RunHealth()
     generator_path = os.path.join(run_dir, "generator.keras")
-    inputs, groups = cb.fixed_latents(config.train.num_samples, config.model.latent_dim,
-                                      seed=config.train.seed, conditional=config.model.conditional)
+    inputs, groups = cb.fixed_latents(
+        config.train.num_samples,
+        config.model.latent_dim,
+        seed=config.train.seed,
+        conditional=config.model.conditional,
+    )
     saver = cb.GeneratorSaver(generator_path, health)
     callbacks = [
         cb.StopOnDivergence(health, config.train.divergence_limits, step_offset=start),
         cb.StepCounter(step),
-        cb.CheckpointEvery(manager, step, config.train.checkpoint_every, health,
-                           check_variables=lambda: gan.variables),
+        cb.CheckpointEvery(
+            manager,
+            step,
+            config.train.checkpoint_every,
+            health,
+            check_variables=lambda: gan.variables,
+        ),
         saver,
         cb.ScalarLogger(writer, every=config.train.log_every, step_offset=start),
         cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(run_dir, "samples")),
         *extra_callbacks,
     ]
-    _print_plan(config, device.Plan(devices=device.describe_devices(gpus),
-                                    onednn=device.describe_onednn(onednn),
-                                    jit_compile=jit, jit_reason=jit_reason),
-                stream, steps_per_epoch, total_steps)
+    _print_plan(
+        config,
+        device.Plan(
+            devices=device.describe_devices(gpus),
+            onednn=device.describe_onednn(onednn),
+            jit_compile=jit,
+            jit_reason=jit_reason,
+        ),
+        stream,
+        steps_per_epoch,
+        total_steps,
+    )
     if start:
-        print(f"kgan: resuming {run_dir} from step {start} of {total_steps} "
-              f"({manager.latest_checkpoint})", flush=True)
+        print(
+            f"kgan: resuming {run_dir} from step {start} of {total_steps} "
+            f"({manager.latest_checkpoint})",
+            flush=True,
+        )
     if start < total_steps:
-        callbacks.append(cb.TimeEstimate(total_steps - start,
-                                         log=lambda line: print(line, flush=True)))
+        callbacks.append(
+            cb.TimeEstimate(total_steps - start, log=lambda line: print(line, flush=True))
+        )
 
     # Training: one fit call per part of the run (see `fit_calls`).
     epoch_logs: dict = {}
@@ -376,10 +447,15 @@ def train(config: cfg.Config, *, fresh: bool = False,
         for call in fit_calls(start, steps_per_epoch, config.train.epochs):
             if gan.stop_training or health.diverged:
                 break
-            history = gan.fit(stream.from_position(call.position, call.steps),
-                              epochs=call.stop_epoch, initial_epoch=call.first_epoch,
-                              steps_per_epoch=call.steps_per_epoch, callbacks=callbacks,
-                              verbose=_verbosity(config), shuffle=False)
+            history = gan.fit(
+                stream.from_position(call.position, call.steps),
+                epochs=call.stop_epoch,
+                initial_epoch=call.first_epoch,
+                steps_per_epoch=call.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=_verbosity(config),
+                shuffle=False,
+            )
             epoch_logs = {k: v[-1] for k, v in history.history.items()} or epoch_logs
     writer.close()
 
@@ -400,9 +476,16 @@ def train(config: cfg.Config, *, fresh: bool = False,
     if config.output.export:
         export_dir = export(run_dir, config.export_base, reuse=steps_done == start)
     return TrainResult(
-        run_dir=run_dir, config_path=config_path, generator_path=generator_path,
-        checkpoint_dir=ckpt_dir, logdir=logdir, samples_png=samples_png, export_dir=export_dir,
-        steps=steps_done, total_steps=total_steps, resumed_from_step=start,
+        run_dir=run_dir,
+        config_path=config_path,
+        generator_path=generator_path,
+        checkpoint_dir=ckpt_dir,
+        logdir=logdir,
+        samples_png=samples_png,
+        export_dir=export_dir,
+        steps=steps_done,
+        total_steps=total_steps,
+        resumed_from_step=start,
         epoch_logs={k: float(v) for k, v in epoch_logs.items()},
         seconds=time.perf_counter() - started,
     )
@@ -412,8 +495,13 @@ def write_sample_grid(generator, inputs, groups, path: str) -> None:
     """The fixed-latent sample grid as one PNG (conditional: one row band per modality)."""
     images = cb.generate(generator, inputs)
     if groups:
-        grid = np.concatenate([imaging.image_grid(images[s], columns=min(16, s.stop - s.start))
-                               for s in groups.values()], axis=0)
+        grid = np.concatenate(
+            [
+                imaging.image_grid(images[s], columns=min(16, s.stop - s.start))
+                for s in groups.values()
+            ],
+            axis=0,
+        )
     else:
         grid = imaging.image_grid(images)
     imaging.write_png(grid, path)
@@ -435,5 +523,16 @@ def export(run_dir: str, out_base: str, reuse: bool = False) -> str:
     return export_run(run_dir, out_base)
 
 
-__all__ = ["TrainResult", "ResumeMismatchError", "build_model", "check_resumable",
-           "dataset_image_size", "fit_calls", "make_checkpoint", "make_strategy", "resolve_data", "train", "write_sample_grid"]
+__all__ = [
+    "TrainResult",
+    "ResumeMismatchError",
+    "build_model",
+    "check_resumable",
+    "dataset_image_size",
+    "fit_calls",
+    "make_checkpoint",
+    "make_strategy",
+    "resolve_data",
+    "train",
+    "write_sample_grid",
+]

@@ -28,7 +28,7 @@ import gzip
 import os
 import re
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -38,8 +38,9 @@ _NII = r"\.nii(?:\.gz)?"
 _RE_2021 = re.compile(rf"^(?P<case>.+)_(?P<mod>t1|t1ce|t2|flair|seg){_NII}$", re.IGNORECASE)
 _RE_2023 = re.compile(rf"^(?P<case>.+)-(?P<mod>t1n|t1c|t2w|t2f|seg){_NII}$", re.IGNORECASE)
 _MAP_2023 = {"t1n": "t1", "t1c": "t1ce", "t2w": "t2", "t2f": "flair", "seg": "seg"}
-_RE_VSD = re.compile(r"^VSD\.Brain[^.]*\.XX\.O\.(?P<kind>MR_T1c|MR_T1|MR_T2|MR_Flair|OT)\.\d+$",
-                     re.IGNORECASE)
+_RE_VSD = re.compile(
+    r"^VSD\.Brain[^.]*\.XX\.O\.(?P<kind>MR_T1c|MR_T1|MR_T2|MR_Flair|OT)\.\d+$", re.IGNORECASE
+)
 _MAP_VSD = {"mr_t1": "t1", "mr_t1c": "t1ce", "mr_t2": "t2", "mr_flair": "flair", "ot": "seg"}
 
 #: Label sets accepted in segmentations (0 is background everywhere).
@@ -143,20 +144,23 @@ def find_cases(directory: str) -> list[Case]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found: dict[tuple, dict] = {}
         for name in sorted(filenames):
-            for regex, layout, mapping in ((_RE_2023, "brats2023", _MAP_2023),
-                                           (_RE_2021, "brats2021", None)):
+            for regex, layout, mapping in (
+                (_RE_2023, "brats2023", _MAP_2023),
+                (_RE_2021, "brats2021", None),
+            ):
                 m = regex.match(name)
                 if m:
                     mod = m.group("mod").lower()
                     mod = mapping[mod] if mapping else mod
-                    found.setdefault((m.group("case"), layout), {})[mod] = os.path.join(dirpath, name)
+                    found.setdefault((m.group("case"), layout), {})[mod] = os.path.join(
+                        dirpath, name
+                    )
                     break
         for (case_id, layout), files in found.items():
             seg = files.pop("seg", None)
             if not files:
                 continue
-            _add_case(cases, Case(case_id, dirpath, files, seg,
-                                  _grade_from_path(dirpath), layout))
+            _add_case(cases, Case(case_id, dirpath, files, seg, _grade_from_path(dirpath), layout))
         vsd = {}
         for sub in dirnames:
             m = _RE_VSD.match(sub)
@@ -165,12 +169,17 @@ def find_cases(directory: str) -> list[Case]:
         if vsd:
             files = {}
             for mod, sub in vsd.items():
-                mhas = sorted(f for f in _listdir(sub, errors) if f.lower().endswith((".mha", ".mhd")))
-                files[mod] = os.path.join(sub, mhas[0]) if mhas else os.path.join(sub, "<no .mha file>")
+                mhas = sorted(
+                    f for f in _listdir(sub, errors) if f.lower().endswith((".mha", ".mhd"))
+                )
+                files[mod] = (
+                    os.path.join(sub, mhas[0]) if mhas else os.path.join(sub, "<no .mha file>")
+                )
             seg = files.pop("seg", None)
             case_id = os.path.basename(dirpath)
-            _add_case(cases, Case(case_id, dirpath, files, seg,
-                                  _grade_from_path(dirpath), "brats2015"))
+            _add_case(
+                cases, Case(case_id, dirpath, files, seg, _grade_from_path(dirpath), "brats2015")
+            )
             dirnames[:] = [d for d in dirnames if d not in vsd.values() and not _RE_VSD.match(d)]
     if errors and not cases:
         raise VolumeError(directory, "could not read: " + "; ".join(errors[:3]))
@@ -224,7 +233,9 @@ def _read_nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
     except ImageFileError as err:
         raise VolumeError(path, f"not a NIfTI file ({err})") from None
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as err:
-        raise VolumeError(path, f"corrupt or truncated file ({type(err).__name__}: {err})") from None
+        raise VolumeError(
+            path, f"corrupt or truncated file ({type(err).__name__}: {err})"
+        ) from None
     except Exception as err:  # nibabel raises many types on malformed headers
         raise VolumeError(path, f"unreadable NIfTI header ({type(err).__name__}: {err})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -232,7 +243,9 @@ def _read_nifti(path: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         data = np.asarray(image.dataobj)
     except (EOFError, OSError, zlib.error, ValueError) as err:
-        raise VolumeError(path, f"corrupt or truncated voxel data ({type(err).__name__}: {err})") from None
+        raise VolumeError(
+            path, f"corrupt or truncated voxel data ({type(err).__name__}: {err})"
+        ) from None
     return data, np.asarray(image.affine, dtype=np.float64)
 
 
@@ -251,7 +264,9 @@ def _read_metaimage(path: str) -> tuple[np.ndarray, np.ndarray]:
         first = str(err).strip().splitlines()
         raise VolumeError(path, f"unreadable MetaImage ({first[-1] if first else err})") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise VolumeError(path, f"{image.GetNumberOfComponentsPerPixel()} components per voxel, expected 1")
+        raise VolumeError(
+            path, f"{image.GetNumberOfComponentsPerPixel()} components per voxel, expected 1"
+        )
     dim = image.GetDimension()
     data = sitk.GetArrayFromImage(image)  # axes reversed: (z, y, x)
     data = np.transpose(data, tuple(range(data.ndim))[::-1])
@@ -294,7 +309,9 @@ def read_volume(path: str, *, label: bool = False) -> tuple[np.ndarray, np.ndarr
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise VolumeError(path, f"expected a 3-D volume, got {data.ndim}-D with shape {tuple(data.shape)}")
+        raise VolumeError(
+            path, f"expected a 3-D volume, got {data.ndim}-D with shape {tuple(data.shape)}"
+        )
     if min(data.shape) < 2:
         raise VolumeError(path, f"degenerate volume shape {tuple(data.shape)}")
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
@@ -309,8 +326,11 @@ def read_volume(path: str, *, label: bool = False) -> tuple[np.ndarray, np.ndarr
                 raise VolumeError(path, "label map holds non-integer values")
         values = set(np.unique(data).astype(np.int64).tolist())
         if not values <= VALID_LABELS:
-            raise VolumeError(path, f"unexpected labels {sorted(values - VALID_LABELS)} "
-                                    f"(BraTS uses {{1,2,4}}, {{1,2,3}} or {{1,2,3,4}})")
+            raise VolumeError(
+                path,
+                f"unexpected labels {sorted(values - VALID_LABELS)} "
+                f"(BraTS uses {{1,2,4}}, {{1,2,3}} or {{1,2,3,4}})",
+            )
         data = data.astype(np.uint8)
     else:
         data = data.astype(np.float32, copy=False)
@@ -331,15 +351,20 @@ def read_case(case: Case, modalities: Iterable[str] = names.MODALITIES) -> CaseV
     modalities = tuple(modalities)
     missing = [m for m in modalities if m not in case.files]
     if missing:
-        raise VolumeError(case.directory, f"case {case.case_id}: missing modality {', '.join(missing)} "
-                                          f"(found {', '.join(sorted(case.files)) or 'none'})")
+        raise VolumeError(
+            case.directory,
+            f"case {case.case_id}: missing modality {', '.join(missing)} "
+            f"(found {', '.join(sorted(case.files)) or 'none'})",
+        )
     images, affine, ref = {}, None, None
     for mod in modalities:
         data, aff = read_volume(case.files[mod])
         if affine is None:
             affine, ref = aff, mod
         else:
-            _check_same_grid(case.files[mod], data.shape, aff, images[ref].shape, affine, case.files[ref])
+            _check_same_grid(
+                case.files[mod], data.shape, aff, images[ref].shape, affine, case.files[ref]
+            )
         images[mod] = data
     seg = None
     if case.seg is not None:
@@ -365,12 +390,16 @@ def _header(path: str) -> tuple[tuple, np.ndarray]:
             reader.ReadImageInformation()
         except RuntimeError as err:
             lines = str(err).strip().splitlines()
-            raise VolumeError(path, f"unreadable MetaImage ({lines[-1] if lines else err})") from None
+            raise VolumeError(
+                path, f"unreadable MetaImage ({lines[-1] if lines else err})"
+            ) from None
         shape = tuple(reader.GetSize())
         if len(shape) != 3:
             raise VolumeError(path, f"expected a 3-D volume, got {len(shape)}-D with shape {shape}")
         affine = np.eye(4)
-        affine[:3, :3] = np.asarray(reader.GetDirection()).reshape(3, 3) * np.asarray(reader.GetSpacing())
+        affine[:3, :3] = np.asarray(reader.GetDirection()).reshape(3, 3) * np.asarray(
+            reader.GetSpacing()
+        )
         affine[:3, 3] = reader.GetOrigin()
         affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     else:
@@ -380,7 +409,9 @@ def _header(path: str) -> tuple[tuple, np.ndarray]:
             image = nib.load(path)
             shape, affine = tuple(image.shape), np.asarray(image.affine, np.float64)
         except Exception as err:  # nibabel raises many types on malformed files
-            raise VolumeError(path, f"not a readable NIfTI file ({type(err).__name__}: {err})") from None
+            raise VolumeError(
+                path, f"not a readable NIfTI file ({type(err).__name__}: {err})"
+            ) from None
         if len(shape) == 4 and shape[3] == 1:
             shape = shape[:3]
         if len(shape) != 3:
@@ -405,8 +436,11 @@ def check_case(case: Case, modalities: Iterable[str] = names.MODALITIES) -> None
     modalities = tuple(modalities)
     missing = [m for m in modalities if m not in case.files]
     if missing:
-        raise VolumeError(case.directory, f"case {case.case_id}: missing modality {', '.join(missing)} "
-                                          f"(found {', '.join(sorted(case.files)) or 'none'})")
+        raise VolumeError(
+            case.directory,
+            f"case {case.case_id}: missing modality {', '.join(missing)} "
+            f"(found {', '.join(sorted(case.files)) or 'none'})",
+        )
     paths = [case.files[m] for m in modalities] + ([case.seg] if case.seg else [])
     ref = None
     for path in paths:
@@ -419,9 +453,14 @@ def check_case(case: Case, modalities: Iterable[str] = names.MODALITIES) -> None
 
 def _check_same_grid(path, shape, affine, ref_shape, ref_affine, ref_path) -> None:
     if tuple(shape) != tuple(ref_shape):
-        raise VolumeError(path, f"on a different grid from {os.path.basename(ref_path)}: "
-                                f"shape {tuple(shape)} vs {tuple(ref_shape)}")
+        raise VolumeError(
+            path,
+            f"on a different grid from {os.path.basename(ref_path)}: "
+            f"shape {tuple(shape)} vs {tuple(ref_shape)}",
+        )
     scale = max(1.0, float(np.abs(ref_affine[:3, :3]).max()))
     if not np.allclose(affine, ref_affine, atol=1e-3 * scale):
-        raise VolumeError(path, f"on a different grid from {os.path.basename(ref_path)}: "
-                                "voxel-to-world affines differ")
+        raise VolumeError(
+            path,
+            f"on a different grid from {os.path.basename(ref_path)}: voxel-to-world affines differ",
+        )

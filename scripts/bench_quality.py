@@ -33,27 +33,49 @@ def train_and_evaluate(gan: str, args) -> dict:
     from kgan.evaluation import report, sources
 
     home = os.path.abspath(args.home)
-    recipe = config.resolve(None, f"{gan}{args.recipe_suffix}", set_items=[
-        f"output.logdir={home}/runs", f"output.export_dir={home}/exports",
-        f"data.data_dir={home}/records", *args.set_items])
+    recipe = config.resolve(
+        None,
+        f"{gan}{args.recipe_suffix}",
+        set_items=[
+            f"output.logdir={home}/runs",
+            f"output.export_dir={home}/exports",
+            f"data.data_dir={home}/records",
+            *args.set_items,
+        ],
+    )
     started = time.perf_counter()
     result = training.train(recipe)
     trained_s = time.perf_counter() - started
     out_dir = os.path.join(home, "reports", recipe.name)
     started = time.perf_counter()
-    full = report.evaluate(sources.from_export(result.export_dir), None, out_dir, seed=args.seed,
-                           samples=args.samples, data_dir=os.path.join(home, "records"),
-                           encoder_path=os.path.join(home, "reports", f"encoder-{recipe.model.image_size}.keras"),
-                           model_label=result.export_dir, log=lambda line: print(line, flush=True))
-    return {"gan": gan, "recipe": recipe.name, "export": result.export_dir,
-            "steps": result.steps, "trained_now": result.steps != result.resumed_from_step,
-            "train_seconds_this_call": round(trained_s, 1),
-            "evaluate_seconds": round(time.perf_counter() - started, 1),
-            "cpu": device.cpu_model(), "load_after": os.getloadavg()[0],
-            "report": os.path.join(out_dir, "report.json"), "summary": full["summary"]}
+    full = report.evaluate(
+        sources.from_export(result.export_dir),
+        None,
+        out_dir,
+        seed=args.seed,
+        samples=args.samples,
+        data_dir=os.path.join(home, "records"),
+        encoder_path=os.path.join(home, "reports", f"encoder-{recipe.model.image_size}.keras"),
+        model_label=result.export_dir,
+        log=lambda line: print(line, flush=True),
+    )
+    return {
+        "gan": gan,
+        "recipe": recipe.name,
+        "export": result.export_dir,
+        "steps": result.steps,
+        "trained_now": result.steps != result.resumed_from_step,
+        "train_seconds_this_call": round(trained_s, 1),
+        "evaluate_seconds": round(time.perf_counter() - started, 1),
+        "cpu": device.cpu_model(),
+        "load_after": os.getloadavg()[0],
+        "report": os.path.join(out_dir, "report.json"),
+        "summary": full["summary"],
+    }
 
 
 # --- rendering ----------------------------------------------------------------------------------
+
 
 def _ci(entry, pct: bool = False, digits: int = 3) -> str:
     if not entry or entry.get("value") is None:
@@ -76,12 +98,17 @@ def bars(summary: dict) -> dict:
     # The point value must lie in the band; an interval that merely covers 50 % is said beside it.
     covers = " (interval covers 50 %)" if _covers(acc["floor"], 0.5) else ""
     out["real-vs-real floor within 50-65 %"] = (0.50 <= floor <= 0.65, f"{floor:.1%}{covers}")
-    out["two-sample accuracy <= 75 %"] = (acc["synthetic"]["value"] <= 0.75,
-                                         f"{acc['synthetic']['value']:.1%}")
+    out["two-sample accuracy <= 75 %"] = (
+        acc["synthetic"]["value"] <= 0.75,
+        f"{acc['synthetic']['value']:.1%}",
+    )
     for key, limit in (("swd_x1e3", 1.5), ("fid", 2.0)):
         if key in summary:
             s, f = summary[key]["synthetic"]["value"], summary[key]["floor"]["value"]
-            out[f"{key} <= {limit}x floor"] = (s <= limit * max(f, 1e-12), f"{s / max(f, 1e-12):.1f}x")
+            out[f"{key} <= {limit}x floor"] = (
+                s <= limit * max(f, 1e-12),
+                f"{s / max(f, 1e-12):.1f}x",
+            )
     if "ms_ssim" in summary:
         s = summary["ms_ssim"]["synthetic_pairs"]["value"]
         r = summary["ms_ssim"]["real_pairs"]["value"]
@@ -107,15 +134,18 @@ def markdown(results: dict) -> str:
     lines = [
         f"Real side: {first['reference_kind']} ({first['reference_patients']} patients); 95 % "
         f"intervals from a bootstrap over patients (real) and slices (synthetic). "
-        f"CPU: {rows[0]['cpu']}.", "",
+        f"CPU: {rows[0]['cpu']}.",
+        "",
         "| GAN | steps | two-sample acc. (floor) | SWD x1e3 (floor) | FID (floor) | MS-SSIM synth. (real) | "
         "T1 / T1ce / T2 / FLAIR share, synth. (real) % | memorised | augmentation: bal. acc. gain |",
         "|---|---:|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["summary"]
-        shares = " / ".join(f"{e['synthetic']['value'] * 100:.0f} ({e['real']['value'] * 100:.0f})"
-                            for e in s["modality_shares"].values())
+        shares = " / ".join(
+            f"{e['synthetic']['value'] * 100:.0f} ({e['real']['value'] * 100:.0f})"
+            for e in s["modality_shares"].values()
+        )
         gain = s.get("augmentation", {}).get("real_plus_synthetic_minus_real_only", {})
         lines.append(
             f"| {LABELS[r['gan']]} | {r['steps']:,} | {_ci(s['two_sample_accuracy']['synthetic'], True)} "
@@ -124,10 +154,15 @@ def markdown(results: dict) -> str:
             f"{_ci(s.get('fid', {}).get('synthetic'), digits=2)} ({_ci(s.get('fid', {}).get('floor'), digits=2)}) | "
             f"{_ci(s.get('ms_ssim', {}).get('synthetic_pairs'))} ({_ci(s.get('ms_ssim', {}).get('real_pairs'))}) | "
             f"{shares} | {'yes' if s['memorisation_flagged'] else 'no'} | "
-            f"{_ci(gain.get('balanced_accuracy'))} |")
-    lines += ["", "Bars (issue #10), per GAN:", "",
-              "| bar | " + " | ".join(LABELS[r["gan"]] for r in rows) + " |",
-              "|---|" + "---|" * len(rows)]
+            f"{_ci(gain.get('balanced_accuracy'))} |"
+        )
+    lines += [
+        "",
+        "Bars (issue #10), per GAN:",
+        "",
+        "| bar | " + " | ".join(LABELS[r["gan"]] for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
     checks = {r["gan"]: bars(r["summary"]) for r in rows}
     for bar in checks[rows[0]["gan"]]:
         cells = []
@@ -143,7 +178,8 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     import numpy as np
 
     from kgan import imaging, names
-    from kgan.evaluation import cohort, encoder as encoder_lib, figures, sources
+    from kgan.evaluation import cohort, figures, sources
+    from kgan.evaluation import encoder as encoder_lib
 
     gans = [g for g in GANS if g in results]
     if not gans:
@@ -164,21 +200,33 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     for g in gans:
         images = sources.from_export(results[g]["export"]).draw(per_gan, seed=seed)
         row(images, enc.modality(images), LABELS[g])
-    grid = imaging.captioned_grid(np.stack(tiles), cols=len(names.MODALITIES), scale=3,
-                                  captions=captions)
+    grid = imaging.captioned_grid(
+        np.stack(tiles), cols=len(names.MODALITIES), scale=3, captions=captions
+    )
     return figures.save_png(grid, path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--gans", nargs="+", choices=GANS, default=list(GANS))
     p.add_argument("--recipe-suffix", default="-64-cpu", help="recipes are <gan><suffix>")
-    p.add_argument("--home", default="bench-quality",
-                   help="where records/, runs/, exports/ and reports/ go (not in git)")
+    p.add_argument(
+        "--home",
+        default="bench-quality",
+        help="where records/, runs/, exports/ and reports/ go (not in git)",
+    )
     p.add_argument("--samples", type=int, default=1000, help="synthetic slices per set")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
-                   help="recipe override for every GAN (e.g. a shorter run for a check)")
+    p.add_argument(
+        "--set",
+        dest="set_items",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override for every GAN (e.g. a shorter run for a check)",
+    )
     p.add_argument("--results", default="docs/quality/results.json")
     p.add_argument("--markdown", default="docs/quality/table.md")
     p.add_argument("--figure", default="docs/quality/paper_figure.png")

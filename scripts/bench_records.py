@@ -45,19 +45,36 @@ def bench_builds(cohort: str, worker_counts: tuple, repeats: int, size: int) -> 
             tmp = tempfile.mkdtemp(prefix="kgan-bench-")
             try:
                 start = time.perf_counter()
-                records.build_dataset("brats", size=size, data_dir=tmp, manual_dir=cohort,
-                                      workers=workers, progress=lambda *a: None)
+                records.build_dataset(
+                    "brats",
+                    size=size,
+                    data_dir=tmp,
+                    manual_dir=cohort,
+                    workers=workers,
+                    progress=lambda *a: None,
+                )
                 times[workers].append(time.perf_counter() - start)
                 loads[workers].append(os.getloadavg()[0])
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            print(f"{workers} worker(s): {times[workers][-1]:.1f} s (load {loads[workers][-1]:.1f})",
-                  flush=True)
+            print(
+                f"{workers} worker(s): {times[workers][-1]:.1f} s (load {loads[workers][-1]:.1f})",
+                flush=True,
+            )
     out = []
     for w in worker_counts:
         med = statistics.median(times[w])
-        out.append({"workers": w, "cases": n_cases, "size": size, "seconds": times[w], "load": loads[w],
-                    "median_s": med, "volumes_per_s": 4 * n_cases / med})
+        out.append(
+            {
+                "workers": w,
+                "cases": n_cases,
+                "size": size,
+                "seconds": times[w],
+                "load": loads[w],
+                "median_s": med,
+                "volumes_per_s": 4 * n_cases / med,
+            }
+        )
     return out
 
 
@@ -79,42 +96,58 @@ def bench_pipeline(dataset: str, batch: int, windows: int, batches_per_window: i
             x, _ = next(it)
         _ = x.numpy()
         rates.append(batch * batches_per_window / (time.perf_counter() - start))
-    return {"dataset": dataset, "batch": batch, "train_slices": n, "first_epoch_images_per_s": first,
-            "cached_images_per_s": statistics.median(rates), "windows": rates}
+    return {
+        "dataset": dataset,
+        "batch": batch,
+        "train_slices": n,
+        "first_epoch_images_per_s": first,
+        "cached_images_per_s": statistics.median(rates),
+        "windows": rates,
+    }
 
 
 def table(build1: dict, buildn: dict, pipe: dict) -> str:
     speedup = buildn["volumes_per_s"] / build1["volumes_per_s"]
-    return "\n".join([
-        f"Measured by `python scripts/bench_records.py` on {platform.machine()} with "
-        f"{os.cpu_count()} cores, shared with other jobs (load average {min(build1['load'] + buildn['load']):.1f}"
-        f"–{max(build1['load'] + buildn['load']):.1f} during the builds), medians of "
-        f"{len(build1['seconds'])} alternating builds of the same {build1['cases']} BraTS-layout cases "
-        f"at {build1['size']}x{build1['size']}:",
-        "",
-        "| what | value |",
-        "|---|---|",
-        f"| build, 1 process | {build1['volumes_per_s']:.2f} volumes/s ({build1['cases']} cases, "
-        f"{build1['median_s']:.1f} s) |",
-        f"| build, {buildn['workers']} processes | {buildn['volumes_per_s']:.2f} volumes/s "
-        f"({buildn['median_s']:.1f} s, {speedup:.2f}x) |",
-        f"| `load_slices`, first epoch (parse + cache) | {pipe['first_epoch_images_per_s']:,.0f} images/s |",
-        f"| `load_slices`, cached epochs (shuffle, batch {pipe['batch']}) | "
-        f"{pipe['cached_images_per_s']:,.0f} images/s |",
-    ])
+    return "\n".join(
+        [
+            f"Measured by `python scripts/bench_records.py` on {platform.machine()} with "
+            f"{os.cpu_count()} cores, shared with other jobs (load average {min(build1['load'] + buildn['load']):.1f}"
+            f"–{max(build1['load'] + buildn['load']):.1f} during the builds), medians of "
+            f"{len(build1['seconds'])} alternating builds of the same {build1['cases']} BraTS-layout cases "
+            f"at {build1['size']}x{build1['size']}:",
+            "",
+            "| what | value |",
+            "|---|---|",
+            f"| build, 1 process | {build1['volumes_per_s']:.2f} volumes/s ({build1['cases']} cases, "
+            f"{build1['median_s']:.1f} s) |",
+            f"| build, {buildn['workers']} processes | {buildn['volumes_per_s']:.2f} volumes/s "
+            f"({buildn['median_s']:.1f} s, {speedup:.2f}x) |",
+            f"| `load_slices`, first epoch (parse + cache) | {pipe['first_epoch_images_per_s']:,.0f} images/s |",
+            f"| `load_slices`, cached epochs (shuffle, batch {pipe['batch']}) | "
+            f"{pipe['cached_images_per_s']:,.0f} images/s |",
+        ]
+    )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cohort", default=None,
-                        help="BraTS-layout folder to build from (default: the phantom volumes, made if absent)")
-    parser.add_argument("--patients", type=int, default=8, help="phantom patients if --cohort is not given")
+    parser.add_argument(
+        "--cohort",
+        default=None,
+        help="BraTS-layout folder to build from (default: the phantom volumes, made if absent)",
+    )
+    parser.add_argument(
+        "--patients", type=int, default=8, help="phantom patients if --cohort is not given"
+    )
     parser.add_argument("--data-dir", default=names.DEFAULT_DATA_DIR)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--dataset", default=None,
-                        help="dataset for the pipeline benchmark (default: the phantom sagittal_64 dataset)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset for the pipeline benchmark (default: the phantom sagittal_64 dataset)",
+    )
     parser.add_argument("--write-docs", action="store_true", help="update docs/data.md")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
@@ -137,8 +170,10 @@ def main(argv=None) -> int:
         if made:
             shutil.rmtree(made, ignore_errors=True)
     pipe = bench_pipeline(dataset, 64, windows=7, batches_per_window=50)
-    print(f"pipeline: first epoch {pipe['first_epoch_images_per_s']:.0f} images/s, "
-          f"cached {pipe['cached_images_per_s']:.0f} images/s")
+    print(
+        f"pipeline: first epoch {pipe['first_epoch_images_per_s']:.0f} images/s, "
+        f"cached {pipe['cached_images_per_s']:.0f} images/s"
+    )
     text = table(build1, buildn, pipe)
     print(text)
     if args.json:

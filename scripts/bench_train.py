@@ -44,11 +44,17 @@ from kgan.names import GANS
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="32x32, batch 16, width 16, 2 repeats")
     p.add_argument("--gans", nargs="+", default=list(GANS), choices=GANS)
-    p.add_argument("--other-gans", nargs="+", choices=GANS,
-                   help="GANs measured again with the other oneDNN setting (default: all)")
+    p.add_argument(
+        "--other-gans",
+        nargs="+",
+        choices=GANS,
+        help="GANs measured again with the other oneDNN setting (default: all)",
+    )
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--width", type=int, default=0, help="network width (0: the paper's 64)")
@@ -58,12 +64,21 @@ def parse(argv=None):
     p.add_argument("--markdown", default="docs/bench_train.md")
     p.add_argument("--against", choices=["torch"], help="measure kgan against a peer instead")
     p.add_argument("--rounds", type=int, default=3, help="--against: interleaved rounds (median)")
-    p.add_argument("--steps", type=int, default=1, help="--against: timed steps per variant a round")
-    p.add_argument("--kgan-variants", nargs="+", default=None,
-                   help="--against: kgan variants to time (default: all of onednn/plain, "
-                        "onednn/xla, no-onednn/plain, no-onednn/xla)")
-    p.add_argument("--out", default="", help="--against: JSON/Markdown path stem (default: "
-                   "docs/bench_torch_<cpu>)")
+    p.add_argument(
+        "--steps", type=int, default=1, help="--against: timed steps per variant a round"
+    )
+    p.add_argument(
+        "--kgan-variants",
+        nargs="+",
+        default=None,
+        help="--against: kgan variants to time (default: all of onednn/plain, "
+        "onednn/xla, no-onednn/plain, no-onednn/xla)",
+    )
+    p.add_argument(
+        "--out",
+        default="",
+        help="--against: JSON/Markdown path stem (default: docs/bench_torch_<cpu>)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: write results of one process
     p.add_argument("--serve", choices=["kgan", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--extras", action="store_true", help=argparse.SUPPRESS)
@@ -74,6 +89,7 @@ def parse(argv=None):
 
 
 # --- measurements inside one process -------------------------------------------------------------
+
 
 def _median_time(fn, reps: int) -> tuple[float, list]:
     times = []
@@ -104,7 +120,7 @@ def matmul_peak(n: int, reps: int) -> float:
         f = tf.function(lambda x, y: tf.matmul(x, y), jit_compile=jit)
         f(a, b).numpy()
         med, _ = _median_time(lambda f=f: f(a, b).numpy(), max(reps, 3))
-        best = max(best, 2 * n ** 3 / med / 1e9)
+        best = max(best, 2 * n**3 / med / 1e9)
     return best
 
 
@@ -115,8 +131,14 @@ def _model(gan: str, args, jit: bool):
     from kgan.gans import build_gan
 
     recipe = cfg.defaults(gan)
-    model = build_gan(gan, image_size=args.size, latent_dim=100, width=args.width or None,
-                      seed=0, **recipe.gan_params)
+    model = build_gan(
+        gan,
+        image_size=args.size,
+        latent_dim=100,
+        width=args.width or None,
+        seed=0,
+        **recipe.gan_params,
+    )
     d_optimizer, g_optimizer = optimizers.from_recipe(recipe)
     model.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=jit)
     return model
@@ -147,8 +169,13 @@ def time_step(gan: str, args, jit: bool) -> dict:
     first = time.perf_counter() - t
     model.train_function(iterator)  # one warm step
     med, times = _median_time(lambda: _sync(model.train_function(iterator)), args.reps)
-    return {"seconds": med, "times": times, "first_call_s": first, "images_per_step": images,
-            "images_per_s": images / med}
+    return {
+        "seconds": med,
+        "times": times,
+        "first_call_s": first,
+        "images_per_step": images,
+        "images_per_s": images / med,
+    }
 
 
 def _sync(logs):
@@ -194,8 +221,14 @@ def fit_overhead(gan: str, args, rounds: int = 3) -> dict:
         fit.append(per_step)
         extra.append(total - steps * per_step)
     b, f = statistics.median(bare), statistics.median(fit)
-    return {"bare_step_s": b, "fit_step_s": f, "overhead": f / b - 1.0, "bare": bare, "fit": fit,
-            "fit_call_extra_s": statistics.median(extra)}
+    return {
+        "bare_step_s": b,
+        "fit_step_s": f,
+        "overhead": f / b - 1.0,
+        "bare": bare,
+        "fit": fit,
+        "fit_call_extra_s": statistics.median(extra),
+    }
 
 
 def _drain_rate(ds) -> float:
@@ -203,8 +236,11 @@ def _drain_rate(ds) -> float:
     import tensorflow as tf
 
     t = time.perf_counter()
-    n = int(ds.reduce(tf.constant(0, tf.int64),
-                      lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64)))
+    n = int(
+        ds.reduce(
+            tf.constant(0, tf.int64), lambda n, batch: n + tf.cast(tf.shape(batch[0])[0], tf.int64)
+        )
+    )
     return n / (time.perf_counter() - t)
 
 
@@ -229,14 +265,26 @@ def pipeline_rate(args, slices: int = 16384, batches: int = 400) -> dict:
             with tf.io.TFRecordWriter(path) as w:
                 for i in range(slices // 4):
                     image = rng.integers(0, 256, (args.size, args.size), dtype=np.uint8)
-                    w.write(schema.encode_example(image, modality=i % 4, plane=0, slice_index=i,
-                                                  case_id=f"c{shard}", tumour_fraction=0.0))
+                    w.write(
+                        schema.encode_example(
+                            image,
+                            modality=i % 4,
+                            plane=0,
+                            slice_index=i,
+                            case_id=f"c{shard}",
+                            tumour_fraction=0.0,
+                        )
+                    )
         for batch in (args.batch, 5 * args.batch):
-            stream = pipeline.SliceStream(d, split="train", batch_size=batch, modalities=None, seed=0)
-            out[f"stream/{batch}"] = _drain_rate(stream.from_position(stream.batches_per_pass,
-                                                                      batches))
-            elementwise = pipeline.load_slices(d, "train", batch_size=batch, shuffle_seed=0,
-                                               shuffle_buffer=slices)
+            stream = pipeline.SliceStream(
+                d, split="train", batch_size=batch, modalities=None, seed=0
+            )
+            out[f"stream/{batch}"] = _drain_rate(
+                stream.from_position(stream.batches_per_pass, batches)
+            )
+            elementwise = pipeline.load_slices(
+                d, "train", batch_size=batch, shuffle_seed=0, shuffle_buffer=slices
+            )
             _drain_rate(elementwise)  # the first pass fills the cache
             out[f"load_slices/{batch}"] = _drain_rate(elementwise)
     return {"images_per_s": out[f"stream/{args.batch}"], "by_batch": out, "slices": slices}
@@ -245,17 +293,23 @@ def pipeline_rate(args, slices: int = 16384, batches: int = 400) -> dict:
 def worker(args) -> None:
     import tensorflow as tf
 
-    out = {"onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"), "onednn": _onednn_enabled(),
-           "tensorflow": tf.__version__, "peak_gflops": matmul_peak(2048 if args.quick else 4096,
-                                                                     args.reps),
-           "steps": {}}
+    out = {
+        "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "onednn": _onednn_enabled(),
+        "tensorflow": tf.__version__,
+        "peak_gflops": matmul_peak(2048 if args.quick else 4096, args.reps),
+        "steps": {},
+    }
     for gan in args.gans:
         out["steps"][gan] = {
             "xla": time_step(gan, args, jit=True),
             "no_xla": time_step(gan, args, jit=False),
         }
-        print(f"  {gan}: xla {out['steps'][gan]['xla']['seconds']:.3f} s, "
-              f"no xla {out['steps'][gan]['no_xla']['seconds']:.3f} s", file=sys.stderr)
+        print(
+            f"  {gan}: xla {out['steps'][gan]['xla']['seconds']:.3f} s, "
+            f"no xla {out['steps'][gan]['no_xla']['seconds']:.3f} s",
+            file=sys.stderr,
+        )
     if args.extras:
         out["flops"] = {gan: step_flops(gan, args) for gan in args.gans}
         out["fit"] = fit_overhead("dcgan" if "dcgan" in args.gans else args.gans[0], args)
@@ -266,6 +320,7 @@ def worker(args) -> None:
 
 # --- the report ----------------------------------------------------------------------------------
 
+
 def run_worker(args, onednn: str | None, extras: bool, gans=None) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)
@@ -273,9 +328,24 @@ def run_worker(args, onednn: str | None, extras: bool, gans=None) -> dict:
         env["TF_ENABLE_ONEDNN_OPTS"] = onednn
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         path = tmp.name
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", path, "--size", str(args.size),
-           "--batch", str(args.batch), "--width", str(args.width), "--reps", str(args.reps),
-           "--fit-steps", str(args.fit_steps), "--gans", *(gans or args.gans)] + (["--extras"] if extras else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        path,
+        "--size",
+        str(args.size),
+        "--batch",
+        str(args.batch),
+        "--width",
+        str(args.width),
+        "--reps",
+        str(args.reps),
+        "--fit-steps",
+        str(args.fit_steps),
+        "--gans",
+        *(gans or args.gans),
+    ] + (["--extras"] if extras else [])
     if args.quick:
         cmd.append("--quick")
     label = "default" if onednn is None else f"TF_ENABLE_ONEDNN_OPTS={onednn}"
@@ -312,25 +382,41 @@ def summarise(args, runs: dict) -> dict:
         fastest = min((row[k]["step_s"], k) for k in row if isinstance(row[k], dict))
         row["fastest"] = fastest[1]
         images_per_step = default["steps"][gan]["xla"]["images_per_step"]
-        stream = default["pipeline"]["by_batch"].get(f"stream/{images_per_step}",
-                                                     default["pipeline"]["images_per_s"])
+        stream = default["pipeline"]["by_batch"].get(
+            f"stream/{images_per_step}", default["pipeline"]["images_per_s"]
+        )
         row["pipeline_over_step"] = stream / row[fastest[1]]["images_per_s"]
         rows[gan] = row
     bars = {}
     for gan in ("dcgan", "wgan"):
         if gan in rows:
-            bars[f"{gan}: compiled >= 1.5x uncompiled (default oneDNN)"] = rows[gan]["xla_speedup/default"] >= 1.5
+            bars[f"{gan}: compiled >= 1.5x uncompiled (default oneDNN)"] = (
+                rows[gan]["xla_speedup/default"] >= 1.5
+            )
     if "began" in rows:
-        bars["began: compiled never slower (default oneDNN)"] = rows["began"]["xla_speedup/default"] >= 1.0
+        bars["began: compiled never slower (default oneDNN)"] = (
+            rows["began"]["xla_speedup/default"] >= 1.0
+        )
     if "dcgan" in rows:
-        bars["dcgan: compiled >= 70% of matmul peak"] = rows["dcgan"]["xla/default"]["of_peak"] >= 0.70
+        bars["dcgan: compiled >= 70% of matmul peak"] = (
+            rows["dcgan"]["xla/default"]["of_peak"] >= 0.70
+        )
     bars["pipeline >= 10x every step"] = all(r["pipeline_over_step"] >= 10 for r in rows.values())
     bars["fit overhead < 5%"] = default["fit"]["overhead"] < 0.05
     return {
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(), "cpus": os.cpu_count(),
-                    "load_average": os.getloadavg()},
-        "settings": {"size": args.size, "batch": args.batch, "width": args.width or 64,
-                     "reps": args.reps, "quick": args.quick},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
+        "settings": {
+            "size": args.size,
+            "batch": args.batch,
+            "width": args.width or 64,
+            "reps": args.reps,
+            "quick": args.quick,
+        },
         "onednn_default_on": default["onednn"],
         "peak_gflops": {k: r["peak_gflops"] for k, r in runs.items()},
         "pipeline_images_per_s": default["pipeline"]["images_per_s"],
@@ -362,7 +448,8 @@ def markdown(report: dict) -> str:
         f"{report['machine']['cpus']} cores, load average at the end "
         f"{report['machine']['load_average'][0]:.1f}. oneDNN on by default: "
         f"{report['onednn_default_on']}. Matmul peak: "
-        + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items()) + ".",
+        + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items())
+        + ".",
         "",
         "| GAN | GFLOP/step | setting | XLA img/s | no-XLA img/s | XLA speed-up | XLA GFLOP/s (% peak) "
         "| no-XLA GFLOP/s (% peak) |",
@@ -390,7 +477,8 @@ def markdown(report: dict) -> str:
         f"{f['fit_step_s'] * 1000:.0f} ms/step vs bare compiled step {f['bare_step_s'] * 1000:.0f} "
         f"ms/step: overhead {100 * f['overhead']:+.1f}%.",
         "",
-        "| bar | met |", "|---|---|",
+        "| bar | met |",
+        "|---|---|",
     ]
     lines += [f"| {k} | {'yes' if v else 'NO'} |" for k, v in report["bars"].items()]
     return "\n".join(lines) + "\n"
@@ -399,8 +487,12 @@ def markdown(report: dict) -> str:
 # --- against a peer (PyTorch) ----------------------------------------------------------------------
 
 #: kgan's variants: (oneDNN env value, XLA). kgan's choice on a CPU: oneDNN on, the faster of the two.
-KGAN_VARIANTS = {"onednn/plain": ("1", False), "onednn/xla": ("1", True),
-                 "no-onednn/plain": ("0", False), "no-onednn/xla": ("0", True)}
+KGAN_VARIANTS = {
+    "onednn/plain": ("1", False),
+    "onednn/xla": ("1", True),
+    "no-onednn/plain": ("0", False),
+    "no-onednn/xla": ("0", True),
+}
 TORCH_VARIANTS = ("torch/nchw", "torch/channels_last")
 BAR_GANS = ("dcgan", "wgan", "began")
 
@@ -427,7 +519,7 @@ def _torch_matmul_peak(n: int, reps: int = 3) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     med, _ = _median_time(lambda: torch.mm(a, b), reps)
-    return 2 * n ** 3 / med / 1e9
+    return 2 * n**3 / med / 1e9
 
 
 def serve(args) -> None:
@@ -441,21 +533,30 @@ def serve(args) -> None:
         import torch_reference as ref
 
         torch.set_num_threads(os.cpu_count())  # threads = cores
-        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "mkldnn": torch.backends.mkldnn.is_available(),
-                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        info = {
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
     else:
         import tensorflow as tf
 
-        info = {"tensorflow": tf.__version__, "onednn": _onednn_enabled(),
-                "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
+        info = {
+            "tensorflow": tf.__version__,
+            "onednn": _onednn_enabled(),
+            "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        }
 
     def build(gan, variant):
         if kind == "torch":
-            model = ref.TorchGAN(gan, args.size, args.width or 64,
-                                 channels_last=variant.endswith("channels_last"))
+            model = ref.TorchGAN(
+                gan, args.size, args.width or 64, channels_last=variant.endswith("channels_last")
+            )
             n = args.batch * model.n_critic
-            real = torch.rand(n, 1, args.size, args.size, generator=torch.Generator().manual_seed(1))
+            real = torch.rand(
+                n, 1, args.size, args.size, generator=torch.Generator().manual_seed(1)
+            )
             real = (2 * real - 1).contiguous(memory_format=model.memory_format)
             step = lambda: model.step(real)  # noqa: E731
         else:
@@ -486,11 +587,17 @@ def serve(args) -> None:
                 times.append(time.perf_counter() - t)
             out = {"times": times, "first_call_s": first}
         elif req["op"] == "peak":
-            out = {"gflops": (_torch_matmul_peak(req["n"]) if kind == "torch"
-                              else matmul_peak(req["n"], 3))}
+            out = {
+                "gflops": (
+                    _torch_matmul_peak(req["n"]) if kind == "torch" else matmul_peak(req["n"], 3)
+                )
+            }
         elif req["op"] == "flops":
-            out = ({"flops": ref.step_flops(req["gan"], args.size, args.width or 64, args.batch)}
-                   if kind == "torch" else _graph_flops(req["gan"], args))
+            out = (
+                {"flops": ref.step_flops(req["gan"], args.size, args.width or 64, args.batch)}
+                if kind == "torch"
+                else _graph_flops(req["gan"], args)
+            )
         else:
             raise ValueError(f"unknown request {req}")
         print("@@" + json.dumps(out), flush=True)
@@ -504,10 +611,21 @@ class _Child:
             env["TF_ENABLE_ONEDNN_OPTS"] = onednn
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-        cmd = [sys.executable, os.path.abspath(__file__), "--serve", kind, "--size", str(args.size),
-               "--batch", str(args.batch), "--width", str(args.width)]
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--serve",
+            kind,
+            "--size",
+            str(args.size),
+            "--batch",
+            str(args.batch),
+            "--width",
+            str(args.width),
+        ]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     def ask(self, **req) -> dict:
         self.proc.stdin.write(json.dumps(req) + "\n")
@@ -528,8 +646,10 @@ def against_torch(args) -> dict:
     kgan_variants = args.kgan_variants or list(KGAN_VARIANTS)
     unknown = sorted(set(kgan_variants) - set(KGAN_VARIANTS))
     if unknown or not {"onednn/plain", "onednn/xla"} <= set(kgan_variants):
-        raise SystemExit(f"bench_train: --kgan-variants must include onednn/plain and onednn/xla "
-                         f"(kgan's choice) and name only {list(KGAN_VARIANTS)}; got {kgan_variants}")
+        raise SystemExit(
+            f"bench_train: --kgan-variants must include onednn/plain and onednn/xla "
+            f"(kgan's choice) and name only {list(KGAN_VARIANTS)}; got {kgan_variants}"
+        )
     children = {"onednn": _Child(args, "kgan", "1"), "torch": _Child(args, "torch")}
     if any(v.startswith("no-onednn") for v in kgan_variants):
         children["no-onednn"] = _Child(args, "kgan", "0")
@@ -547,15 +667,24 @@ def against_torch(args) -> dict:
             for k, c in children.items():
                 peak_rounds[k].append(c.ask(op="peak", n=n)["gflops"])
             for gan in args.gans:
-                order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate
+                order = variants[r % len(variants) :] + variants[: r % len(variants)]  # rotate
                 for v in order:
                     res = children[owner[v]].ask(op="time", gan=gan, variant=v, steps=args.steps)
                     times[(gan, v)] += res["times"]
                     first[(gan, v)] = res["first_call_s"]
-                    print(f"  round {r + 1}/{args.rounds} {gan:8s} {v:20s} "
-                          f"{statistics.median(res['times']):.3f} s", file=sys.stderr, flush=True)
-        flops = {g: {"torch": children["torch"].ask(op="flops", gan=g)["flops"],
-                     "tf_graph": children["onednn"].ask(op="flops", gan=g)} for g in args.gans}
+                    print(
+                        f"  round {r + 1}/{args.rounds} {gan:8s} {v:20s} "
+                        f"{statistics.median(res['times']):.3f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        flops = {
+            g: {
+                "torch": children["torch"].ask(op="flops", gan=g)["flops"],
+                "tf_graph": children["onednn"].ask(op="flops", gan=g),
+            }
+            for g in args.gans
+        }
     finally:
         for c in children.values():
             c.close()
@@ -568,9 +697,11 @@ def against_torch(args) -> dict:
         torch_best = min(TORCH_VARIANTS, key=med.get)
         work = flops[gan]["torch"]
         rows[gan] = {
-            "step_s": med, "times": {v: times[(gan, v)] for v in variants},
+            "step_s": med,
+            "times": {v: times[(gan, v)] for v in variants},
             "first_call_s": {v: first[(gan, v)] for v in variants},
-            "kgan_choice": chosen, "torch_best": torch_best,
+            "kgan_choice": chosen,
+            "torch_best": torch_best,
             "ratio": med[chosen] / med[torch_best],
             "ratio_each": {v: med[v] / med[torch_best] for v in kgan_variants},
             "gflop_per_step": work / 1e9,
@@ -587,14 +718,26 @@ def against_torch(args) -> dict:
         d = rows["dcgan"]
         bars["dcgan: kgan's path >= 80% of matmul peak"] = d["of_peak"][d["kgan_choice"]] >= 0.8
     return {
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
-                    "cpus": os.cpu_count(), "load_average_before": load_before,
-                    "load_average_after": os.getloadavg()},
-        "settings": {"size": args.size, "batch": args.batch, "width": args.width or 64,
-                     "rounds": args.rounds, "steps_per_round": args.steps},
-        "workers": info, "peak_gflops": peaks, "peak_gflops_by_round": peak_rounds,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
+        "settings": {
+            "size": args.size,
+            "batch": args.batch,
+            "width": args.width or 64,
+            "rounds": args.rounds,
+            "steps_per_round": args.steps,
+        },
+        "workers": info,
+        "peak_gflops": peaks,
+        "peak_gflops_by_round": peak_rounds,
         "peak_used_gflops": peak,
-        "gans": rows, "bars": bars,
+        "gans": rows,
+        "bars": bars,
     }
 
 
@@ -610,31 +753,40 @@ def markdown_against(report: dict) -> str:
         f"TensorFlow {w['onednn']['tensorflow']}, torch {w['torch']['torch']} "
         f"({w['torch']['threads']} threads, {w['torch']['cpu_capability']}). Float32 matmul peak, "
         f"median of the rounds: "
-        + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items()) + ".",
+        + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items())
+        + ".",
         "",
         "| GAN | GFLOP/step (torch / TF graph conv+matmul) | variant | step s | % of peak "
         "| / torch best |",
         "|---|---|---|---:|---:|---:|",
     ]
     for gan, r in report["gans"].items():
-        flops = (f"{r['gflop_per_step']:.0f} / {r['tf_graph_conv_matmul_gflop_per_step']:.0f}")
+        flops = f"{r['gflop_per_step']:.0f} / {r['tf_graph_conv_matmul_gflop_per_step']:.0f}"
         for v, t in r["step_s"].items():
-            label = v + (" (kgan's choice)" if v == r["kgan_choice"] else "") + (
-                " (torch best)" if v == r["torch_best"] else "")
+            label = (
+                v
+                + (" (kgan's choice)" if v == r["kgan_choice"] else "")
+                + (" (torch best)" if v == r["torch_best"] else "")
+            )
             ratio = f"{r['ratio_each'][v]:.2f}x" if v in r["ratio_each"] else "-"
-            lines.append(f"| {gan} | {flops} | {label} | {t:.2f} | "
-                         f"{100 * r['of_peak'][v]:.0f}% | {ratio} |")
+            lines.append(
+                f"| {gan} | {flops} | {label} | {t:.2f} | {100 * r['of_peak'][v]:.0f}% | {ratio} |"
+            )
             flops = ""
     lines += ["", f"| bar ({cpu}) | value | met |", "|---|---:|---|"]
     for gan, r in report["gans"].items():
         if gan in BAR_GANS:
-            lines.append(f"| {gan}: kgan <= 0.8x torch (goal 0.7x) | {r['ratio']:.2f}x | "
-                         f"{'yes' if r['ratio'] <= 0.8 else 'NO'} |")
+            lines.append(
+                f"| {gan}: kgan <= 0.8x torch (goal 0.7x) | {r['ratio']:.2f}x | "
+                f"{'yes' if r['ratio'] <= 0.8 else 'NO'} |"
+            )
     if "dcgan" in report["gans"]:
         d = report["gans"]["dcgan"]
         share = d["of_peak"][d["kgan_choice"]]
-        lines.append(f"| dcgan: kgan's path >= 80% of matmul peak | {100 * share:.0f}% | "
-                     f"{'yes' if share >= 0.8 else 'NO'} |")
+        lines.append(
+            f"| dcgan: kgan's path >= 80% of matmul peak | {100 * share:.0f}% | "
+            f"{'yes' if share >= 0.8 else 'NO'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -668,10 +820,15 @@ def main(argv=None) -> int:
         return 0
     default = run_worker(args, None, extras=True)
     other = "0" if default.get("onednn") else "1"
-    runs = {"default": default,
-            f"onednn={other}": run_worker(args, other, extras=False, gans=args.other_gans)}
+    runs = {
+        "default": default,
+        f"onednn={other}": run_worker(args, other, extras=False, gans=args.other_gans),
+    }
     report = summarise(args, runs)
-    for path, text in ((args.json, json.dumps(report, indent=2)), (args.markdown, markdown(report))):
+    for path, text in (
+        (args.json, json.dumps(report, indent=2)),
+        (args.markdown, markdown(report)),
+    ):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path + ".tmp", "w") as f:
             f.write(text)

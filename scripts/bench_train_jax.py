@@ -44,23 +44,37 @@ PAPER_EPOCHS = 100
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="32x32, batch 8, width 8, few steps")
     p.add_argument("--gans", nargs="+", default=list(GANS), choices=GANS)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--batches", type=int, nargs="+", default=[64, 512],
-                   help="batch sizes of the compiled step (the first is also run op by op)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=[64, 512],
+        help="batch sizes of the compiled step (the first is also run op by op)",
+    )
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="compiled steps per timed block")
     p.add_argument("--blocks", type=int, default=5, help="timed blocks (median)")
     p.add_argument("--eager-reps", type=int, default=3, help="timed op-by-op steps (median)")
     p.add_argument("--no-eager", action="store_true", help="skip the op-by-op step")
-    p.add_argument("--dtype-policy", default="float32", choices=["float32", "mixed_bfloat16"],
-                   help="Keras dtype policy of the networks (losses stay float32)")
+    p.add_argument(
+        "--dtype-policy",
+        default="float32",
+        choices=["float32", "mixed_bfloat16"],
+        help="Keras dtype policy of the networks (losses stay float32)",
+    )
     p.add_argument("--out", default="docs/bench_train_jax")
-    p.add_argument("--render", metavar="JSONL",
-                   help="only write JSONL's Markdown table (next to it), with every step's "
-                        "FLOPs recounted on this host's CPU")
+    p.add_argument(
+        "--render",
+        metavar="JSONL",
+        help="only write JSONL's Markdown table (next to it), with every step's "
+        "FLOPs recounted on this host's CPU",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.size, args.batches, args.width, args.steps, args.blocks = 32, [8], 8, 3, 3
@@ -70,14 +84,19 @@ def parse(argv=None):
 
 # --- the GANs' train steps, stateless ------------------------------------------------------------
 
+
 def _networks(gan: str, size: int, width: int):
     from kgan import networks
 
     if gan == "began":
-        return (networks.began_generator(size, 100, width),
-                networks.began_discriminator(size, width, 64))
-    return (networks.dcgan_generator(size, 100, width),
-            networks.dcgan_discriminator(size, width, norm=networks.DEFAULT_CRITIC_NORM[gan]))
+        return (
+            networks.began_generator(size, 100, width),
+            networks.began_discriminator(size, width, 64),
+        )
+    return (
+        networks.dcgan_generator(size, 100, width),
+        networks.dcgan_discriminator(size, width, norm=networks.DEFAULT_CRITIC_NORM[gan]),
+    )
 
 
 class StatelessGAN:
@@ -109,10 +128,14 @@ class StatelessGAN:
             return [jnp.array(v.value, copy=True) for v in variables]
 
         return {
-            "g": (values(self.generator.trainable_variables),
-                  values(self.generator.non_trainable_variables)),
-            "d": (values(self.discriminator.trainable_variables),
-                  values(self.discriminator.non_trainable_variables)),
+            "g": (
+                values(self.generator.trainable_variables),
+                values(self.generator.non_trainable_variables),
+            ),
+            "d": (
+                values(self.discriminator.trainable_variables),
+                values(self.discriminator.non_trainable_variables),
+            ),
             "g_opt": values(self.g_opt.variables),
             "d_opt": values(self.d_opt.variables),
             "key": jax.random.key(seed),
@@ -139,7 +162,9 @@ class StatelessGAN:
         if self.gan == "began":
             return self._began(state, real, keys[0])
         for i in range(self.n_critic):
-            state = self._critic_update(state, real[i::self.n_critic], keys[2 * i], keys[2 * i + 1])
+            state = self._critic_update(
+                state, real[i :: self.n_critic], keys[2 * i], keys[2 * i + 1]
+            )
         return self._generator_update(state, batch, keys[-1])
 
     def _critic_update(self, state, real, z_key, alpha_key):
@@ -188,8 +213,11 @@ class StatelessGAN:
         def loss_fn(g_tv, g_ntv):
             fake, g = self._g((g_tv, g_ntv), z)
             out, d = self._d(state["d"], fake)
-            loss = (losses.dcgan_generator_loss(out) if self.gan == "dcgan"
-                    else losses.wasserstein_generator_loss(out))
+            loss = (
+                losses.dcgan_generator_loss(out)
+                if self.gan == "dcgan"
+                else losses.wasserstein_generator_loss(out)
+            )
             return loss, (g[1], d[1])
 
         (loss, (g_ntv, d_ntv)), grads = jax.value_and_grad(loss_fn, has_aux=True)(*state["g"])
@@ -211,13 +239,19 @@ class StatelessGAN:
             rec_fake, d = self._d(d, fake)
             loss_real = losses.began_autoencoder_loss(real, rec_real)
             loss_fake = losses.began_autoencoder_loss(fake, rec_fake)
-            return ((losses.began_discriminator_loss(loss_real, loss_fake, k),
-                     losses.began_generator_loss(loss_fake)), (loss_real, loss_fake))
+            return (
+                (
+                    losses.began_discriminator_loss(loss_real, loss_fake, k),
+                    losses.began_generator_loss(loss_fake),
+                ),
+                (loss_real, loss_fake),
+            )
 
         # One forward pass, two backward passes (d_loss for D, g_loss for G), as the two tapes
         # of kgan's BEGAN step; XLA drops the cotangents nobody uses.
         (d_loss, g_loss), pullback, (loss_real, loss_fake) = jax.vjp(
-            both_losses, state["g"][0], state["d"][0], has_aux=True)
+            both_losses, state["g"][0], state["d"][0], has_aux=True
+        )
         one, zero = jnp.ones_like(d_loss), jnp.zeros_like(d_loss)
         _, d_grads = pullback((one, zero))
         g_grads, _ = pullback((zero, one))
@@ -225,11 +259,20 @@ class StatelessGAN:
         g_tv, g_opt = self.g_opt.stateless_apply(state["g_opt"], g_grads, state["g"][0])
         gamma, lambda_k = self.params["gamma"], self.params["lambda_k"]
         new_k = losses.began_k_update(k, loss_real, loss_fake, gamma=gamma, lambda_k=lambda_k)
-        return dict(state, g=(g_tv, state["g"][1]), d=(d_tv, state["d"][1]), g_opt=g_opt,
-                    d_opt=d_opt, k=new_k, d_loss=d_loss, g_loss=g_loss)
+        return dict(
+            state,
+            g=(g_tv, state["g"][1]),
+            d=(d_tv, state["d"][1]),
+            g_opt=g_opt,
+            d_opt=d_opt,
+            k=new_k,
+            d_loss=d_loss,
+            g_loss=g_loss,
+        )
 
 
 # --- measurements ------------------------------------------------------------------------------
+
 
 def _ready(state):
     import jax
@@ -244,9 +287,11 @@ def matmul_peaks(n: int, reps: int = 10) -> dict:
 
     out = {}
     ka, kb = jax.random.split(jax.random.key(1))
-    for name, dtype, precision in (("float32_default", jnp.float32, None),
-                                   ("float32_highest", jnp.float32, "highest"),
-                                   ("bfloat16", jnp.bfloat16, None)):
+    for name, dtype, precision in (
+        ("float32_default", jnp.float32, None),
+        ("float32_highest", jnp.float32, "highest"),
+        ("bfloat16", jnp.bfloat16, None),
+    ):
         a = jax.random.normal(ka, [n, n], dtype)
         b = jax.random.normal(kb, [n, n], dtype)
         f = jax.jit(lambda x, y, p=precision: jnp.matmul(x, y, precision=p))
@@ -256,7 +301,7 @@ def matmul_peaks(n: int, reps: int = 10) -> dict:
             t = time.perf_counter()
             f(a, b).block_until_ready()
             times.append(time.perf_counter() - t)
-        out[name] = 2 * n ** 3 / statistics.median(times) / 1e12
+        out[name] = 2 * n**3 / statistics.median(times) / 1e12
     return out
 
 
@@ -295,8 +340,12 @@ def _real_batch(model: StatelessGAN, batch: int):
     """The images one step reads (n_critic batches for the WGANs), uniform in [-1, 1]."""
     import jax
 
-    return jax.random.uniform(jax.random.key(2), [batch * model.n_critic, model.size,
-                                                  model.size, 1], minval=-1.0, maxval=1.0)
+    return jax.random.uniform(
+        jax.random.key(2),
+        [batch * model.n_critic, model.size, model.size, 1],
+        minval=-1.0,
+        maxval=1.0,
+    )
 
 
 def time_compiled(model: StatelessGAN, batch: int, args) -> dict:
@@ -319,10 +368,16 @@ def time_compiled(model: StatelessGAN, batch: int, args) -> dict:
         _ready(state)
         per_step.append((time.perf_counter() - t) / args.steps)
     seconds = statistics.median(per_step)
-    return {"batch": batch, "seconds": seconds, "per_step": per_step, "compile_s": compile_s,
-            "images_per_step": batch * model.n_critic,
-            "images_per_s": batch * model.n_critic / seconds, "flops": flops,
-            "finite": bool(jax.numpy.isfinite(state["g_loss"]))}
+    return {
+        "batch": batch,
+        "seconds": seconds,
+        "per_step": per_step,
+        "compile_s": compile_s,
+        "images_per_step": batch * model.n_critic,
+        "images_per_s": batch * model.n_critic / seconds,
+        "flops": flops,
+        "finite": bool(jax.numpy.isfinite(state["g_loss"])),
+    }
 
 
 def time_eager(model: StatelessGAN, batch: int, args) -> dict:
@@ -339,8 +394,13 @@ def time_eager(model: StatelessGAN, batch: int, args) -> dict:
         _ready(state)
         times.append(time.perf_counter() - t)
     seconds = statistics.median(times)
-    return {"batch": batch, "seconds": seconds, "times": times, "first_call_s": first,
-            "images_per_s": batch * model.n_critic / seconds}
+    return {
+        "batch": batch,
+        "seconds": seconds,
+        "times": times,
+        "first_call_s": first,
+        "images_per_s": batch * model.n_critic / seconds,
+    }
 
 
 def _emit(path: str, record: dict) -> None:
@@ -368,7 +428,12 @@ def markdown(records: list[dict]) -> str:
     ]
     eager = {(r["gan"], r["batch"]): r for r in records if r["kind"] == "eager"}
     for r in (r for r in records if r["kind"] == "compiled"):
-        cells = [r["gan"], str(r["batch"]), f"{r['images_per_s']:,.0f}", f"{1e3 * r['seconds']:.2f}"]
+        cells = [
+            r["gan"],
+            str(r["batch"]),
+            f"{r['images_per_s']:,.0f}",
+            f"{1e3 * r['seconds']:.2f}",
+        ]
         if r["flops"]:
             tflops = r["flops"] / r["seconds"] / 1e12
             share = f" ({100 * tflops / ref:.0f}%)" if ref else ""
@@ -383,9 +448,12 @@ def markdown(records: list[dict]) -> str:
         cells.append(f"{r['compile_s']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     for r in (r for r in records if r["kind"] == "projection"):
-        lines += ["", f"Paper's full WGAN run ({r['steps']:,} steps of {r['images_per_step']} real "
-                      f"slices at batch {r['batch']}): {r['minutes']:.1f} min projected from the "
-                      f"compiled step."]
+        lines += [
+            "",
+            f"Paper's full WGAN run ({r['steps']:,} steps of {r['images_per_step']} real "
+            f"slices at batch {r['batch']}): {r['minutes']:.1f} min projected from the "
+            f"compiled step.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -432,9 +500,19 @@ def main(argv=None) -> int:
 
     keras.config.set_dtype_policy(args.dtype_policy)
     device = jax.devices()[0]
-    emit({"kind": "env", "dtype_policy": args.dtype_policy, "device": getattr(device, "device_kind", str(device)),
-          "platform": device.platform, "jax": jax.__version__, "keras": keras.__version__,
-          "host": platform.node(), "size": args.size, "width": args.width})
+    emit(
+        {
+            "kind": "env",
+            "dtype_policy": args.dtype_policy,
+            "device": getattr(device, "device_kind", str(device)),
+            "platform": device.platform,
+            "jax": jax.__version__,
+            "keras": keras.__version__,
+            "host": platform.node(),
+            "size": args.size,
+            "width": args.width,
+        }
+    )
     emit({"kind": "peak", "tflops": matmul_peaks(1024 if args.quick else 8192)})
     for gan in args.gans:
         model = StatelessGAN(gan, args.size, args.width)
@@ -442,13 +520,21 @@ def main(argv=None) -> int:
             emit({"kind": "compiled", "gan": gan, **time_compiled(model, batch, args)})
         if not args.no_eager:
             emit({"kind": "eager", "gan": gan, **time_eager(model, args.batches[0], args)})
-    wgan = next((r for r in records if r["kind"] == "compiled" and r["gan"] == "wgan"
-                 and r["batch"] == 64), None)
+    wgan = next(
+        (r for r in records if r["kind"] == "compiled" and r["gan"] == "wgan" and r["batch"] == 64),
+        None,
+    )
     if wgan and (args.size, args.width) == (64, 64):  # the paper's shapes only
         steps = PAPER_EPOCHS * (PAPER_SLICES // wgan["images_per_step"])
-        emit({"kind": "projection", "batch": 64, "steps": steps,
-              "images_per_step": wgan["images_per_step"],
-              "minutes": steps * wgan["seconds"] / 60})
+        emit(
+            {
+                "kind": "projection",
+                "batch": 64,
+                "steps": steps,
+                "images_per_step": wgan["images_per_step"],
+                "minutes": steps * wgan["seconds"] / 60,
+            }
+        )
     text = markdown(records)
     with open(args.out + ".md", "w") as f:
         f.write(text)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Export a training run's generator as a TF Serving SavedModel (see kgan/commands/export.py).
 
-    python scripts/export.py --run runs/NAME --out exports/NAME
+python scripts/export.py --run runs/NAME --out exports/NAME
 """
 
 import sys

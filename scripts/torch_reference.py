@@ -47,6 +47,7 @@ _EPS = 1e-5
 
 # --- layers with TensorFlow's "same" padding ------------------------------------------------------
 
+
 class SameConv2d(nn.Conv2d):
     """Conv2d with TF's "same" padding: the odd pixel of padding goes after (bottom/right)."""
 
@@ -66,7 +67,9 @@ class SameConv2d(nn.Conv2d):
 def same_conv_transpose(cin, cout, kernel, bias):
     """ConvTranspose2d(stride 2) with TF's "same" output (2x the input)."""
     if kernel % 2:
-        raise ValueError(f"the torch reference supports even transposed-conv kernels only, got {kernel}")
+        raise ValueError(
+            f"the torch reference supports even transposed-conv kernels only, got {kernel}"
+        )
     return nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=(kernel - 2) // 2, bias=bias)
 
 
@@ -84,8 +87,10 @@ class Generator(nn.Module):
         self.project_bn = nn.BatchNorm2d(c0, eps=_EPS, momentum=_BN_MOMENTUM)
         ups, cin = [], c0
         for i, mult in enumerate(mults[1:], start=1):
-            ups += [(f"up{i}", same_conv_transpose(cin, width * mult, kernel, bias=False)),
-                    (f"up{i}_bn", nn.BatchNorm2d(width * mult, eps=_EPS, momentum=_BN_MOMENTUM))]
+            ups += [
+                (f"up{i}", same_conv_transpose(cin, width * mult, kernel, bias=False)),
+                (f"up{i}_bn", nn.BatchNorm2d(width * mult, eps=_EPS, momentum=_BN_MOMENTUM)),
+            ]
             cin = width * mult
         ups.append((f"up{blocks}", same_conv_transpose(cin, 1, kernel, bias=True)))
         self.ups = nn.ModuleDict(ups)
@@ -102,8 +107,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """DCGAN discriminator / WGAN critic, as `kgan.networks.dcgan_discriminator`."""
 
-    def __init__(self, size: int, width: int, norm: str = "batch", kernel: int = 4,
-                 max_mult: int = 8):
+    def __init__(
+        self, size: int, width: int, norm: str = "batch", kernel: int = 4, max_mult: int = 8
+    ):
         super().__init__()
         if kernel != 4:
             raise ValueError(f"the torch reference supports kernel_size 4 only, got {kernel}")
@@ -115,7 +121,9 @@ class Discriminator(nn.Module):
         cin = 1
         for i, mult in enumerate(mults):
             cout = width * mult
-            self.convs[f"down{i}"] = SameConv2d(cin, cout, kernel, 2, bias=(i == 0 or norm == "none"))
+            self.convs[f"down{i}"] = SameConv2d(
+                cin, cout, kernel, 2, bias=(i == 0 or norm == "none")
+            )
             if i > 0 and norm == "batch":
                 self.norms[f"down{i}_norm"] = nn.BatchNorm2d(cout, eps=_EPS, momentum=_BN_MOMENTUM)
             elif i > 0 and norm == "layer":
@@ -141,8 +149,13 @@ class BeganDecoder(nn.Module):
         self.ups, self.filters, self.prefix = networks._blocks(size, 8), filters, prefix
         self.project = nn.Linear(cin, 64 * filters)
         self.project.keras_layout = ("reshape", 8, 8, filters)
-        self.convs = nn.ModuleDict({f"{prefix}_conv{i}_{j}": SameConv2d(filters, filters, 3)
-                                    for i in range(self.ups + 1) for j in range(2)})
+        self.convs = nn.ModuleDict(
+            {
+                f"{prefix}_conv{i}_{j}": SameConv2d(filters, filters, 3)
+                for i in range(self.ups + 1)
+                for j in range(2)
+            }
+        )
         self.out = SameConv2d(filters, 1, 3)
 
     def forward(self, h):
@@ -191,16 +204,25 @@ class BeganDiscriminator(nn.Module):
         return self.decoder(self.embedding(x.flatten(1)))
 
 
-def build_networks(gan: str, size: int, width: int, latent_dim: int = 100, bottleneck: int = 64,
-                   critic_norm: str | None = None):
+def build_networks(
+    gan: str,
+    size: int,
+    width: int,
+    latent_dim: int = 100,
+    bottleneck: int = 64,
+    critic_norm: str | None = None,
+):
     """(generator, discriminator) of `gan` at kgan's defaults (critic_norm: DCGAN-style critics)."""
     if gan == "began":
         return BeganGenerator(size, latent_dim, width), BeganDiscriminator(size, width, bottleneck)
-    return (Generator(size, latent_dim, width),
-            Discriminator(size, width, norm=critic_norm or networks.DEFAULT_CRITIC_NORM[gan]))
+    return (
+        Generator(size, latent_dim, width),
+        Discriminator(size, width, norm=critic_norm or networks.DEFAULT_CRITIC_NORM[gan]),
+    )
 
 
 # --- Keras weights -> torch ------------------------------------------------------------------------
+
 
 def _keras_name(module_path: str) -> str:
     """Keras layer name of a torch submodule path (the last path element, or a decoder alias)."""
@@ -219,8 +241,9 @@ def keras_to_torch(module: nn.Module, weights) -> dict:
     """
     out = {}
     for path, layer in module.named_modules():
-        if not isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d,
-                                  nn.GroupNorm)):
+        if not isinstance(
+            layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.GroupNorm)
+        ):
             continue
         arrays = [torch.as_tensor(a, dtype=torch.float32) for a in weights[_keras_name(path)]]
         prefix = f"{path}." if path else ""
@@ -235,7 +258,9 @@ def keras_to_torch(module: nn.Module, weights) -> dict:
                     bias = bias.reshape(h, w, c).permute(2, 0, 1).reshape(-1)
             elif layout and layout[0] == "flatten":
                 _, h, w, c = layout
-                kernel = kernel.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(kernel.shape[0], -1)
+                kernel = (
+                    kernel.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(kernel.shape[0], -1)
+                )
             out[prefix + "weight"] = kernel.contiguous()
             if bias is not None:
                 out[prefix + "bias"] = bias.contiguous()
@@ -253,7 +278,9 @@ def keras_to_torch(module: nn.Module, weights) -> dict:
 
 def keras_weights(model) -> dict:
     """{layer name: [numpy arrays]} of a Keras model's layers that hold weights."""
-    return {layer.name: [w.numpy() for w in layer.weights] for layer in model.layers if layer.weights}
+    return {
+        layer.name: [w.numpy() for w in layer.weights] for layer in model.layers if layer.weights
+    }
 
 
 def load_keras(module: nn.Module, keras_model) -> None:
@@ -266,6 +293,7 @@ def load_keras(module: nn.Module, keras_model) -> None:
 
 
 # --- optimisers ------------------------------------------------------------------------------------
+
 
 class KerasAdam(torch.optim.Optimizer):
     """Adam exactly as Keras 3 updates: w -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps).
@@ -291,7 +319,7 @@ class KerasAdam(torch.optim.Optimizer):
             m = [self.state[p]["m"] for p in params]
             v = [self.state[p]["v"] for p in params]
             b1, b2 = group["betas"]
-            alpha = group["lr"] * math.sqrt(1 - b2 ** self.t) / (1 - b1 ** self.t)
+            alpha = group["lr"] * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
             torch._foreach_lerp_(m, grads, 1 - b1)
             torch._foreach_mul_(v, b2)
             torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
@@ -337,6 +365,7 @@ def make_optimizer(o: cfg.OptimizerConfig, params):
 
 # --- the steps -------------------------------------------------------------------------------------
 
+
 class TorchNoise:
     """Latents and interpolation weights from a seeded torch generator."""
 
@@ -361,9 +390,18 @@ class TorchGAN:
       noise: the source of z (and WGAN-GP's alpha); a test passes kgan's draws.
     """
 
-    def __init__(self, gan: str, size: int, width: int, *, latent_dim: int = 100,
-                 bottleneck: int = 64, critic_norm: str | None = None, channels_last: bool = False,
-                 noise=None):
+    def __init__(
+        self,
+        gan: str,
+        size: int,
+        width: int,
+        *,
+        latent_dim: int = 100,
+        bottleneck: int = 64,
+        critic_norm: str | None = None,
+        channels_last: bool = False,
+        noise=None,
+    ):
         if gan not in GANS:
             raise ValueError(f"unknown GAN {gan!r}; choose from {GANS}")
         recipe = cfg.defaults(gan)
@@ -372,8 +410,9 @@ class TorchGAN:
         self.n_critic = int(self.params.get("n_critic", 1)) if gan.startswith("wgan") else 1
         self.clip = self.params.get("clip_value") if gan == "wgan" else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.generator, self.discriminator = build_networks(gan, size, width, latent_dim, bottleneck,
-                                                              critic_norm)
+        self.generator, self.discriminator = build_networks(
+            gan, size, width, latent_dim, bottleneck, critic_norm
+        )
         self.generator.train()
         self.discriminator.train()
         self._to_format()
@@ -402,7 +441,7 @@ class TorchGAN:
             return self._began(real)
         logged = {}
         for i in range(self.n_critic):
-            logged = self._critic_update(real[i::self.n_critic])
+            logged = self._critic_update(real[i :: self.n_critic])
         logged["g_loss"] = self._generator_update(real.shape[0] // self.n_critic)
         return logged
 
@@ -467,8 +506,13 @@ class TorchGAN:
         with torch.no_grad():
             balance = self.params["gamma"] * loss_real - loss_fake
             self.k = torch.clamp(k + self.params["lambda_k"] * balance, 0.0, 1.0)
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": loss_real.detach(),
-                "d_fake": loss_fake.detach(), "k_t": self.k}
+        return {
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "d_real": loss_real.detach(),
+            "d_fake": loss_fake.detach(),
+            "k_t": self.k,
+        }
 
 
 def step_flops(gan: str, size: int, width: int, batch: int) -> float:

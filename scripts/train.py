@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train a GAN on brain MRI slices: the product's main job (see kgan/commands/train.py).
 
-  python scripts/train.py --gan began
+python scripts/train.py --gan began
 """
 
 import sys

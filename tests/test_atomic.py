@@ -72,8 +72,9 @@ def test_commit_syncs_the_file_then_renames_then_syncs_the_folder(tmp_path, monk
 
     def fsync(fd):
         st = os.fstat(fd)
-        events.append(("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file",
-                       st.st_ino))
+        events.append(
+            ("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file", st.st_ino)
+        )
         real_fsync(fd)
 
     def replace(src, dst):

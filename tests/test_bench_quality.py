@@ -9,22 +9,42 @@ def _e(value, lo=None, hi=None):
     return {"value": value, "ci95": None if lo is None else [lo, hi]}
 
 
-def _summary(acc=0.70, floor=0.52, swd=(30.0, 25.0), fid=(3.0, 2.0), ms=(0.40, 0.38),
-             shares=(25, 25, 25, 25), real=(25, 25, 25, 25), memorised=False, helps=True):
+def _summary(
+    acc=0.70,
+    floor=0.52,
+    swd=(30.0, 25.0),
+    fid=(3.0, 2.0),
+    ms=(0.40, 0.38),
+    shares=(25, 25, 25, 25),
+    real=(25, 25, 25, 25),
+    memorised=False,
+    helps=True,
+):
     names = ("t1", "t1ce", "t2", "flair")
     return {
-        "reference_patients": 24, "reference_kind": "evaluation cohort",
-        "two_sample_accuracy": {"synthetic": _e(acc, acc - 0.05, acc + 0.05),
-                                "floor": _e(floor, floor - 0.08, floor + 0.08)},
+        "reference_patients": 24,
+        "reference_kind": "evaluation cohort",
+        "two_sample_accuracy": {
+            "synthetic": _e(acc, acc - 0.05, acc + 0.05),
+            "floor": _e(floor, floor - 0.08, floor + 0.08),
+        },
         "swd_x1e3": {"synthetic": _e(swd[0]), "floor": _e(swd[1]), "n": 1000},
         "fid": {"synthetic": _e(fid[0]), "floor": _e(fid[1]), "n": 1000},
         "ms_ssim": {"synthetic_pairs": _e(ms[0]), "real_pairs": _e(ms[1])},
-        "modality_shares": {n: {"synthetic": _e(s / 100), "real": _e(r / 100),
-                                "difference_points": s - r, "flagged": abs(s - r) > 5}
-                            for n, s, r in zip(names, shares, real)},
+        "modality_shares": {
+            n: {
+                "synthetic": _e(s / 100),
+                "real": _e(r / 100),
+                "difference_points": s - r,
+                "flagged": abs(s - r) > 5,
+            }
+            for n, s, r in zip(names, shares, real)
+        },
         "memorisation_flagged": memorised,
-        "augmentation": {"synthetic_helps": helps,
-                         "real_plus_synthetic_minus_real_only": {"balanced_accuracy": _e(0.04, 0.01, 0.07)}},
+        "augmentation": {
+            "synthetic_helps": helps,
+            "real_plus_synthetic_minus_real_only": {"balanced_accuracy": _e(0.04, 0.01, 0.07)},
+        },
     }
 
 
@@ -42,9 +62,11 @@ def test_a_generator_that_meets_every_bar(bench):
 def test_each_bar_fails_on_its_own_number(bench):
     cases = {
         "two-sample accuracy <= 75 %": _summary(acc=0.80),
-        "swd_x1e3 <= 1.5x floor": _summary(swd=(40.0, 25.0)),           # 1.6x
-        "fid <= 2.0x floor": _summary(fid=(4.2, 2.0)),                   # 2.1x
-        "MS-SSIM within 10 % of real pairs": _summary(ms=(0.60, 0.38)),  # mode collapse: too similar
+        "swd_x1e3 <= 1.5x floor": _summary(swd=(40.0, 25.0)),  # 1.6x
+        "fid <= 2.0x floor": _summary(fid=(4.2, 2.0)),  # 2.1x
+        "MS-SSIM within 10 % of real pairs": _summary(
+            ms=(0.60, 0.38)
+        ),  # mode collapse: too similar
         "every modality share within 5 points": _summary(shares=(4, 30, 40, 26)),
         "memorisation not flagged": _summary(memorised=True),
         "augmentation beats real only beyond the interval": _summary(helps=False),
@@ -63,8 +85,10 @@ def test_a_floor_below_50_misses_the_band_even_when_its_interval_covers_chance(b
 
 
 def test_table_has_a_row_per_gan_and_the_bars(bench):
-    results = {g: {"gan": g, "steps": 1000, "cpu": "AMD EPYC", "summary": _summary()}
-               for g in ("began", "dcgan")}
+    results = {
+        g: {"gan": g, "steps": 1000, "cpu": "AMD EPYC", "summary": _summary()}
+        for g in ("began", "dcgan")
+    }
     table = bench.markdown(results)
     assert table.index("| DCGAN |") < table.index("| BEGAN |")  # the paper's order
     assert "70.0 [65.0, 75.0] (52.0 [44.0, 60.0])" in table

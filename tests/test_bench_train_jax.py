@@ -11,17 +11,26 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import REPO_ROOT
 
 pytest.importorskip("jax")
 
 
 def run_jax(code: str, *args: str, timeout: int = 300) -> str:
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "scripts")]))
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
-                            capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "scripts")]),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 
@@ -63,8 +72,8 @@ def test_began_step_updates_k_by_proportional_control():
                          | {"gamma": m.params["gamma"], "lambda_k": m.params["lambda_k"]}))
     """)
     r = json.loads(out.strip().splitlines()[-1])
-    loss_fake = r["g_loss"]                      # L_G = L(G(z))
-    loss_real = r["d_loss"] + 0.5 * loss_fake    # L_D = L(x) - k L(G(z)), k = 0.5
+    loss_fake = r["g_loss"]  # L_G = L(G(z))
+    loss_real = r["d_loss"] + 0.5 * loss_fake  # L_D = L(x) - k L(G(z)), k = 0.5
     expected = min(max(0.5 + r["lambda_k"] * (r["gamma"] * loss_real - loss_fake), 0.0), 1.0)
     assert r["k"] == pytest.approx(expected, abs=1e-6)
     assert r["k"] != 0.5
@@ -94,10 +103,18 @@ def test_dcgan_discriminator_loss_is_the_cross_entropy_of_its_scores():
 
 def test_quick_run_writes_results_and_renders_them(tmp_path):
     prefix = tmp_path / "bench"
-    run_jax("""
+    run_jax(
+        """
         import sys, bench_train_jax as b
         sys.exit(b.main(sys.argv[1:]))
-    """, "--quick", "--gans", "wgan", "--no-eager", "--out", str(prefix))
+    """,
+        "--quick",
+        "--gans",
+        "wgan",
+        "--no-eager",
+        "--out",
+        str(prefix),
+    )
     records = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
     step = next(r for r in records if r["kind"] == "compiled")
     assert step["finite"] and step["images_per_step"] == 8 * 5
@@ -105,9 +122,12 @@ def test_quick_run_writes_results_and_renders_them(tmp_path):
     assert step["flops"] and step["flops"] > 0
     # The paper-run projection is made from 64x64 paper-width steps only, never from toy shapes.
     assert not [r for r in records if r["kind"] == "projection"]
-    run_jax("""
+    run_jax(
+        """
         import sys, bench_train_jax as b
         sys.exit(b.main(["--render", sys.argv[1]]))
-    """, str(tmp_path / "bench.jsonl"))
+    """,
+        str(tmp_path / "bench.jsonl"),
+    )
     table = (tmp_path / "bench.md").read_text()
     assert "| wgan | 8 |" in table and "Paper's full WGAN run" not in table

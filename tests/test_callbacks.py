@@ -64,9 +64,16 @@ class TinyGAN(keras.Model):
 
 def tiny(**kw):
     model = TinyGAN(**kw)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.optimizers.Adam(optimizers.make_schedule(cfg.OptimizerConfig(
-                      "adam", 1e-3, decay_rate=0.5, decay_steps=4, min_learning_rate=3e-4))))
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.optimizers.Adam(
+            optimizers.make_schedule(
+                cfg.OptimizerConfig(
+                    "adam", 1e-3, decay_rate=0.5, decay_steps=4, min_learning_rate=3e-4
+                )
+            )
+        ),
+    )
     return model
 
 
@@ -75,8 +82,15 @@ def data(n=64):
 
 
 def test_bad_values():
-    logs = {"a": 1.0, "b": float("nan"), "c": np.float32("inf"), "d": -np.inf, "e": "text",
-            "f": np.array(3.0), "g": [1.0, 2.0]}
+    logs = {
+        "a": 1.0,
+        "b": float("nan"),
+        "c": np.float32("inf"),
+        "d": -np.inf,
+        "e": "text",
+        "f": np.array(3.0),
+        "g": [1.0, 2.0],
+    }
     bad = cb.bad_values(logs)
     assert set(bad) == {"b", "c", "d"} and bad["d"] == -math.inf
     assert cb.bad_values({"w": -5.0}, {"w": 4.0}) == {"w": -5.0}
@@ -94,8 +108,9 @@ def test_weights_finite():
 def test_stop_on_nan_stops_at_that_step_with_a_clear_message():
     model = tiny(nan_loss_at=3)
     health = cb.RunHealth()
-    history = model.fit(data(), epochs=2, verbose=0,
-                        callbacks=[cb.StopOnDivergence(health, step_offset=100)])
+    history = model.fit(
+        data(), epochs=2, verbose=0, callbacks=[cb.StopOnDivergence(health, step_offset=100)]
+    )
     assert model.steps == 3  # nothing after the bad step
     assert len(history.history["d_loss"]) == 1
     assert health.diverged and health.step == 103
@@ -120,14 +135,22 @@ def test_stop_on_inf(value):
 def test_divergence_limit_and_raise_error():
     model = tiny(grow=-10.0)  # d_loss = 0, -10, -20, ...
     health = cb.RunHealth()
-    model.fit(data(), epochs=1, verbose=0,
-              callbacks=[cb.StopOnDivergence(health, limits={"d_loss": 12.0})])
+    model.fit(
+        data(),
+        epochs=1,
+        verbose=0,
+        callbacks=[cb.StopOnDivergence(health, limits={"d_loss": 12.0})],
+    )
     assert model.steps == 3  # |-20| > 12; |-10| is not
     assert "|d_loss| = 20 > limit 12" in health.reason
     model = tiny(nan_loss_at=2)
     with pytest.raises(cb.TrainingDivergedError, match="d_loss = nan"):
-        model.fit(data(), epochs=1, verbose=0,
-                  callbacks=[cb.StopOnDivergence(cb.RunHealth(), raise_error=True)])
+        model.fit(
+            data(),
+            epochs=1,
+            verbose=0,
+            callbacks=[cb.StopOnDivergence(cb.RunHealth(), raise_error=True)],
+        )
     assert model.steps == 2
 
 
@@ -135,8 +158,11 @@ def _checkpointing(model, directory, every, health):
     step = tf.Variable(0, dtype=tf.int64)
     ckpt = tf.train.Checkpoint(step=step, w=model.w)
     manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=10)
-    callbacks = [cb.StopOnDivergence(health), cb.StepCounter(step),
-                 cb.CheckpointEvery(manager, step, every, health)]
+    callbacks = [
+        cb.StopOnDivergence(health),
+        cb.StepCounter(step),
+        cb.CheckpointEvery(manager, step, every, health),
+    ]
     return step, ckpt, manager, callbacks
 
 
@@ -178,8 +204,13 @@ def test_generator_saver_atomic_and_stops_after_divergence(tmp_path):
     model = tiny(nan_loss_at=10)
     health = cb.RunHealth()
     saver = cb.GeneratorSaver(path, health)
-    model.fit(data(), epochs=5, steps_per_epoch=4, verbose=0,
-              callbacks=[cb.StopOnDivergence(health), saver])
+    model.fit(
+        data(),
+        epochs=5,
+        steps_per_epoch=4,
+        verbose=0,
+        callbacks=[cb.StopOnDivergence(health), saver],
+    )
     assert saver.saves == 2  # epochs 1 and 2 were good; the NaN came in epoch 3
     loaded = keras.saving.load_model(path)
     z = np.ones((2, 4), np.float32)
@@ -200,8 +231,13 @@ def _events(logdir):
 def test_scalar_logger_steps_metrics_and_learning_rates(tmp_path):
     model = tiny()
     writer = tf.summary.create_file_writer(str(tmp_path))
-    model.fit(data(), epochs=2, steps_per_epoch=3, verbose=0,
-              callbacks=[cb.ScalarLogger(writer, every=2, step_offset=10)])
+    model.fit(
+        data(),
+        epochs=2,
+        steps_per_epoch=3,
+        verbose=0,
+        callbacks=[cb.ScalarLogger(writer, every=2, step_offset=10)],
+    )
     writer.close()
     events = _events(str(tmp_path))
 
@@ -246,20 +282,30 @@ def test_sample_grid_logged_each_epoch(tmp_path, conditional):
     model = tiny(conditional=conditional)
     inputs, groups = cb.fixed_latents(8, 4, seed=0, conditional=conditional)
     writer = tf.summary.create_file_writer(str(tmp_path / "logs"))
-    model.fit(data(), epochs=2, steps_per_epoch=2, verbose=0,
-              callbacks=[cb.SampleGrid(writer, inputs, groups, png_dir=str(tmp_path / "png"))])
+    model.fit(
+        data(),
+        epochs=2,
+        steps_per_epoch=2,
+        verbose=0,
+        callbacks=[cb.SampleGrid(writer, inputs, groups, png_dir=str(tmp_path / "png"))],
+    )
     writer.close()
     events = _events(str(tmp_path / "logs"))
-    tags = ["samples"] if not conditional else [f"samples/{m}" for m in ("t1", "t1ce", "t2", "flair")]
+    tags = (
+        ["samples"] if not conditional else [f"samples/{m}" for m in ("t1", "t1ce", "t2", "flair")]
+    )
     assert sorted(events) == sorted(tags)
     for tag in tags:
         assert [s for s, _ in events[tag]] == [1, 2]
         step, value = events[tag][-1]
         png = tf.make_ndarray(value.tensor)[2]  # [width, height, encoded png]
         image = tf.io.decode_png(png).numpy()
-        want = imaging.image_grid(cb.generate(model.generator, inputs)[groups[tag.split("/")[1]]]
-                             if conditional else cb.generate(model.generator, inputs),
-                             columns=2 if conditional else None)
+        want = imaging.image_grid(
+            cb.generate(model.generator, inputs)[groups[tag.split("/")[1]]]
+            if conditional
+            else cb.generate(model.generator, inputs),
+            columns=2 if conditional else None,
+        )
         np.testing.assert_array_equal(image[..., 0], want)
     assert sorted(os.listdir(tmp_path / "png")) == ["samples-epoch001.png", "samples-epoch002.png"]
 
@@ -283,7 +329,8 @@ def test_time_estimate_says_nothing_for_a_run_shorter_than_its_window():
     assert lines == [] and estimate.seconds_per_step is None
 
 
-@pytest.mark.parametrize("seconds,text", [(45, "45 s"), (600, "10 min"), (3 * 3600, "3.0 h"),
-                                          (3 * 86400, "3.0 days")])
+@pytest.mark.parametrize(
+    "seconds,text", [(45, "45 s"), (600, "10 min"), (3 * 3600, "3.0 h"), (3 * 86400, "3.0 days")]
+)
 def test_format_duration(seconds, text):
     assert cb.format_duration(seconds) == text

@@ -39,8 +39,9 @@ def test_the_console_script_is_installed_and_runs():
     exe = os.path.join(os.path.dirname(sys.executable), "kgan")
     if not os.path.exists(exe):
         pytest.skip(f"no console script at {exe}: kgan is not pip-installed here")
-    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True,
-                         cwd="/").stdout
+    out = subprocess.run(
+        [exe, "--help"], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout
     assert "train" in out
 
 

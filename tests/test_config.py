@@ -20,7 +20,12 @@ def write(tmp_path, text, name="recipe.toml"):
 
 def test_paper_defaults_for_wgan():
     c = cfg.defaults("wgan")
-    assert (c.model.image_size, c.model.latent_dim, c.train.batch_size, c.train.epochs) == (64, 100, 64, 100)
+    assert (c.model.image_size, c.model.latent_dim, c.train.batch_size, c.train.epochs) == (
+        64,
+        100,
+        64,
+        100,
+    )
     assert c.optimizer.d.name == c.optimizer.g.name == "rmsprop"
     assert c.optimizer.d.learning_rate == c.optimizer.g.learning_rate == 5e-5
     assert c.gan_params == {"n_critic": 5, "clip_value": 0.01}
@@ -31,7 +36,11 @@ def test_each_gan_gets_its_own_optimizer():
     assert cfg.defaults("dcgan").optimizer.d.learning_rate == 2e-4
     assert cfg.defaults("dcgan").optimizer.d.beta_1 == 0.5
     b = cfg.defaults("began")
-    assert (b.optimizer.g.name, b.optimizer.g.learning_rate, b.optimizer.g.decay_rate) == ("adam", 1e-4, 0.5)
+    assert (b.optimizer.g.name, b.optimizer.g.learning_rate, b.optimizer.g.decay_rate) == (
+        "adam",
+        1e-4,
+        0.5,
+    )
     assert b.optimizer.g.min_learning_rate == 2e-5
     assert b.gan_params == {"gamma": 0.5, "lambda_k": 0.001}
     assert cfg.defaults("wgan-gp").gan_params["gp_weight"] == 10.0
@@ -40,8 +49,11 @@ def test_each_gan_gets_its_own_optimizer():
 
 
 def test_file_overrides_defaults_and_names_the_run(tmp_path):
-    path = write(tmp_path, 'gan = "began"\n[model]\nimage_size = 32\n[train]\nepochs = 7\n'
-                 '[gan_params]\ngamma = 0.7\n', name="tiny-began.toml")
+    path = write(
+        tmp_path,
+        'gan = "began"\n[model]\nimage_size = 32\n[train]\nepochs = 7\n[gan_params]\ngamma = 0.7\n',
+        name="tiny-began.toml",
+    )
     c = cfg.resolve(config_file=path)
     assert c.gan == "began" and c.name == "tiny-began"
     assert c.model.image_size == 32 and c.train.epochs == 7
@@ -51,9 +63,18 @@ def test_file_overrides_defaults_and_names_the_run(tmp_path):
 
 def test_command_line_beats_file(tmp_path):
     path = write(tmp_path, 'gan = "wgan"\n[train]\nepochs = 7\nbatch_size = 16\n')
-    c = cfg.resolve("wgan", path, overrides={"epochs": 2, "model.image_size": 128},
-                    set_items=["optimizer.d.learning_rate=1e-3", "name=exp1", "gan_params.n_critic=3",
-                               "modalities=t1,flair", 'train.divergence_limits.d_loss=1e4'])
+    c = cfg.resolve(
+        "wgan",
+        path,
+        overrides={"epochs": 2, "model.image_size": 128},
+        set_items=[
+            "optimizer.d.learning_rate=1e-3",
+            "name=exp1",
+            "gan_params.n_critic=3",
+            "modalities=t1,flair",
+            "train.divergence_limits.d_loss=1e4",
+        ],
+    )
     assert c.train.epochs == 2 and c.train.batch_size == 16
     assert c.model.image_size == 128
     assert c.optimizer.d.learning_rate == 1e-3 and c.optimizer.g.learning_rate == 5e-5
@@ -66,14 +87,17 @@ def test_override_values_are_parsed_as_toml():
     assert cfg.parse_override("epochs=3") == ("epochs", 3)
     assert cfg.parse_override("lr = 1e-4") == ("lr", 1e-4)
     assert cfg.parse_override("conditional=true") == ("conditional", True)
-    assert cfg.parse_override("source=brats_slices/sagittal_64") == ("source", "brats_slices/sagittal_64")
+    assert cfg.parse_override("source=brats_slices/sagittal_64") == (
+        "source",
+        "brats_slices/sagittal_64",
+    )
     assert cfg.parse_override('modalities=["t1"]') == ("modalities", ["t1"])
     with pytest.raises(cfg.ConfigError, match="key=value"):
         cfg.parse_override("epochs")
 
 
 def test_unknown_and_ambiguous_keys_are_named(tmp_path):
-    path = write(tmp_path, '[train]\nepochz = 3\n')
+    path = write(tmp_path, "[train]\nepochz = 3\n")
     with pytest.raises(cfg.ConfigError) as e:
         cfg.resolve("dcgan", path)
     assert path in str(e.value) and "train.epochz" in str(e.value)
@@ -87,7 +111,7 @@ def test_type_errors_and_invalid_values(tmp_path):
     with pytest.raises(cfg.ConfigError, match="train.epochs.*must be int"):
         cfg.resolve("dcgan", write(tmp_path, '[train]\nepochs = "many"\n'))
     with pytest.raises(cfg.ConfigError, match="is a section"):
-        cfg.resolve("dcgan", write(tmp_path, 'model = 3\n'))
+        cfg.resolve("dcgan", write(tmp_path, "model = 3\n"))
     with pytest.raises(cfg.ConfigError, match="powers of two"):
         cfg.resolve("dcgan", set_items=["image_size=48"])
     with pytest.raises(cfg.ConfigError, match="512 is not a size"):  # the networks cap at 256
@@ -110,8 +134,16 @@ def test_type_errors_and_invalid_values(tmp_path):
 def test_every_shipped_recipe_loads_and_validates():
     files = sorted(glob.glob(os.path.join(ROOT, "configs", "*.toml")))
     shipped = {os.path.basename(f)[:-5] for f in files}
-    for required in ("dcgan", "wgan", "wgan-gp", "began", "began-128", "began-cpu", "dcgan-cpu",
-                     "wgan-cond"):
+    for required in (
+        "dcgan",
+        "wgan",
+        "wgan-gp",
+        "began",
+        "began-128",
+        "began-cpu",
+        "dcgan-cpu",
+        "wgan-cond",
+    ):
         assert required in shipped, f"configs/{required}.toml missing"
     for f in files:
         c = cfg.resolve(config_file=f)

@@ -67,24 +67,32 @@ def test_every_third_party_import_is_a_base_dependency():
                 continue
             dists = {_name(d) for d in providers.get(module, [])}
             if not dists:
-                missing.append(f"{os.path.relpath(path, ROOT)} imports {module!r}, "
-                               f"which no installed distribution provides")
+                missing.append(
+                    f"{os.path.relpath(path, ROOT)} imports {module!r}, "
+                    f"which no installed distribution provides"
+                )
             elif not dists & base:
-                missing.append(f"{os.path.relpath(path, ROOT)} imports {module!r} from "
-                               f"{sorted(dists)}, not a base dependency")
+                missing.append(
+                    f"{os.path.relpath(path, ROOT)} imports {module!r} from "
+                    f"{sorted(dists)}, not a base dependency"
+                )
     assert not missing, "\n".join(missing)
 
 
 def test_optional_imports_are_declared_in_their_extras():
-    extras = {k: {_name(r) for r in v}
-              for k, v in _pyproject()["project"]["optional-dependencies"].items()}
+    extras = {
+        k: {_name(r) for r in v}
+        for k, v in _pyproject()["project"]["optional-dependencies"].items()
+    }
     for module, extra in OPTIONAL.items():
-        assert _name(module) in extras.get(extra, set()), f"{module} missing from the {extra!r} extra"
+        assert _name(module) in extras.get(extra, set()), (
+            f"{module} missing from the {extra!r} extra"
+        )
 
 
 def test_serving_api_moves_in_lock_step_with_tensorflow():
     deps = {_name(r): r for r in _pyproject()["project"]["dependencies"]}
-    spec = lambda r: r[len(_name(r)):].split(";")[0].strip()  # noqa: E731
+    spec = lambda r: r[len(_name(r)) :].split(";")[0].strip()  # noqa: E731
     assert spec(deps["tensorflow-serving-api"]) == spec(deps["tensorflow"])
     assert spec(deps["tensorflow"]).startswith("~=")
 

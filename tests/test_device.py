@@ -10,18 +10,23 @@ import pytest
 from kgan import device
 
 
-@pytest.mark.parametrize("setting,gpus,onednn,replicas,expected", [
-    ("auto", 1, True, 1, True),      # GPU: XLA, whatever the CPU does
-    ("auto", 0, True, 1, False),     # CPU with oneDNN: the plain step
-    ("auto", 0, False, 1, True),     # CPU without oneDNN: XLA
-    ("auto", 0, None, 1, True),      # unknown oneDNN state: XLA, the CPU's safe choice without it
-    (True, 0, True, 1, True),        # the recipe's explicit choice wins
-    (False, 2, True, 1, False),
-    ("auto", 0, False, 2, False),    # MirroredStrategy over CPU devices: XLA fails there
-    (True, 0, False, 2, False),
-])
+@pytest.mark.parametrize(
+    "setting,gpus,onednn,replicas,expected",
+    [
+        ("auto", 1, True, 1, True),  # GPU: XLA, whatever the CPU does
+        ("auto", 0, True, 1, False),  # CPU with oneDNN: the plain step
+        ("auto", 0, False, 1, True),  # CPU without oneDNN: XLA
+        ("auto", 0, None, 1, True),  # unknown oneDNN state: XLA, the CPU's safe choice without it
+        (True, 0, True, 1, True),  # the recipe's explicit choice wins
+        (False, 2, True, 1, False),
+        ("auto", 0, False, 2, False),  # MirroredStrategy over CPU devices: XLA fails there
+        (True, 0, False, 2, False),
+    ],
+)
 def test_resolve_jit_compile(setting, gpus, onednn, replicas, expected):
-    jit, reason = device.resolve_jit_compile(setting, gpus=gpus, onednn=onednn, cpu_replicas=replicas)
+    jit, reason = device.resolve_jit_compile(
+        setting, gpus=gpus, onednn=onednn, cpu_replicas=replicas
+    )
     assert jit is expected
     assert reason
 
@@ -37,21 +42,26 @@ def _fresh_interpreter(code: str, env_value: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != device.ONEDNN_VAR}
     if env_value is not None:
         env[device.ONEDNN_VAR] = env_value
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_import_kgan_turns_onednn_on_before_tensorflow_and_respects_the_user():
-    code = ("import os, kgan, kgan.device as d; "
-            "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), d._onednn_origin)")
+    code = (
+        "import os, kgan, kgan.device as d; "
+        "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), d._onednn_origin)"
+    )
     import platform
 
     if platform.machine().lower() in device._X86:
         assert _fresh_interpreter(code, None) == "1 kgan"
     assert _fresh_interpreter(code, "0") == "0 user"  # a user's own setting wins
     # TensorFlow imported first: too late to change, so kgan leaves TensorFlow's default alone.
-    late = ("import os, sys; sys.modules['tensorflow'] = object(); import kgan.device as d; "
-            "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), d._onednn_origin)")
+    late = (
+        "import os, sys; sys.modules['tensorflow'] = object(); import kgan.device as d; "
+        "print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'), d._onednn_origin)"
+    )
     assert _fresh_interpreter(late, None) == "None tensorflow"
 
 

@@ -1,15 +1,22 @@
 """The statistics behind the evaluation report: intervals, disjoint patients, floors, shares, plots."""
 
-import json
-
 import numpy as np
 import pytest
 from scipy import stats
+from test_evaluate import _tiny_keras_generator, toy_slice, write_toy_dataset
 
 from kgan import names
-from kgan.evaluation import (bootstrap, cohort, coverage, figures, frechet, intensity, report, swd,
-                             two_sample)
-from test_evaluate import _tiny_keras_generator, toy_slice, write_toy_dataset
+from kgan.evaluation import (
+    bootstrap,
+    cohort,
+    coverage,
+    figures,
+    frechet,
+    intensity,
+    report,
+    swd,
+    two_sample,
+)
 
 
 # ------------------------------------------------------------------ bootstrap
@@ -36,7 +43,9 @@ def test_patient_bootstrap_interval_covers_the_true_mean_and_slice_bootstrap_doe
     hit_patient = hit_slice = 0
     clusters = np.repeat(np.arange(patients), slices)
     for _ in range(trials):
-        values = np.repeat(rng.normal(0, 1, patients), slices) + rng.normal(0, 0.2, patients * slices)
+        values = np.repeat(rng.normal(0, 1, patients), slices) + rng.normal(
+            0, 0.2, patients * slices
+        )
         w = bootstrap.cluster_weights(clusters, 300, rng)
         lo, hi = bootstrap.interval(bootstrap.weighted_mean(values, w))
         hit_patient += lo <= 0 <= hi
@@ -52,10 +61,14 @@ def test_weighted_auc_hand_computed_with_ties_and_weights():
     positive = np.array([True, True, False, False])
     # pairs (pos, neg): (0.9,0.5)=1, (0.9,0.1)=1, (0.5,0.5)=0.5, (0.5,0.1)=1 -> 3.5/4
     assert bootstrap.weighted_auc(scores, positive) == pytest.approx(0.875)
-    assert bootstrap.weighted_auc(scores, positive) == pytest.approx(two_sample.auc(scores, positive))
+    assert bootstrap.weighted_auc(scores, positive) == pytest.approx(
+        two_sample.auc(scores, positive)
+    )
     # weights 2 on the tied positive = that slice twice
     w = np.array([[1.0, 2.0, 1.0, 1.0]])
-    repeated = bootstrap.weighted_auc(np.array([0.9, 0.5, 0.5, 0.5, 0.1]), np.array([1, 1, 1, 0, 0], bool))
+    repeated = bootstrap.weighted_auc(
+        np.array([0.9, 0.5, 0.5, 0.5, 0.1]), np.array([1, 1, 1, 0, 0], bool)
+    )
     assert bootstrap.weighted_auc(scores, positive, w)[0] == pytest.approx(repeated)
 
 
@@ -73,7 +86,9 @@ def test_fid_with_integer_weights_equals_fid_of_the_repeated_set():
     got = frechet.fid_resampled(a, b, wa[None], wb[None])[0]
     want = frechet.fid(np.repeat(a, wa.astype(int), 0), np.repeat(b, wb.astype(int), 0))
     assert got == pytest.approx(want, rel=1e-6)
-    assert frechet.fid_resampled(a, b, np.ones((1, 40)), np.ones((1, 30)))[0] == pytest.approx(frechet.fid(a, b))
+    assert frechet.fid_resampled(a, b, np.ones((1, 40)), np.ones((1, 30)))[0] == pytest.approx(
+        frechet.fid(a, b)
+    )
 
 
 def test_kid_weights_never_pair_a_slice_with_its_copy():
@@ -81,6 +96,7 @@ def test_kid_weights_never_pair_a_slice_with_its_copy():
     a, b = rng.standard_normal((6, 2)), rng.standard_normal((5, 2))
     wa, wb = np.array([2.0, 1, 0, 1, 3, 1]), np.array([1.0, 2, 1, 0, 1])
     d = 2
+
     def k(x, y):
         return (x @ y / d + 1.0) ** 3
 
@@ -90,7 +106,9 @@ def test_kid_weights_never_pair_a_slice_with_its_copy():
     sxy = np.mean([k(a[i], b[j]) for i in ia for j in ib])
     _, got = frechet.kid_full(a, b, wa[None], wb[None])
     assert got[0] == pytest.approx(sxx + syy - 2 * sxy)
-    assert frechet.kid_full(a, b) == pytest.approx(frechet.kid_full(a, b, np.ones((1, 6)), np.ones((1, 5)))[1][0])
+    assert frechet.kid_full(a, b) == pytest.approx(
+        frechet.kid_full(a, b, np.ones((1, 6)), np.ones((1, 5)))[1][0]
+    )
 
 
 def test_weighted_swd_matches_wasserstein_of_repeated_projections():
@@ -140,8 +158,13 @@ def test_patient_groups_and_quarters_are_disjoint_and_cover_everyone():
 
 def _toy_cohort(patients, per_patient, seed, prefix):
     rng = np.random.default_rng(seed)
-    x = np.stack([toy_slice(rng, k % 4, k % 2 == 1, 16)[..., None]
-                  for _ in range(patients) for k in range(per_patient)])
+    x = np.stack(
+        [
+            toy_slice(rng, k % 4, k % 2 == 1, 16)[..., None]
+            for _ in range(patients)
+            for k in range(per_patient)
+        ]
+    )
     ids = np.repeat([f"{prefix}{p}" for p in range(patients)], per_patient)
     return x, ids
 
@@ -155,8 +178,24 @@ def toy_two_sample():
     seeds = {k: v for k, v in names.SEED_OFFSETS.items()}
 
     def run(s1, s2):
-        return report._two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, 96,
-                                  epochs=1, min_steps=40, resamples=300)
+        return report._two_sample(
+            ref_x,
+            ref_c,
+            in_a,
+            in_b,
+            a1,
+            a2,
+            b1,
+            b2,
+            s1,
+            s2,
+            seeds,
+            96,
+            epochs=1,
+            min_steps=40,
+            resamples=300,
+        )
+
     return run
 
 
@@ -179,10 +218,19 @@ def test_modality_shares_against_hand_counts():
     synthetic = np.array([0] * 4 + [1] * 30 + [2] * 33 + [3] * 33)  # T1 under-produced
     real_labels = np.tile([0, 1, 2, 3], 25)
     clusters = np.repeat(np.arange(10), 10)
-    out = coverage.shares(synthetic, real_labels, real_labels, clusters, modalities=[0, 1, 2, 3], seed=0,
-                          resamples=200)
+    out = coverage.shares(
+        synthetic,
+        real_labels,
+        real_labels,
+        clusters,
+        modalities=[0, 1, 2, 3],
+        seed=0,
+        resamples=200,
+    )
     t1 = out["per_modality"]["t1"]
-    assert t1["synthetic"]["value"] == pytest.approx(0.04) and t1["real"]["value"] == pytest.approx(0.25)
+    assert t1["synthetic"]["value"] == pytest.approx(0.04) and t1["real"]["value"] == pytest.approx(
+        0.25
+    )
     assert t1["difference_points"] == pytest.approx(-21.0) and t1["flagged"]
     assert out["per_modality"]["t1ce"]["synthetic_count"] == 30
     assert not out["per_modality"]["t1ce"]["flagged"]  # 30 % vs 25 %: exactly 5 points, not more
@@ -200,14 +248,20 @@ def test_format_number_never_prints_rounding_noise():
 
 def test_line_plot_png_is_written_with_readable_ticks(tmp_path):
     x = np.linspace(-0.95, 1.0, 64)
-    fig = figures.line_plot({"a": (x, np.exp(-x ** 2)), "b": (x, 1.11e-16 + 0 * x)}, title="t",
-                            xlabel="intensity", ylabel="share")
+    fig = figures.line_plot(
+        {"a": (x, np.exp(-(x**2))), "b": (x, 1.11e-16 + 0 * x)},
+        title="t",
+        xlabel="intensity",
+        ylabel="share",
+    )
     fig.canvas.draw()
     labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels() + ax.get_xticklabels()]
     assert "0" in labels and not any("e-1" in t for t in labels)
     path = figures.save_png(fig, str(tmp_path / "plot.png"))
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
-    bars = figures.interval_bars({"g": {"s": (0.5, [0.4, 0.6])}}, title="t", ylabel="y", reference=0.5)
+    bars = figures.interval_bars(
+        {"g": {"s": (0.5, [0.4, 0.6])}}, title="t", ylabel="y", reference=0.5
+    )
     assert open(figures.save_png(bars, str(tmp_path / "bars.png")), "rb").read(4) == b"\x89PNG"
 
 
@@ -215,8 +269,11 @@ def test_line_plot_png_is_written_with_readable_ticks(tmp_path):
 def _export(tmp_path, metadata):
     from kgan import export
 
-    return export.export_generator(_tiny_keras_generator(False), str(tmp_path / "exports" / "tiny"),
-                                   metadata={"gan": "dcgan", **metadata})
+    return export.export_generator(
+        _tiny_keras_generator(False),
+        str(tmp_path / "exports" / "tiny"),
+        metadata={"gan": "dcgan", **metadata},
+    )
 
 
 def _one_line_error(capsys, code):
@@ -228,23 +285,52 @@ def _one_line_error(capsys, code):
 def test_missing_training_dataset_is_one_line_naming_what_to_run(tmp_path, capsys):
     from conftest import load_script
 
-    version = _export(tmp_path, {"plane": "sagittal", "dataset": {
-        "source": "phantom", "dataset_dir": str(tmp_path / "gone"),
-        "tfds": {"name": "phantom_slices", "config": "sagittal_16", "version": "2.0.0"}}})
-    for name, argv in (("evaluate", ["--model", version, "--data-dir", str(tmp_path / "records")]),
-                       ("turing_test", ["build", "--model", version, "--out", str(tmp_path / "vtt"),
-                                        "--data-dir", str(tmp_path / "records")])):
+    version = _export(
+        tmp_path,
+        {
+            "plane": "sagittal",
+            "dataset": {
+                "source": "phantom",
+                "dataset_dir": str(tmp_path / "gone"),
+                "tfds": {"name": "phantom_slices", "config": "sagittal_16", "version": "2.0.0"},
+            },
+        },
+    )
+    for name, argv in (
+        ("evaluate", ["--model", version, "--data-dir", str(tmp_path / "records")]),
+        (
+            "turing_test",
+            [
+                "build",
+                "--model",
+                version,
+                "--out",
+                str(tmp_path / "vtt"),
+                "--data-dir",
+                str(tmp_path / "records"),
+            ],
+        ),
+    ):
         err = _one_line_error(capsys, load_script(name).main(argv))
-        assert "phantom_slices/sagittal_16" in err and "make_records.py phantom --plane sagittal --size 16" in err
+        assert (
+            "phantom_slices/sagittal_16" in err
+            and "make_records.py phantom --plane sagittal --size 16" in err
+        )
 
 
 def test_image_size_mismatch_is_one_line(tmp_path, capsys):
     from conftest import load_script
 
     data = write_toy_dataset(tmp_path / "data32", patients=(2, 2), slices=1, size=32)
-    version = _export(tmp_path, {"plane": "sagittal", "dataset": {"source": data, "dataset_dir": data}})
+    version = _export(
+        tmp_path, {"plane": "sagittal", "dataset": {"source": data, "dataset_dir": data}}
+    )
     err = _one_line_error(capsys, load_script("evaluate").main(["--model", version]))
     assert "16x16" in err and "32x32" in err and "--data" in err
-    err = _one_line_error(capsys, load_script("turing_test").main(
-        ["build", "--model", version, "--data", data, "--out", str(tmp_path / "vtt")]))
+    err = _one_line_error(
+        capsys,
+        load_script("turing_test").main(
+            ["build", "--model", version, "--data", data, "--out", str(tmp_path / "vtt")]
+        ),
+    )
     assert "16x16" in err and "32x32" in err

@@ -35,9 +35,13 @@ def make_generator(conditional: bool, latent_dim: int = LATENT, size: int = SIZE
     if conditional:
         modality = keras.Input((), dtype="int32", name="modality")
         tumour = keras.Input((), dtype="int32", name="tumour")
-        h = keras.layers.Concatenate()([
-            z, keras.layers.Embedding(len(names.MODALITIES), 4)(modality),
-            keras.layers.Embedding(2, 4)(tumour)])
+        h = keras.layers.Concatenate()(
+            [
+                z,
+                keras.layers.Embedding(len(names.MODALITIES), 4)(modality),
+                keras.layers.Embedding(2, 4)(tumour),
+            ]
+        )
         inputs = [z, modality, tumour]
     else:
         h, inputs = z, z
@@ -50,8 +54,12 @@ def make_generator(conditional: bool, latent_dim: int = LATENT, size: int = SIZE
     return keras.Model(inputs, out, name="generator")
 
 
-METADATA = {"gan": "dcgan", "modalities": ["t1", "flair"], "plane": "sagittal",
-            "dataset": {"source": "phantom_slices/sagittal_16"}}
+METADATA = {
+    "gan": "dcgan",
+    "modalities": ["t1", "flair"],
+    "plane": "sagittal",
+    "dataset": {"source": "phantom_slices/sagittal_16"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +97,14 @@ def test_reloaded_export_gives_the_in_memory_generators_images(conditional, unco
     m = np.array([0, 3, 0, 3, 3], np.int32)
     t = np.array([0, 0, 1, 1, 0], np.int32)
     served = loaded.signatures["serving_default"](
-        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(t))["images"].numpy()
+        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(t)
+    )["images"].numpy()
     np.testing.assert_allclose(served, generator([z, m, t], training=False).numpy(), atol=1e-6)
     assert -1.0 <= served.min() and served.max() <= 1.0
     # The condition matters: another tumour flag gives other images for the same z.
     other = loaded.signatures["serving_default"](
-        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(1 - t))["images"].numpy()
+        z=tf.constant(z), modality=tf.constant(m), tumour=tf.constant(1 - t)
+    )["images"].numpy()
     assert np.abs(other - served).max() > 1e-4
 
 
@@ -137,9 +147,13 @@ def test_versions_count_up_and_no_temporary_directory_is_left(tmp_path):
 
 def test_saved_model_cli_lists_both_signatures_with_named_inputs(conditional):
     _, version, _ = conditional
-    out = subprocess.run(["saved_model_cli", "show", "--dir", version, "--all"],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout
+    out = subprocess.run(
+        ["saved_model_cli", "show", "--dir", version, "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ).stdout
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:(.*?)(?=signature_def\[|\Z)", out, re.S))
     assert {"serving_default", "sample"} <= set(blocks)
 
@@ -147,20 +161,27 @@ def test_saved_model_cli_lists_both_signatures_with_named_inputs(conditional):
         part = block.split(f"contains the following {kind}(s):")[1]
         if kind == "input":
             part = part.split("contains the following output")[0]
-        found = re.findall(r"\w+\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))",
-                           part)
+        found = re.findall(r"\w+\['(\w+)'\] tensor_info:\s+dtype: (\w+)\s+shape: (\([^)]*\))", part)
         return {name: (dtype, shape) for name, dtype, shape in found}
 
     assert tensors(blocks["serving_default"], "input") == {
-        "z": ("DT_FLOAT", f"(-1, {LATENT})"), "modality": ("DT_INT32", "(-1)"),
-        "tumour": ("DT_INT32", "(-1)")}
+        "z": ("DT_FLOAT", f"(-1, {LATENT})"),
+        "modality": ("DT_INT32", "(-1)"),
+        "tumour": ("DT_INT32", "(-1)"),
+    }
     assert tensors(blocks["serving_default"], "output") == {
-        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")}
+        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)")
+    }
     assert tensors(blocks["sample"], "input") == {
-        "seed": ("DT_INT64", "()"), "count": ("DT_INT32", "()"),
-        "modality": ("DT_INT32", "()"), "tumour": ("DT_INT32", "()")}
+        "seed": ("DT_INT64", "()"),
+        "count": ("DT_INT32", "()"),
+        "modality": ("DT_INT32", "()"),
+        "tumour": ("DT_INT32", "()"),
+    }
     assert tensors(blocks["sample"], "output") == {
-        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)"), PNG_OUTPUT: ("DT_STRING", "(-1)")}
+        "images": ("DT_FLOAT", f"(-1, {SIZE}, {SIZE}, 1)"),
+        PNG_OUTPUT: ("DT_STRING", "(-1)"),
+    }
     assert "tensorflow/serving/predict" in blocks["sample"]
 
 
@@ -184,10 +205,16 @@ def _replay_warmup(version, loaded):
 def test_warmup_requests_replay_against_the_saved_model(conditional, unconditional):
     _, version, loaded = conditional
     assert _replay_warmup(version, loaded) == [
-        ("cond", "serving_default", 1), ("cond", "serving_default", 8), ("cond", "sample", 1)]
+        ("cond", "serving_default", 1),
+        ("cond", "serving_default", 8),
+        ("cond", "sample", 1),
+    ]
     _, version, loaded = unconditional
     assert [s for _, s, _ in _replay_warmup(version, loaded)] == [
-        "serving_default", "serving_default", "sample"]
+        "serving_default",
+        "serving_default",
+        "sample",
+    ]
 
 
 def test_warmup_requests_run_in_a_session_as_tf_serving_runs_them(conditional):
@@ -196,8 +223,10 @@ def test_warmup_requests_run_in_a_session_as_tf_serving_runs_them(conditional):
 
     generator, version, _ = conditional
     path = os.path.join(version, "assets.extra", WARMUP_FILE)
-    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
-            for r in tf.data.TFRecordDataset(path)]
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r.numpy())
+        for r in tf.data.TFRecordDataset(path)
+    ]
     results = []
     with tf.Graph().as_default(), tf.compat.v1.Session() as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], version)
@@ -205,29 +234,36 @@ def test_warmup_requests_run_in_a_session_as_tf_serving_runs_them(conditional):
             request = log.predict_log.request
             signature = meta.signature_def[request.model_spec.signature_name]
             assert signature.method_name == "tensorflow/serving/predict"
-            feed = {signature.inputs[k].name: tf.make_ndarray(v)
-                    for k, v in request.inputs.items()}
+            feed = {signature.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
             fetch = {k: v.name for k, v in signature.outputs.items()}
             results.append((request, session.run(fetch, feed)))
         bad = meta.signature_def["sample"]
         with pytest.raises(tf.errors.InvalidArgumentError, match="count must be at most 16"):
-            session.run(bad.outputs["images"].name, {
-                bad.inputs["seed"].name: 0, bad.inputs["count"].name: 17,
-                bad.inputs["modality"].name: 0, bad.inputs["tumour"].name: 0})
+            session.run(
+                bad.outputs["images"].name,
+                {
+                    bad.inputs["seed"].name: 0,
+                    bad.inputs["count"].name: 17,
+                    bad.inputs["modality"].name: 0,
+                    bad.inputs["tumour"].name: 0,
+                },
+            )
     assert len(results) == 3
     for request, outputs in results:  # compared outside the graph: Keras runs eagerly
         if "z" in request.inputs:
             inputs = [tf.make_ndarray(request.inputs[k]) for k in ("z", "modality", "tumour")]
-            np.testing.assert_allclose(outputs["images"],
-                                       generator(inputs, training=False).numpy(), atol=1e-6)
+            np.testing.assert_allclose(
+                outputs["images"], generator(inputs, training=False).numpy(), atol=1e-6
+            )
         else:
             assert len(outputs[PNG_OUTPUT]) == tf.make_ndarray(request.inputs["count"])
 
 
 def test_warmup_requests_stay_within_a_small_max_count(tmp_path):
     """A warm-up request the model refuses would stop TF Serving from loading it."""
-    version = export.export_generator(make_generator(True), str(tmp_path / "one"),
-                                      metadata={"modalities": ["t2"]}, max_count=1)
+    version = export.export_generator(
+        make_generator(True), str(tmp_path / "one"), metadata={"modalities": ["t2"]}, max_count=1
+    )
     loaded = tf.saved_model.load(version)
     assert _replay_warmup(version, loaded) == [("one", "serving_default", 1), ("one", "sample", 1)]
 
@@ -238,13 +274,18 @@ def test_metadata_describes_the_generator(conditional, unconditional):
         meta = json.load(f)
     assert meta["synthetic"] is True
     assert (meta["gan"], meta["image_size"], meta["latent_dim"], meta["conditional"]) == (
-        "dcgan", SIZE, LATENT, True)
+        "dcgan",
+        SIZE,
+        LATENT,
+        True,
+    )
     assert meta["modalities"] == ["t1", "flair"]
     assert meta["modality_index"] == {"t1": 0, "t1ce": 1, "t2": 2, "flair": 3}
     assert meta["dataset"] == {"source": "phantom_slices/sagittal_16"}
     assert meta["value_range"] == [-1.0, 1.0] and meta["dtype"] == "float32"
     assert meta["max_count"] == 16 and meta["plane"] == "sagittal"
     import kgan
+
     assert meta["kgan_version"] == kgan.__version__
     assert meta["tensorflow_version"] == tf.__version__
     assert set(meta["signatures"]["sample"]["outputs"]) == {"images", PNG_OUTPUT}
@@ -278,8 +319,11 @@ def test_bad_requests_fail_with_clear_errors(conditional, unconditional):
     with pytest.raises(InvalidArgument, match="z contains NaN or Inf"):
         serve(**{**ok, "z": tf.constant(np.where(np.eye(2, LATENT), np.nan, 0).astype(np.float32))})
     with pytest.raises(InvalidArgument, match="at most 16 latent vectors"):
-        serve(z=tf.zeros([17, LATENT]), modality=tf.zeros([17], tf.int32),
-              tumour=tf.zeros([17], tf.int32))
+        serve(
+            z=tf.zeros([17, LATENT]),
+            modality=tf.zeros([17], tf.int32),
+            tumour=tf.zeros([17], tf.int32),
+        )
 
     args = dict(seed=tf.constant(0, tf.int64), modality=tf.constant(0), tumour=tf.constant(0))
     with pytest.raises(InvalidArgument, match="count must be at most 16"):
@@ -307,16 +351,24 @@ def test_export_refuses_generators_that_break_the_contract(tmp_path):
     rgb = keras.Model(z, keras.layers.Reshape((4, 4, 3))(keras.layers.Dense(48)(z)))
     with pytest.raises(export.ExportError, match=r"output must be \[N, S, S, 1\]"):
         export.export_generator(rgb, str(tmp_path / "x"), metadata={})
-    with pytest.raises(export.ExportError, match="latent_dim=100 but the generator has latent_dim=8"):
-        export.export_generator(make_generator(False), str(tmp_path / "x"),
-                                metadata={"latent_dim": 100})
+    with pytest.raises(
+        export.ExportError, match="latent_dim=100 but the generator has latent_dim=8"
+    ):
+        export.export_generator(
+            make_generator(False), str(tmp_path / "x"), metadata={"latent_dim": 100}
+        )
     with pytest.raises(export.ExportError, match="unknown modalities"):
-        export.export_generator(make_generator(False), str(tmp_path / "x"),
-                                metadata={"modalities": ["pd"]})
-    z, m, t = (keras.Input((LATENT,), name="z"), keras.Input((), dtype="int32", name="modality"),
-               keras.Input((), dtype="int32", name="tumour"))
-    h = keras.layers.Concatenate()([z, keras.layers.Embedding(4, 2)(m),
-                                    keras.layers.Embedding(2, 2)(t)])
+        export.export_generator(
+            make_generator(False), str(tmp_path / "x"), metadata={"modalities": ["pd"]}
+        )
+    z, m, t = (
+        keras.Input((LATENT,), name="z"),
+        keras.Input((), dtype="int32", name="modality"),
+        keras.Input((), dtype="int32", name="tumour"),
+    )
+    h = keras.layers.Concatenate()(
+        [z, keras.layers.Embedding(4, 2)(m), keras.layers.Embedding(2, 2)(t)]
+    )
     swapped = keras.Model([m, z, t], keras.layers.Reshape((4, 4, 1))(keras.layers.Dense(16)(h)))
     with pytest.raises(export.ExportError, match=r"ordered \['modality', 'z', 'tumour'\]"):
         export.export_generator(swapped, str(tmp_path / "x"), metadata={})
@@ -333,36 +385,61 @@ def test_export_run_reads_config_and_generator(tmp_path):
     generator = make_generator(True, seed=3)
     data_dir = tmp_path / "records" / "phantom_slices" / "x" / "1.0.0"
     data_dir.mkdir(parents=True)
-    (data_dir / "dataset_info.json").write_text(json.dumps(
-        {"name": "phantom_slices", "version": "1.0.0", "configName": "x", "splits": []}))
-    (data_dir / "kgan_build_summary.json").write_text(json.dumps(
-        {"cases": {"train": ["P2", "P1"], "test": ["P3"]}, "slices": {"train": {"t2": 96}}}))
+    (data_dir / "dataset_info.json").write_text(
+        json.dumps({"name": "phantom_slices", "version": "1.0.0", "configName": "x", "splits": []})
+    )
+    (data_dir / "kgan_build_summary.json").write_text(
+        json.dumps(
+            {"cases": {"train": ["P2", "P1"], "test": ["P3"]}, "slices": {"train": {"t2": 96}}}
+        )
+    )
     # The nested layout kgan.config.save_json writes.
-    config = {"gan": "wgan", "name": "tiny",
-              "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": True},
-              "data": {"source": "phantom", "plane": "coronal", "modalities": ["t2"],
-                       "split": "train", "patients": 4},
-              "train": {"seed": 5}, "resolved": {"dataset_dir": str(data_dir),
-                                                 "train_slices": 96, "device": "cpu"}}
+    config = {
+        "gan": "wgan",
+        "name": "tiny",
+        "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": True},
+        "data": {
+            "source": "phantom",
+            "plane": "coronal",
+            "modalities": ["t2"],
+            "split": "train",
+            "patients": 4,
+        },
+        "train": {"seed": 5},
+        "resolved": {"dataset_dir": str(data_dir), "train_slices": 96, "device": "cpu"},
+    }
     _write_run(tmp_path / "runs" / "tiny", generator, config)
     version = export.export_run(str(tmp_path / "runs" / "tiny"), str(tmp_path / "exports" / "tiny"))
     assert Path(version).name == "1"
     meta = json.loads((Path(version) / "assets.extra" / METADATA_FILE).read_text())
     assert (meta["gan"], meta["plane"], meta["modalities"], meta["seed"]) == (
-        "wgan", "coronal", ["t2"], 5)
+        "wgan",
+        "coronal",
+        ["t2"],
+        5,
+    )
     import hashlib
+
     assert meta["dataset"] == {
-        "source": "phantom", "split": "train", "patients": 4, "dataset_dir": str(data_dir),
-        "train_slices": 96, "tfds": {"name": "phantom_slices", "version": "1.0.0", "config": "x"},
-        "split_cases": 2, "split_cases_sha256": hashlib.sha256(b"P1\nP2").hexdigest(),
-        "split_slices": {"t2": 96}}
+        "source": "phantom",
+        "split": "train",
+        "patients": 4,
+        "dataset_dir": str(data_dir),
+        "train_slices": 96,
+        "tfds": {"name": "phantom_slices", "version": "1.0.0", "config": "x"},
+        "split_cases": 2,
+        "split_cases_sha256": hashlib.sha256(b"P1\nP2").hexdigest(),
+        "split_slices": {"t2": 96},
+    }
     assert meta["recipe"] == config and meta["run"].endswith("tiny")
     loaded = tf.saved_model.load(version)
     z = _z(3, seed=4)
     m, t = np.full(3, 2, np.int32), np.array([1, 0, 1], np.int32)
     np.testing.assert_allclose(
         loaded.signatures["serving_default"](z=z, modality=m, tumour=t)["images"].numpy(),
-        generator([z, m, t], training=False).numpy(), atol=1e-6)
+        generator([z, m, t], training=False).numpy(),
+        atol=1e-6,
+    )
 
 
 def test_export_run_names_the_missing_or_broken_file(tmp_path):
@@ -384,8 +461,16 @@ def test_export_script_writes_a_version(tmp_path, capsys):
 
     _write_run(tmp_path / "run", make_generator(False), {"gan": "began", "latent_dim": LATENT})
     script = load_script("export")
-    script.main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "exports" / "b"),
-                 "--max-count", "32"])
+    script.main(
+        [
+            "--run",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "exports" / "b"),
+            "--max-count",
+            "32",
+        ]
+    )
     version = capsys.readouterr().out.strip()
     assert version == str(tmp_path / "exports" / "b" / "1")
     meta = json.loads((Path(version) / "assets.extra" / METADATA_FILE).read_text())
@@ -431,6 +516,7 @@ def rest_body_to_inputs(body: dict, signature) -> dict:
 
 def rest_response(outputs: dict, row_format: bool) -> str:
     """Encodes outputs as TF Serving's REST API does; only *_bytes strings become base64."""
+
     def encode(name, value):
         if value.dtype == object:
             if name.endswith("_bytes"):
@@ -441,7 +527,9 @@ def rest_response(outputs: dict, row_format: bool) -> str:
     columns = {k: encode(k, v.numpy()) for k, v in outputs.items()}
     if row_format:
         n = len(next(iter(columns.values())))
-        return json.dumps({"predictions": [{k: v[i] for k, v in columns.items()} for i in range(n)]})
+        return json.dumps(
+            {"predictions": [{k: v[i] for k, v in columns.items()} for i in range(n)]}
+        )
     return json.dumps({"outputs": columns})
 
 
@@ -465,9 +553,12 @@ def test_rest_bodies_in_the_docs_fit_the_signatures(conditional, unconditional):
             png = base64.b64decode(response["outputs"][PNG_OUTPUT][0]["b64"])
             assert png.startswith(b"\x89PNG")
         seen.add((kind, name, "instances" in body))
-    assert {("conditional", "serving_default", True), ("conditional", "sample", False),
-            ("unconditional", "serving_default", True),
-            ("unconditional", "sample", False)} <= seen
+    assert {
+        ("conditional", "serving_default", True),
+        ("conditional", "sample", False),
+        ("unconditional", "serving_default", True),
+        ("unconditional", "sample", False),
+    } <= seen
 
 
 def test_string_outputs_are_named_for_rest_base64(conditional):
@@ -477,8 +568,12 @@ def test_string_outputs_are_named_for_rest_base64(conditional):
         for key, spec in signature.structured_outputs.items():
             if spec.dtype == tf.string:
                 assert key.endswith("_bytes"), (name, key)
-    out = loaded.signatures["sample"](seed=tf.constant(1, tf.int64), count=tf.constant(1),
-                                      modality=tf.constant(0), tumour=tf.constant(0))
+    out = loaded.signatures["sample"](
+        seed=tf.constant(1, tf.int64),
+        count=tf.constant(1),
+        modality=tf.constant(0),
+        tumour=tf.constant(0),
+    )
     with pytest.raises(UnicodeDecodeError):  # why: raw PNG bytes are not valid JSON text
         rest_response({"png": out[PNG_OUTPUT]}, row_format=False)
 
@@ -491,11 +586,20 @@ def test_string_outputs_are_named_for_rest_base64(conditional):
 def test_real_kgan_generators_export_and_match(tmp_path, gan, conditional):
     from kgan.gans import build_gan
 
-    model = build_gan(gan, image_size=SIZE, latent_dim=LATENT, conditional=conditional,
-                      width=4, bottleneck=4, seed=1)
-    config = {"gan": gan, "model": {"image_size": SIZE, "latent_dim": LATENT,
-                                    "conditional": conditional},
-              "data": {"source": "phantom", "plane": "sagittal", "modalities": list(names.MODALITIES)}}
+    model = build_gan(
+        gan,
+        image_size=SIZE,
+        latent_dim=LATENT,
+        conditional=conditional,
+        width=4,
+        bottleneck=4,
+        seed=1,
+    )
+    config = {
+        "gan": gan,
+        "model": {"image_size": SIZE, "latent_dim": LATENT, "conditional": conditional},
+        "data": {"source": "phantom", "plane": "sagittal", "modalities": list(names.MODALITIES)},
+    }
     _write_run(tmp_path / "run", model.generator, config)
     version = export.export_run(str(tmp_path / "run"), str(tmp_path / "exports" / gan))
     loaded = tf.saved_model.load(version)
@@ -519,12 +623,18 @@ def test_export_script_in_a_fresh_process_needs_no_kgan_model_code(tmp_path):
     model = build_gan("began", image_size=SIZE, latent_dim=LATENT, width=4, bottleneck=4, seed=2)
     _write_run(tmp_path / "run", model.generator, {"gan": "began"})
     run, out = str(tmp_path / "run"), str(tmp_path / "exports" / "b")
-    probe = (f"import runpy, sys; sys.argv = ['export.py', '--run', {run!r}, '--out', {out!r}]; "
-             f"runpy.run_path({str(REPO / 'scripts' / 'export.py')!r}, run_name='__main__'); "
-             "assert not any(m.startswith(('kgan.networks', 'kgan.gans')) for m in sys.modules), "
-             "'kgan model code was imported'")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    probe = (
+        f"import runpy, sys; sys.argv = ['export.py', '--run', {run!r}, '--out', {out!r}]; "
+        f"runpy.run_path({str(REPO / 'scripts' / 'export.py')!r}, run_name='__main__'); "
+        "assert not any(m.startswith(('kgan.networks', 'kgan.gans')) for m in sys.modules), "
+        "'kgan model code was imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith(os.path.join("exports", "b", "1"))
 
@@ -542,14 +652,16 @@ def test_grpc_client_code_in_the_docs_runs(tmp_path):
 
     models = {}
     for name, conditional in (("dcgan_cond_axial_128", True), ("wgan_sagittal_64", False)):
-        version = export.export_generator(make_generator(conditional, latent_dim=100),
-                                          str(tmp_path / name), metadata={})
+        version = export.export_generator(
+            make_generator(conditional, latent_dim=100), str(tmp_path / name), metadata={}
+        )
         models[name] = tf.saved_model.load(version)
 
     class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
             signature = models[request.model_spec.name].signatures[
-                request.model_spec.signature_name or "serving_default"]
+                request.model_spec.signature_name or "serving_default"
+            ]
             inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
             outputs = signature(**inputs)
             response = predict_pb2.PredictResponse(model_spec=request.model_spec)
@@ -572,6 +684,10 @@ def test_grpc_client_code_in_the_docs_runs(tmp_path):
     assert namespace["images"].shape == (8, SIZE, SIZE, 1)
     pngs = list(namespace["pngs"])
     assert len(pngs) == 16 and all(p.startswith(b"\x89PNG") for p in pngs)
-    expected = models["wgan_sagittal_64"].signatures["sample"](
-        seed=tf.constant(42, tf.int64), count=tf.constant(16))[PNG_OUTPUT].numpy().tolist()
+    expected = (
+        models["wgan_sagittal_64"]
+        .signatures["sample"](seed=tf.constant(42, tf.int64), count=tf.constant(16))[PNG_OUTPUT]
+        .numpy()
+        .tolist()
+    )
     assert pngs == expected

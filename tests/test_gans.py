@@ -99,11 +99,17 @@ def compiled_report(tmp_path_factory):
         "XLA_FLAGS": f"--xla_dump_to={dump} --xla_dump_hlo_module_re=.*one_step_on_data.*",
         "PYTHONPATH": str(REPO_ROOT),
     }
-    result = subprocess.run([sys.executable, "-c", _COMPILED_STEPS], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _COMPILED_STEPS],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("REPORT "))
-    return json.loads(line[len("REPORT "):])
+    return json.loads(line[len("REPORT ") :])
 
 
 CONTRACT_METRICS = {
@@ -140,17 +146,27 @@ def test_compiled_wgan_clips_and_counts(compiled_report):
 
 def test_every_critic_update_is_clipped(monkeypatch):
     gan = build_gan("wgan", image_size=16, width=4, n_critic=3, clip_value=0.01, seed=2)
-    gan.compile(d_optimizer=keras.optimizers.RMSprop(0.05), g_optimizer=keras.optimizers.RMSprop(0.05),
-                run_eagerly=True)
+    gan.compile(
+        d_optimizer=keras.optimizers.RMSprop(0.05),
+        g_optimizer=keras.optimizers.RMSprop(0.05),
+        run_eagerly=True,
+    )
     seen = []
     original = WGAN.clip_critic
 
     def checked(self):
-        unclipped = max(float(np.max(np.abs(v.numpy()))) for v in self.discriminator.trainable_variables)
+        unclipped = max(
+            float(np.max(np.abs(v.numpy()))) for v in self.discriminator.trainable_variables
+        )
         original(self)
         clipped = [np.abs(v.numpy()) for v in self.discriminator.trainable_variables]
-        seen.append((unclipped, max(float(c.max()) for c in clipped),
-                     float(np.mean(np.concatenate([c.ravel() for c in clipped]) >= 0.01 - 1e-7))))
+        seen.append(
+            (
+                unclipped,
+                max(float(c.max()) for c in clipped),
+                float(np.mean(np.concatenate([c.ravel() for c in clipped]) >= 0.01 - 1e-7)),
+            )
+        )
 
     monkeypatch.setattr(WGAN, "clip_critic", checked)
     for images, _ in toy_batches(2, 12):
@@ -168,8 +184,17 @@ def test_every_critic_update_is_clipped(monkeypatch):
 def test_reference_schedule_skips_generator_updates():
     # Warm-up of 4 critic updates for the first 2 generator updates and every 3rd, n_critic 2:
     # steps 1..7 update G after steps 2, 4, 5, 7 (then g = 3 is a multiple of 3 -> warm-up).
-    gan = build_gan("wgan", image_size=16, width=4, n_critic=2, seed=3, reference_schedule=True,
-                    warmup_generator_updates=2, warmup_critic_updates=4, warmup_every=3)
+    gan = build_gan(
+        "wgan",
+        image_size=16,
+        width=4,
+        n_critic=2,
+        seed=3,
+        reference_schedule=True,
+        warmup_generator_updates=2,
+        warmup_critic_updates=4,
+        warmup_every=3,
+    )
     gan.compile(jit_compile=False)
     updates, g_changed = [], []
     for images, _ in toy_batches(7, 8):
@@ -194,11 +219,16 @@ def test_wgan_rejects_batches_not_divisible_by_n_critic():
 
 def test_gradient_penalty_of_a_linear_critic():
     """f(x) = 0.5 * sum(x) on 4x4 images: grad = 0.5 everywhere, norm 0.5 * 4 = 2, penalty 1."""
-    critic = keras.Sequential([
-        keras.Input((4, 4, 1)), keras.layers.Flatten(),
-        keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.5)),
-    ])
-    generator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(16), keras.layers.Reshape((4, 4, 1))])
+    critic = keras.Sequential(
+        [
+            keras.Input((4, 4, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(0.5)),
+        ]
+    )
+    generator = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(16), keras.layers.Reshape((4, 4, 1))]
+    )
     gan = WGANGP(generator, critic, latent_dim=3, gp_weight=10.0)
     real = tf.random.stateless_uniform([5, 4, 4, 1], seed=[0, 1], minval=-1, maxval=1)
     fake = tf.random.stateless_uniform([5, 4, 4, 1], seed=[0, 2], minval=-1, maxval=1)
@@ -212,15 +242,25 @@ def test_gradient_penalty_of_a_linear_critic():
 def test_wgan_gp_critic_has_no_batch_norm_and_no_clipping():
     gan = build_gan("wgan-gp", image_size=16, width=4)
     assert gan.clip_value is None
-    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in gan.discriminator.layers)
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in gan.discriminator.layers
+    )
 
 
 # --------------------------------------------------------------------- BEGAN
 
 
 def test_began_k_t_update_and_clipping():
-    gan = build_gan("began", image_size=16, width=4, bottleneck=8, seed=4, k_initial=0.5,
-                    gamma=0.5, lambda_k=0.1)
+    gan = build_gan(
+        "began",
+        image_size=16,
+        width=4,
+        bottleneck=8,
+        seed=4,
+        k_initial=0.5,
+        gamma=0.5,
+        lambda_k=0.1,
+    )
     gan.compile(jit_compile=False)
     assert gan.k_t.aggregation == "mean" and not gan.k_t.trainable
     assert any(w is gan.k_t for w in gan.non_trainable_weights)
@@ -230,7 +270,8 @@ def test_began_k_t_update_and_clipping():
     assert float(gan.k_t.numpy()) == pytest.approx(expected, abs=1e-6)
     assert logs["k_t"] == pytest.approx(expected, abs=1e-6)
     assert logs["convergence"] == pytest.approx(
-        logs["d_real"] + abs(0.5 * logs["d_real"] - logs["d_fake"]), abs=1e-6)
+        logs["d_real"] + abs(0.5 * logs["d_real"] - logs["d_fake"]), abs=1e-6
+    )
     # A huge gain saturates k at a bound; the sign of gamma L(x) - L(G(z)) picks which.
     # (lambda_k is baked into the traced step, so the new value needs a new trace.)
     gan.lambda_k = 1000.0
@@ -251,12 +292,20 @@ def test_conditional_samples_follow_their_label():
     tumour = rng.integers(0, 2, n).astype("int32")
     levels = np.array([-0.75, -0.25, 0.25, 0.75], "float32")
     images = levels[modality][:, None, None, None] + 0.05 * rng.standard_normal((n, 16, 16, 1))
-    ds = (tf.data.Dataset.from_tensor_slices(
-        (images.clip(-1, 1).astype("float32"), {"modality": modality, "tumour": tumour}))
-        .shuffle(n, seed=0).repeat().batch(16, drop_remainder=True))
+    ds = (
+        tf.data.Dataset.from_tensor_slices(
+            (images.clip(-1, 1).astype("float32"), {"modality": modality, "tumour": tumour})
+        )
+        .shuffle(n, seed=0)
+        .repeat()
+        .batch(16, drop_remainder=True)
+    )
     gan = build_gan("dcgan", image_size=16, width=8, conditional=True, seed=0)
-    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
-                g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), jit_compile=False)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        jit_compile=False,
+    )
     gan.fit(ds, steps_per_epoch=150, epochs=1, verbose=0)
     z = tf.random.stateless_normal([32, gan.latent_dim], seed=[1, 1 << 20])
     means = []
@@ -278,8 +327,10 @@ def test_conditional_gan_needs_labels():
 
 
 def test_save_load_weights_keeps_k_t_seed_counters_and_optimizers(tmp_path):
-    for name, params in (("began", {"lambda_k": 0.5, "gamma": 1.0}),
-                         ("wgan", {"n_critic": 2, "reference_schedule": True})):
+    for name, params in (
+        ("began", {"lambda_k": 0.5, "gamma": 1.0}),
+        ("wgan", {"n_critic": 2, "reference_schedule": True}),
+    ):
         gan = build_gan(name, image_size=16, width=4, bottleneck=8, seed=5, **params)
         gan.compile(jit_compile=False)
         for images, _ in toy_batches(3, 4 * gan.real_batches_per_step):
@@ -293,8 +344,14 @@ def test_save_load_weights_keeps_k_t_seed_counters_and_optimizers(tmp_path):
         if name == "began":
             assert float(fresh.k_t.numpy()) == float(gan.k_t.numpy()) > 0
         else:
-            assert int(fresh.pending_critic_updates.numpy()) == 6 == int(gan.pending_critic_updates.numpy())
-        assert int(fresh.d_optimizer.iterations.numpy()) == int(gan.d_optimizer.iterations.numpy()) > 0
+            assert (
+                int(fresh.pending_critic_updates.numpy())
+                == 6
+                == int(gan.pending_critic_updates.numpy())
+            )
+        assert (
+            int(fresh.d_optimizer.iterations.numpy()) == int(gan.d_optimizer.iterations.numpy()) > 0
+        )
         for a, b in zip(gan.d_optimizer.variables, fresh.d_optimizer.variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
         for a, b in zip(gan.weights, fresh.weights):
@@ -329,7 +386,9 @@ def test_resume_from_saved_weights_is_exact(tmp_path):
     forgetful.latent_seed.assign([6, 0])
     for images, _ in batches[2:]:
         forgetful.train_on_batch(images)
-    assert not np.allclose(straight.generator.get_weights()[0], forgetful.generator.get_weights()[0])
+    assert not np.allclose(
+        straight.generator.get_weights()[0], forgetful.generator.get_weights()[0]
+    )
 
 
 # ------------------------------------------------------------------ build_gan
@@ -395,7 +454,9 @@ def test_compiled_step_trains_under_mixed_bfloat16(name):
         x = np.random.default_rng(0).uniform(-1, 1, (n, 16, 16, 1)).astype("float32")
         y = {"modality": np.zeros(n, "int32"), "tumour": np.zeros(n, "int32")}
         before = [w.numpy().copy() for w in gan.generator.trainable_weights]
-        history = gan.fit(tf.data.Dataset.from_tensors((x, y)).repeat(3), epochs=1, verbose=0).history
+        history = gan.fit(
+            tf.data.Dataset.from_tensors((x, y)).repeat(3), epochs=1, verbose=0
+        ).history
         compute = {layer.compute_dtype for layer in gan.discriminator.layers if layer.weights}
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -403,6 +464,11 @@ def test_compiled_step_trains_under_mixed_bfloat16(name):
     assert all(np.isfinite(v[-1]) for v in history.values()), history
     assert {w.dtype for w in gan.weights if w.dtype != "int64"} == {"float32"}
     assert gan.generator(tf.zeros([2, 8])).dtype == tf.float32
-    assert any(not np.array_equal(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
+    assert any(
+        not np.array_equal(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights)
+    )
     if name == "wgan":
-        assert max(float(tf.reduce_max(tf.abs(w))) for w in gan.discriminator.trainable_weights) <= 0.01
+        assert (
+            max(float(tf.reduce_max(tf.abs(w))) for w in gan.discriminator.trainable_weights)
+            <= 0.01
+        )

@@ -22,8 +22,9 @@ def _batches(count, batch, size=16, seed=0):
 
 def _gan(name, n_critic=2, **params):
     extra = {"n_critic": n_critic} if name in ("wgan", "wgan-gp") else {}
-    return build_gan(name, image_size=16, width=4, bottleneck=8, latent_dim=8, seed=3,
-                     **extra, **params)
+    return build_gan(
+        name, image_size=16, width=4, bottleneck=8, latent_dim=8, seed=3, **extra, **params
+    )
 
 
 # ------------------------------------------------------------------------------------ EMA
@@ -205,6 +206,10 @@ def test_every_gan_trains_with_both_levers_compiled(name):
     # Every discriminator input was augmented: per step one z per critic update plus one for
     # the generator, and an augmentation per real and fake batch (and per generator fake).
     critic = gan.real_batches_per_step
-    draws = {"dcgan": 2 + 3, "wgan": critic + 1 + 2 * critic + 1,
-             "wgan-gp": critic * 2 + 1 + 2 * critic + 1, "began": 1 + 2}[name]
+    draws = {
+        "dcgan": 2 + 3,
+        "wgan": critic + 1 + 2 * critic + 1,
+        "wgan-gp": critic * 2 + 1 + 2 * critic + 1,
+        "began": 1 + 2,
+    }[name]
     assert gan.latent_seed.numpy()[1] - start == 2 * draws

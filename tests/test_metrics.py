@@ -2,17 +2,27 @@
 
 import numpy as np
 import pytest
-
-from kgan.evaluation import (diversity, downstream, encoder, frechet, intensity, memorisation, swd,
-                             two_sample)
 from test_evaluate import toy_slice
+
+from kgan.evaluation import (
+    diversity,
+    downstream,
+    encoder,
+    frechet,
+    intensity,
+    memorisation,
+    swd,
+    two_sample,
+)
 
 RNG = np.random.default_rng(1234)
 
 
 def _toy_set(n, seed, size=16, shift=0.0, tumour_share=0.5):
     rng = np.random.default_rng(seed)
-    images = [toy_slice(rng, int(rng.integers(0, 4)), rng.random() < tumour_share, size) for _ in range(n)]
+    images = [
+        toy_slice(rng, int(rng.integers(0, 4)), rng.random() < tumour_share, size) for _ in range(n)
+    ]
     return np.clip(np.stack(images)[..., None] + shift * (np.stack(images)[..., None] > -1), -1, 1)
 
 
@@ -34,7 +44,9 @@ def test_laplacian_pyramid_levels_and_exact_reconstruction():
 def test_sliced_wasserstein_hand_computed_1d():
     a = np.array([[0.0], [1.0], [2.0]])
     b = a + 1.5  # every projection of 1-D data is +-x: distance 1.5 whichever the direction
-    assert swd.sliced_wasserstein(a, b, np.random.default_rng(0), projections=8, repeats=2) == pytest.approx(1.5)
+    assert swd.sliced_wasserstein(
+        a, b, np.random.default_rng(0), projections=8, repeats=2
+    ) == pytest.approx(1.5)
 
 
 def test_swd_identical_zero_shifted_larger_than_sampling_noise():
@@ -65,7 +77,9 @@ def test_kid_unbiased_near_zero_for_same_distribution_and_grows_with_shift():
     shifted = frechet.kid(a, b + 1.0, subset_size=100, subsets=20, seed=0)
     assert abs(same["mean"]) < 3 * same["std"] + 0.02
     assert shifted["mean"] > 10 * abs(same["mean"]) and shifted["mean"] > 0.5
-    assert same["subset_size"] == 100 and same == frechet.kid(a, b, subset_size=100, subsets=20, seed=0)
+    assert same["subset_size"] == 100 and same == frechet.kid(
+        a, b, subset_size=100, subsets=20, seed=0
+    )
     with pytest.raises(ValueError, match="equal D"):
         frechet.fid(a, b[:, :3])
 
@@ -81,7 +95,9 @@ def test_ms_ssim_scales_and_identity():
 def test_collapsed_generator_has_ms_ssim_far_above_real():
     real = _toy_set(80, 6, size=32)
     rng = np.random.default_rng(0)
-    collapsed = np.clip(np.repeat(real[:1], 80, 0) + rng.normal(0, 0.01, real.shape) * (real[:1] > -1), -1, 1)
+    collapsed = np.clip(
+        np.repeat(real[:1], 80, 0) + rng.normal(0, 0.01, real.shape) * (real[:1] > -1), -1, 1
+    )
     d_real = diversity.mean_pairwise_ms_ssim(real, pairs=100, seed=0)
     d_collapsed = diversity.mean_pairwise_ms_ssim(collapsed, pairs=100, seed=0)
     assert d_collapsed["mean"] > 0.95 and d_collapsed["mean"] > d_real["mean"] + 0.2
@@ -103,7 +119,12 @@ def test_brain_histograms_identical_and_shifted():
     bin_width = (1 - intensity.BRAIN_THRESHOLD) / intensity.BINS
     assert moved["wasserstein1"] == pytest.approx(0.5, abs=bin_width)  # all mass moves by 0.5
     assert moved["intersection"] == 0.0
-    assert intensity.wasserstein1(np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), np.array([0, 1, 2, 3.0])) == 2.0
+    assert (
+        intensity.wasserstein1(
+            np.array([1.0, 0, 0]), np.array([0, 0, 1.0]), np.array([0, 1, 2, 3.0])
+        )
+        == 2.0
+    )
 
 
 # ------------------------------------------------------------------ memorisation
@@ -119,7 +140,10 @@ def test_copied_training_slices_are_flagged_and_fresh_ones_are_not():
     copies = train[RNG.choice(len(train), 30, replace=False)]
     flagged = memorisation.memorisation(copies, heldout, train)
     assert flagged["flagged"] and flagged["exact_copies"] == 30
-    assert flagged["pixels"]["synthetic"]["min"] == 0.0 and flagged["pixels"]["synthetic"]["median"] == 0.0
+    assert (
+        flagged["pixels"]["synthetic"]["min"] == 0.0
+        and flagged["pixels"]["synthetic"]["median"] == 0.0
+    )
     assert flagged["pixels"]["synthetic_below_heldout_p1"] == 1.0
     assert flagged["pixels"]["mannwhitney_p_synthetic_closer"] < 1e-6
     fresh = memorisation.memorisation(_toy_set(30, 9), heldout, train)
@@ -133,23 +157,46 @@ def test_auc_and_downstream_scores_hand_computed():
     assert two_sample.auc(np.array([0.9, 0.2, 0.3, 0.1]), np.array([1, 1, 0, 0])) == 0.75
     assert two_sample.auc(np.array([0.5, 0.5]), np.array([1, 1])) is None
     s = downstream.scores(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]))
-    assert (s["accuracy"], s["sensitivity"], s["specificity"], s["balanced_accuracy"]) == (0.5, 0.5, 0.5, 0.5)
+    assert (s["accuracy"], s["sensitivity"], s["specificity"], s["balanced_accuracy"]) == (
+        0.5,
+        0.5,
+        0.5,
+        0.5,
+    )
 
 
 def _one_fold(pos_train, neg_train, pos_test, neg_test):
     """One cross-fitting fold; each test slice its own cluster."""
-    return [{"pos_train": pos_train, "neg_train": neg_train, "pos_test": pos_test, "neg_test": neg_test,
-             "pos_test_clusters": np.arange(len(pos_test)), "neg_test_clusters": np.arange(len(neg_test))}]
+    return [
+        {
+            "pos_train": pos_train,
+            "neg_train": neg_train,
+            "pos_test": pos_test,
+            "neg_test": neg_test,
+            "pos_test_clusters": np.arange(len(pos_test)),
+            "neg_test_clusters": np.arange(len(neg_test)),
+        }
+    ]
 
 
 def test_two_sample_test_separates_different_sets_and_not_identical_ones():
     real_a, real_b = _toy_set(64, 10), _toy_set(64, 11)
     fake_a = _toy_set(64, 12, shift=0.5)  # much brighter tissue
     fake_b = _toy_set(64, 13, shift=0.5)
-    easy = two_sample.cross_fitted(_one_fold(real_a, fake_a, real_b, fake_b), seed=0, epochs=1, resamples=100)
-    assert easy["accuracy"]["value"] > 0.9 and easy["binomial_p_two_sided"] < 1e-6 and easy["test_per_class"] == 64
-    same = two_sample.cross_fitted(_one_fold(real_a, _toy_set(64, 14), real_b, _toy_set(64, 15)),
-                                   seed=0, epochs=1, resamples=100)
+    easy = two_sample.cross_fitted(
+        _one_fold(real_a, fake_a, real_b, fake_b), seed=0, epochs=1, resamples=100
+    )
+    assert (
+        easy["accuracy"]["value"] > 0.9
+        and easy["binomial_p_two_sided"] < 1e-6
+        and easy["test_per_class"] == 64
+    )
+    same = two_sample.cross_fitted(
+        _one_fold(real_a, _toy_set(64, 14), real_b, _toy_set(64, 15)),
+        seed=0,
+        epochs=1,
+        resamples=100,
+    )
     assert same["accuracy"]["value"] < 0.75
 
 
@@ -160,20 +207,37 @@ def test_augmentation_three_settings_differences_and_floor():
         return (x.reshape(len(x), -1) > 0.9).any(1).astype(int)
 
     real, test, synth = _toy_set(96, 20), _toy_set(64, 21), _toy_set(48, 22)
-    result = downstream.augmentation(real, blob(real), synth, blob(synth), test, blob(test),
-                                     np.arange(64) // 4, test_half_a=rng.random(64) < 0.5,
-                                     seed=0, epochs=1, min_steps=100, resamples=100)
+    result = downstream.augmentation(
+        real,
+        blob(real),
+        synth,
+        blob(synth),
+        test,
+        blob(test),
+        np.arange(64) // 4,
+        test_half_a=rng.random(64) < 0.5,
+        seed=0,
+        epochs=1,
+        min_steps=100,
+        resamples=100,
+    )
     for name in ("real_only", "real_plus_synthetic", "synthetic_only"):
         assert 0 <= result[name]["balanced_accuracy"]["value"] <= 1
     assert result["real_only"]["auc"]["value"] > 0.7  # the blob is easy to see
-    assert result["floor"]["auc"] is not None and "real_plus_synthetic_minus_real_only" in result["differences"]
+    assert (
+        result["floor"]["auc"] is not None
+        and "real_plus_synthetic_minus_real_only" in result["differences"]
+    )
 
 
 # ------------------------------------------------------------------ encoder reuse
 def test_encoder_is_trained_once_then_reused_with_same_hash(tmp_path):
     images = _toy_set(64, 30)
-    labels = {"modality": RNG.integers(0, 4, 64), "tumour": RNG.integers(0, 2, 64),
-              "slice_index": RNG.integers(40, 60, 64)}
+    labels = {
+        "modality": RNG.integers(0, 4, 64),
+        "tumour": RNG.integers(0, 2, 64),
+        "slice_index": RNG.integers(40, 60, 64),
+    }
     path = str(tmp_path / "enc.keras")
     calls = []
 

@@ -61,7 +61,9 @@ def test_dcgan_64_is_radfords_layout():
 
 def test_critic_norm_options():
     layer_norm = networks.dcgan_discriminator(32, width=4, norm="layer")
-    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layer_norm.layers)
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in layer_norm.layers
+    )
     assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in layer_norm.layers)
     plain = networks.dcgan_discriminator(32, width=4, norm="none")
     assert not any("norm" in layer.name for layer in plain.layers)
@@ -85,7 +87,9 @@ def test_256_builds_by_adding_blocks():
     g = networks.dcgan_generator(256, 100, width=4)
     assert g.output.shape[1:] == (256, 256, 1)
     assert g.get_layer("reshape").output.shape[1:] == (4, 4, 32)  # capped at 8x width
-    assert len([layer for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]) == 6
+    assert (
+        len([layer for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]) == 6
+    )
     d = networks.began_discriminator(256, filters=4, bottleneck=8)
     assert d.output.shape[1:] == (256, 256, 1)
     assert len([layer for layer in d.layers if isinstance(layer, keras.layers.UpSampling2D)]) == 5
@@ -180,8 +184,14 @@ def test_saved_generators_load_without_kgan(tmp_path):
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PYTHONPATH", None)
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     for name in models:

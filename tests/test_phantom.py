@@ -79,7 +79,9 @@ def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_
     # reused there (one generation fewer on a slow machine).
     root = phantom.cohort_dir(str(tmp_path_factory.getbasetemp() / "shared_phantom_records"), SEED)
     # A leftover of an interrupted write is ignored by the reader and by the writer.
-    os.makedirs(os.path.join(root, "HGG", f".{phantom.case_id(INDEX, SEED)}.tmp-dead"), exist_ok=True)
+    os.makedirs(
+        os.path.join(root, "HGG", f".{phantom.case_id(INDEX, SEED)}.tmp-dead"), exist_ok=True
+    )
     folder = phantom.write_patient(root, INDEX, SEED)
     assert folder == os.path.join(root, "HGG", phantom.case_id(INDEX, SEED))
     (case,) = volumes.find_cases(root)
@@ -95,9 +97,12 @@ def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_
     assert len(out) == 4 * 70 and max(s.tumour_fraction for s in out) > 0.01
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
-def test_patient_folder_and_files_get_ordinary_permissions(tmp_path, monkeypatch, mask, file_mode,
-                                                           dir_mode):
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
+)
+def test_patient_folder_and_files_get_ordinary_permissions(
+    tmp_path, monkeypatch, mask, file_mode, dir_mode
+):
     # A tiny stand-in patient: the permissions come from write_patient, not from the anatomy.
     tiny = {m: np.full((4, 4, 3), 7, np.int16) for m in names.MODALITIES}
     tiny.update(seg=np.zeros((4, 4, 3), np.uint8), grade="LGG", case_id=phantom.case_id(0, 5))

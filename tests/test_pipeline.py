@@ -14,9 +14,17 @@ def _write_shards(directory, split, rows, shards=2, size=8, prefix="toy"):
         with tf.io.TFRecordWriter(str(path)) as writer:
             for modality, value, case in rows[k::shards]:
                 image = np.full((size, size), value, np.uint8)
-                writer.write(schema.encode_example(
-                    image, modality=modality, plane=0, slice_index=value, case_id=case,
-                    tumour_fraction=0.5 if value % 2 else 0.0, source="test"))
+                writer.write(
+                    schema.encode_example(
+                        image,
+                        modality=modality,
+                        plane=0,
+                        slice_index=value,
+                        case_id=case,
+                        tumour_fraction=0.5 if value % 2 else 0.0,
+                        source="test",
+                    )
+                )
 
 
 @pytest.fixture
@@ -86,8 +94,11 @@ def test_missing_dataset_and_split_are_named(toy_dir, tmp_path):
 
 def test_non_square_record_is_rejected(tmp_path):
     path = tmp_path / "bad-train.tfrecord-00000-of-00001"
-    example = tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x00" * 10]))}))
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x00" * 10]))}
+        )
+    )
     with tf.io.TFRecordWriter(str(path)) as w:
         w.write(example.SerializeToString())
     with pytest.raises(ValueError, match="bad-train.*not a square"):
@@ -96,8 +107,20 @@ def test_non_square_record_is_rejected(tmp_path):
 
 def test_encode_rejects_wrong_images():
     with pytest.raises(ValueError, match="uint8"):
-        schema.encode_example(np.zeros((4, 4), np.float32), modality=0, plane=0, slice_index=0,
-                              case_id="c", tumour_fraction=0.0)
+        schema.encode_example(
+            np.zeros((4, 4), np.float32),
+            modality=0,
+            plane=0,
+            slice_index=0,
+            case_id="c",
+            tumour_fraction=0.0,
+        )
     with pytest.raises(ValueError, match="square"):
-        schema.encode_example(np.zeros((4, 5), np.uint8), modality=0, plane=0, slice_index=0,
-                              case_id="c", tumour_fraction=0.0)
+        schema.encode_example(
+            np.zeros((4, 5), np.uint8),
+            modality=0,
+            plane=0,
+            slice_index=0,
+            case_id="c",
+            tumour_fraction=0.0,
+        )

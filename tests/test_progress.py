@@ -50,4 +50,8 @@ def test_fast_work_is_not_flooded_and_terminal_gets_a_bar(monkeypatch):
 
 def test_format_seconds():
     assert [progress.format_seconds(s) for s in (3.14, 42, 185, 3725)] == [
-        "3.1 s", "42 s", "3 min 05 s", "1 h 02 min"]
+        "3.1 s",
+        "42 s",
+        "3 min 05 s",
+        "1 h 02 min",
+    ]

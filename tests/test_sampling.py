@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from kgan import export, names, schema
 from kgan.pipeline import load_arrays, load_slices
-from kgan.serving import PNG_OUTPUT, latent_vectors
 from kgan.sampling import (
     GeneratorSampler,
     SampleBatch,
@@ -23,6 +22,8 @@ from kgan.sampling import (
     write_samples,
     write_tfrecords,
 )
+from kgan.serving import PNG_OUTPUT, latent_vectors
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any pytest import mode
 from test_export import LATENT, SIZE, make_generator  # noqa: E402
 
@@ -34,9 +35,12 @@ def cond(tmp_path_factory):
     """A conditional generator on t1 + flair exported with max_count 4 (to test chunking)."""
     generator = make_generator(True, seed=7)
     base = tmp_path_factory.mktemp("exports") / "cond"
-    export.export_generator(generator, str(base), max_count=4,
-                            metadata={"gan": "dcgan", "modalities": ["t1", "flair"],
-                                      "plane": "axial"})
+    export.export_generator(
+        generator,
+        str(base),
+        max_count=4,
+        metadata={"gan": "dcgan", "modalities": ["t1", "flair"], "plane": "axial"},
+    )
     return generator, str(base)
 
 
@@ -115,8 +119,11 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
     (out / "synthetic-train.tfrecord-00000-of-00005").write_bytes(b"")
     paths = write_samples(sampler, str(out), count=6, fmt="tfrecord", seed=3, shards=2)
     written = sorted(os.listdir(out))
-    assert written == ["kgan_samples.json", "synthetic-train.tfrecord-00000-of-00002",
-                       "synthetic-train.tfrecord-00001-of-00002"]
+    assert written == [
+        "kgan_samples.json",
+        "synthetic-train.tfrecord-00000-of-00002",
+        "synthetic-train.tfrecord-00001-of-00002",
+    ]
     assert [Path(p).name for p in paths[:2]] == written[1:]
 
     images, labels = load_arrays(str(out), "train")
@@ -141,9 +148,17 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
     real_dir.mkdir()
     with tf.io.TFRecordWriter(str(real_dir / "real-train.tfrecord-00000-of-00001")) as w:
         for i in range(6):
-            w.write(schema.encode_example(
-                np.full((SIZE, SIZE), 40 * i, np.uint8), modality=1, plane=2, slice_index=80 + i,
-                case_id=f"p{i}", tumour_fraction=0.0, source="phantom"))
+            w.write(
+                schema.encode_example(
+                    np.full((SIZE, SIZE), 40 * i, np.uint8),
+                    modality=1,
+                    plane=2,
+                    slice_index=80 + i,
+                    case_id=f"p{i}",
+                    tumour_fraction=0.0,
+                    source="phantom",
+                )
+            )
     real = load_slices(str(real_dir), "train", batch_size=2)
     synthetic = load_slices(str(out), "train", batch_size=2)
     mixed = tf.data.Dataset.sample_from_datasets([real, synthetic], weights=[0.5, 0.5], seed=0)
@@ -152,8 +167,11 @@ def test_tfrecords_read_back_through_the_pipeline_and_mix_in_one_line(cond, tmp_
 
     manifest = json.loads((out / "kgan_samples.json").read_text())
     assert manifest["seed"] == 3 and manifest["synthetic"] is True
-    assert manifest["samples"][2] == {"id": "synthetic-dcgan-seed3-000002", "modality": "t1",
-                                      "tumour": 1}
+    assert manifest["samples"][2] == {
+        "id": "synthetic-dcgan-seed3-000002",
+        "modality": "t1",
+        "tumour": 1,
+    }
 
 
 def test_tfrecords_stream_chunks_into_shards_across_chunk_boundaries(cond, tmp_path):
@@ -164,12 +182,18 @@ def test_tfrecords_stream_chunks_into_shards_across_chunk_boundaries(cond, tmp_p
     images, labels = load_arrays(str(tmp_path), "train")
     order = np.argsort(labels["case_id"])
     batch = sampler.generate_batch(10, seed=6)
-    np.testing.assert_array_equal(np.rint((images[order] + 1) * 127.5).astype(np.uint8),
-                                  schema.to_uint8(batch.images))
+    np.testing.assert_array_equal(
+        np.rint((images[order] + 1) * 127.5).astype(np.uint8), schema.to_uint8(batch.images)
+    )
     assert labels["case_id"][order].tolist() == batch.sample_ids
     with pytest.raises(ValueError, match="got 10 slices, expected count=12"):
-        write_tfrecords(sampler.iter_batches(10, seed=6), str(tmp_path / "x"), gan="dcgan",
-                        plane="axial", count=12)
+        write_tfrecords(
+            sampler.iter_batches(10, seed=6),
+            str(tmp_path / "x"),
+            gan="dcgan",
+            plane="axial",
+            count=12,
+        )
     assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
     with pytest.raises(ValueError, match="shards must be between 1 and the number of slices"):
         write_tfrecords(batch, str(tmp_path / "x"), gan="dcgan", plane="axial", shards=11)
@@ -197,25 +221,39 @@ def test_grid_shows_each_slice_large_and_captioned(tmp_path):
     from PIL import Image
 
     images = np.linspace(-1, 1, 5 * 4 * 4).reshape(5, 4, 4, 1).astype(np.float32)
-    batch = SampleBatch(images, np.array([0, 1, 2, 3, 3], np.int32), np.array([0, 1, 0, 1, 0]),
-                        [f"s{i}" for i in range(5)], seed=0)
-    path = write_grid(batch, str(tmp_path / "grid.png"), display_size=64, columns=3,
-                      title="SYNTHETIC")
+    batch = SampleBatch(
+        images,
+        np.array([0, 1, 2, 3, 3], np.int32),
+        np.array([0, 1, 0, 1, 0]),
+        [f"s{i}" for i in range(5)],
+        seed=0,
+    )
+    path = write_grid(
+        batch, str(tmp_path / "grid.png"), display_size=64, columns=3, title="SYNTHETIC"
+    )
     grid = np.asarray(Image.open(path))
     # 3 columns, 2 rows; gap 4, caption 12+8 (font 12 px for 64 px tiles), title 1 line 12+4+10.
     assert grid.shape == (26 + 2 * (64 + 20 + 4) + 4, 3 * 64 + 4 * 4)
     # Tile 4 (row 1, column 1) holds slice 4 upsampled 16x by nearest neighbour.
     x, y = 4 + 1 * (64 + 4), 26 + 1 * (64 + 20 + 4)
     expected = np.kron(schema.to_uint8(images[4, ..., 0]), np.ones((16, 16), np.uint8))
-    np.testing.assert_array_equal(grid[y:y + 64, x:x + 64], expected)
+    np.testing.assert_array_equal(grid[y : y + 64, x : x + 64], expected)
     # A caption is drawn under each tile; the empty 6th slot stays black.
-    assert grid[y + 64:y + 84, x:x + 64].max() == 255
-    assert grid[y:y + 84, 4 + 2 * 68:4 + 2 * 68 + 64].max() == 0
+    assert grid[y + 64 : y + 84, x : x + 64].max() == 255
+    assert grid[y : y + 84, 4 + 2 * 68 : 4 + 2 * 68 + 64].max() == 0
     assert grid[:26].max() == 255  # the "SYNTHETIC" title
     # A title too long for the grid wraps onto more lines instead of being cut off.
-    long = np.asarray(Image.open(write_grid(
-        batch, str(tmp_path / "long.png"), display_size=64, columns=3,
-        title="SYNTHETIC slices from a conditional generator, not patient data, seed 0")))
+    long = np.asarray(
+        Image.open(
+            write_grid(
+                batch,
+                str(tmp_path / "long.png"),
+                display_size=64,
+                columns=3,
+                title="SYNTHETIC slices from a conditional generator, not patient data, seed 0",
+            )
+        )
+    )
     assert long.shape[1] == grid.shape[1] and (long.shape[0] - grid.shape[0]) % 16 == 0
     assert long.shape[0] - grid.shape[0] >= 32
 
@@ -228,12 +266,21 @@ def test_png_and_nifti_writers_keep_the_pixels(cond, tmp_path):
     batch = sampler.generate_batch(4, seed=9)
     pixels = schema.to_uint8(batch.images[..., 0])
     paths = write_samples(sampler, str(tmp_path / "png"), count=4, fmt="png", seed=9)
-    assert [Path(p).name for p in paths[:2]] == ["synthetic-dcgan-seed9-000000-t1-notumour.png",
-                                                 "synthetic-dcgan-seed9-000001-flair-notumour.png"]
+    assert [Path(p).name for p in paths[:2]] == [
+        "synthetic-dcgan-seed9-000000-t1-notumour.png",
+        "synthetic-dcgan-seed9-000001-flair-notumour.png",
+    ]
     for path, expected in zip(paths, pixels):
         np.testing.assert_array_equal(np.asarray(Image.open(path)), expected)
-    big = write_samples(sampler, str(tmp_path / "big"), count=1, fmt="png", seed=9,
-                        display_size=48, resample="bicubic")
+    big = write_samples(
+        sampler,
+        str(tmp_path / "big"),
+        count=1,
+        fmt="png",
+        seed=9,
+        display_size=48,
+        resample="bicubic",
+    )
     assert Image.open(big[0]).size == (48, 48)
 
     paths = write_samples(sampler, str(tmp_path / "nii"), count=4, fmt="nifti", seed=9)
@@ -255,13 +302,26 @@ def test_volume_orientation_is_upright():
 
 
 def test_sample_script_writes_a_grid(cond, tmp_path, capsys):
+    from conftest import load_script
     from PIL import Image
 
-    from conftest import load_script
-
     script = load_script("sample")
-    script.main(["--model", os.path.join(cond[1], "1"), "--count", "3", "--out",
-                 str(tmp_path), "--modality", "flair", "--tumour", "1", "--seed", "4"])
+    script.main(
+        [
+            "--model",
+            os.path.join(cond[1], "1"),
+            "--count",
+            "3",
+            "--out",
+            str(tmp_path),
+            "--modality",
+            "flair",
+            "--tumour",
+            "1",
+            "--seed",
+            "4",
+        ]
+    )
     printed = capsys.readouterr().out.split()
     assert [Path(p).name for p in printed] == ["grid-seed4.png", "kgan_samples.json"]
     grid = Image.open(printed[0])
@@ -269,19 +329,22 @@ def test_sample_script_writes_a_grid(cond, tmp_path, capsys):
     manifest = json.loads(Path(printed[1]).read_text())
     assert {s["modality"] for s in manifest["samples"]} == {"flair"}
     with pytest.raises(SystemExit):
-        script.main(["--model", cond[1], "--count", "3", "--out", str(tmp_path),
-                     "--format", "jpeg"])
+        script.main(
+            ["--model", cond[1], "--count", "3", "--out", str(tmp_path), "--format", "jpeg"]
+        )
     # A request the model cannot serve ends with exit status 2 and the reason, no traceback.
     with pytest.raises(SystemExit) as exit_info:
-        script.main(["--model", cond[1], "--count", "3", "--out", str(tmp_path),
-                     "--modality", "t2"])
+        script.main(
+            ["--model", cond[1], "--count", "3", "--out", str(tmp_path), "--modality", "t2"]
+        )
     assert exit_info.value.code == 2
     assert "modality 't2' is not one this generator was trained on" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("plane, codes", [("sagittal", ("P", "S", "R")),
-                                          ("coronal", ("L", "S", "A")),
-                                          ("axial", ("L", "A", "S"))])
+@pytest.mark.parametrize(
+    "plane, codes",
+    [("sagittal", ("P", "S", "R")), ("coronal", ("L", "S", "A")), ("axial", ("L", "A", "S"))],
+)
 def test_nifti_stack_has_the_planes_orientation_and_spacing(tmp_path, plane, codes):
     import nibabel as nib
 
@@ -294,9 +357,16 @@ def test_nifti_stack_has_the_planes_orientation_and_spacing(tmp_path, plane, cod
     volume = np.random.default_rng(0).integers(0, 256, (size, size, size)).astype(np.uint8)
     axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
     pixels = np.stack([slicing._take(volume, axis, i) for i in picked])
-    batch = SampleBatch(pixels[..., None].astype(np.float32) / 127.5 - 1.0,
-                        np.zeros(3, np.int32), None, ["a", "b", "c"], 0)
-    (path,) = write_nifti(batch, str(tmp_path), plane=plane, description="kgan synthetic began seed 3")
+    batch = SampleBatch(
+        pixels[..., None].astype(np.float32) / 127.5 - 1.0,
+        np.zeros(3, np.int32),
+        None,
+        ["a", "b", "c"],
+        0,
+    )
+    (path,) = write_nifti(
+        batch, str(tmp_path), plane=plane, description="kgan synthetic began seed 3"
+    )
     image = nib.load(path)
     assert nib.aff2axcodes(image.affine) == codes
     assert np.allclose(image.header.get_zooms(), [240.0 / size] * 3)
@@ -308,8 +378,9 @@ def test_nifti_stack_has_the_planes_orientation_and_spacing(tmp_path, plane, cod
     np.testing.assert_array_equal(data, np.take(volume, picked, axis=axis))  # ...in the right place
     descrip = image.header["descrip"].tobytes().rstrip(b"\0")
     assert len(descrip) <= 80 and b"synthetic" in descrip and STACK_AXIS[plane].encode() in descrip
-    np.testing.assert_allclose(nifti_affine(plane, size, 3) @ [3.5, 3.5, 1, 1], [0, 0, 0, 1],
-                               atol=1e-9)  # the stack's centre sits at the origin
+    np.testing.assert_allclose(
+        nifti_affine(plane, size, 3) @ [3.5, 3.5, 1, 1], [0, 0, 0, 1], atol=1e-9
+    )  # the stack's centre sits at the origin
 
 
 def test_sample_writers_give_ordinary_permissions_under_two_umasks(cond, tmp_path):
@@ -319,7 +390,9 @@ def test_sample_writers_give_ordinary_permissions_under_two_umasks(cond, tmp_pat
         try:
             written = []
             for fmt in ("grid", "png", "nifti", "tfrecord"):
-                written += write_samples(sampler, str(tmp_path / f"{mask:o}" / fmt), count=2, fmt=fmt)
+                written += write_samples(
+                    sampler, str(tmp_path / f"{mask:o}" / fmt), count=2, fmt=fmt
+                )
         finally:
             os.umask(old)
         assert {os.stat(p).st_mode & 0o777 for p in written} == {expected}, mask
@@ -333,9 +406,13 @@ def test_sample_script_shows_one_bar_and_a_summary_not_a_line_per_file(cond, tmp
     script.main(["--model", cond[1], "--count", "50", "--out", str(out_dir), "--format", "png"])
     out, err = capfd.readouterr()
     assert len(list(out_dir.glob("*.png"))) == 50
-    assert out.splitlines() == [str(out_dir / "kgan_samples.json")]  # the manifest lists the 50 files
+    assert out.splitlines() == [
+        str(out_dir / "kgan_samples.json")
+    ]  # the manifest lists the 50 files
     lines = err.splitlines()  # stderr is not a terminal here: plain lines, about one per 10 %
     assert "\r" not in err and 1 <= len(lines) <= 12, lines
-    assert lines[-1].startswith(f"kgan: wrote 50 synthetic slices as 50 png file(s) to {out_dir} in ")
+    assert lines[-1].startswith(
+        f"kgan: wrote 50 synthetic slices as 50 png file(s) to {out_dir} in "
+    )
     assert all("/s" in line for line in lines[:-1])  # progress lines say the rate
     assert len(lines) < 3 or "ETA" in lines[0]  # (a fast run may only print its 100 % line)

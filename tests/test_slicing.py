@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_volumes import make_volumes, write_case
 
 from kgan import names, slicing, volumes
-from test_volumes import make_volumes, write_case
 
 
 def _case_volumes(vols: dict, seg: bool = True, case_id: str = "c") -> volumes.CaseVolumes:
-    case = volumes.Case(case_id, "/nowhere", {m: f"/nowhere/{m}" for m in names.MODALITIES},
-                        "/nowhere/seg" if seg else None, "HGG", "brats2021")
-    return volumes.CaseVolumes(case, {m: vols[m] for m in names.MODALITIES},
-                               vols["seg"] if seg else None, np.eye(4))
+    case = volumes.Case(
+        case_id,
+        "/nowhere",
+        {m: f"/nowhere/{m}" for m in names.MODALITIES},
+        "/nowhere/seg" if seg else None,
+        "HGG",
+        "brats2021",
+    )
+    return volumes.CaseVolumes(
+        case, {m: vols[m] for m in names.MODALITIES}, vols["seg"] if seg else None, np.eye(4)
+    )
 
 
 def test_paper_range_is_80_to_149_of_240_and_scales_with_the_grid():
-    assert list(slicing.slice_indices(240, slicing.DEFAULT_RANGES["sagittal"])) == list(range(80, 150))
-    assert list(slicing.slice_indices(120, slicing.DEFAULT_RANGES["sagittal"])) == list(range(40, 75))
+    assert list(slicing.slice_indices(240, slicing.DEFAULT_RANGES["sagittal"])) == list(
+        range(80, 150)
+    )
+    assert list(slicing.slice_indices(120, slicing.DEFAULT_RANGES["sagittal"])) == list(
+        range(40, 75)
+    )
     assert list(slicing.slice_indices(48, (0.0, 1.0))) == list(range(48))
     assert list(slicing.slice_indices(10, (0.5, 0.51))) == [5]  # never empty
 
@@ -44,7 +55,9 @@ def test_normalise_maps_percentiles_to_unit_range_and_zeroes_background():
     # Robust percentiles: the 50th..100th map to 0..1 and below is clipped to 0.
     half = slicing.normalise(data, brain, (50, 100))
     lo = np.percentile(data[brain], 50)
-    np.testing.assert_allclose(half[brain], np.clip((data[brain] - lo) / (50 - lo), 0, 1), atol=1e-6)
+    np.testing.assert_allclose(
+        half[brain], np.clip((data[brain] - lo) / (50 - lo), 0, 1), atol=1e-6
+    )
 
 
 def test_fit_square_pads_keeping_aspect_or_stretches():
@@ -77,12 +90,16 @@ def test_display_orientation_superior_up_anterior_left():
 def test_tumour_fraction_is_tumour_over_brain_pixels_per_slice():
     vols = {m: np.zeros((6, 8, 8), np.float32) for m in names.MODALITIES}
     for m in names.MODALITIES:
-        vols[m][:, 2:6, 2:6] = 5.0 + np.arange(4)[None, :, None]  # 16 brain pixels per sagittal slice
+        vols[m][:, 2:6, 2:6] = (
+            5.0 + np.arange(4)[None, :, None]
+        )  # 16 brain pixels per sagittal slice
     seg = np.zeros((6, 8, 8), np.uint8)
     seg[3, 2:4, 2:4] = 4  # 4 of 16 pixels in slice 3
     seg[4, 2, 2] = 2  # 1 of 16 in slice 4
     vols["seg"] = seg
-    out = slicing.slice_case(_case_volumes(vols), slicing.SliceConfig(size=8, slice_range=(0.0, 1.0)))
+    out = slicing.slice_case(
+        _case_volumes(vols), slicing.SliceConfig(size=8, slice_range=(0.0, 1.0))
+    )
     fractions = {s.slice_index: s.tumour_fraction for s in out}
     assert fractions == {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.25, 4: 1 / 16, 5: 0.0}
     assert len(out) == 6 * 4
@@ -96,7 +113,9 @@ def test_slices_with_too_little_brain_are_skipped():
         vols[m][1, 4:6, 4:6] = 2.0  # 4 px: below 25% of 64
         vols[m][2, 2:8, 2:8] = 3.0  # 36 px
     vols["seg"] = np.zeros((4, 10, 10), np.uint8)
-    out = slicing.slice_case(_case_volumes(vols), slicing.SliceConfig(size=8, slice_range=(0.0, 1.0)))
+    out = slicing.slice_case(
+        _case_volumes(vols), slicing.SliceConfig(size=8, slice_range=(0.0, 1.0))
+    )
     assert sorted({s.slice_index for s in out}) == [0, 2]
 
 
@@ -104,7 +123,9 @@ def test_synthetic_case_slices_are_aligned_uint8_and_labelled(tmp_path):
     write_case(tmp_path, "case7")
     cv = volumes.read_case(volumes.find_cases(str(tmp_path))[0])
     for plane in names.PLANES:
-        out = slicing.slice_case(cv, slicing.SliceConfig(plane=plane, size=32, slice_range=(0.3, 0.7)))
+        out = slicing.slice_case(
+            cv, slicing.SliceConfig(plane=plane, size=32, slice_range=(0.3, 0.7))
+        )
         assert out and all(s.image.dtype == np.uint8 and s.image.shape == (32, 32) for s in out)
         by_index = {}
         for s in out:
@@ -133,9 +154,13 @@ def test_lps_and_ras_cases_give_identical_slices(tmp_path):
 def test_pad_keeps_aspect_stretch_fills():
     vols = make_volumes()
     cv = _case_volumes(vols)
-    pad = slicing.slice_case(cv, slicing.SliceConfig(plane="sagittal", size=32, slice_range=(0.5, 0.52)))
-    stretch = slicing.slice_case(cv, slicing.SliceConfig(plane="sagittal", size=32, resize="stretch",
-                                                         slice_range=(0.5, 0.52)))
+    pad = slicing.slice_case(
+        cv, slicing.SliceConfig(plane="sagittal", size=32, slice_range=(0.5, 0.52))
+    )
+    stretch = slicing.slice_case(
+        cv,
+        slicing.SliceConfig(plane="sagittal", size=32, resize="stretch", slice_range=(0.5, 0.52)),
+    )
     # The sagittal brain box is 48 (y) wide and 31 (z) tall: padding leaves empty rows.
     assert pad[0].image[:4].max() == 0 and pad[0].image[-4:].max() == 0
     assert stretch[0].image[:, 16].astype(bool).sum() > pad[0].image[:, 16].astype(bool).sum()

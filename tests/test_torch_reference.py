@@ -11,7 +11,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT
 
 torch = pytest.importorskip("torch")
@@ -48,10 +47,14 @@ class KganDraws:
 def one_step_each(gan: str, critic_norm=None):
     recipe = cfg.defaults(gan)
     extra = {"critic_norm": critic_norm} if critic_norm else {}
-    model = build_gan(gan, image_size=SIZE, latent_dim=100, width=WIDTH, seed=SEED,
-                      **recipe.gan_params, **extra)
-    model.compile(d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
-                  g_optimizer=optimizers.make_optimizer(recipe.optimizer.g), jit_compile=False)
+    model = build_gan(
+        gan, image_size=SIZE, latent_dim=100, width=WIDTH, seed=SEED, **recipe.gan_params, **extra
+    )
+    model.compile(
+        d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
+        g_optimizer=optimizers.make_optimizer(recipe.optimizer.g),
+        jit_compile=False,
+    )
     peer = ref.TorchGAN(gan, SIZE, WIDTH, critic_norm=critic_norm, noise=KganDraws(SEED))
     peer.load_keras(model.generator, model.discriminator)
     if gan == "began":  # start off zero so that the k_t term of d_loss is exercised
@@ -68,15 +71,17 @@ def one_step_each(gan: str, critic_norm=None):
 def assert_same_parameters(module, keras_model):
     expected = ref.keras_to_torch(module, ref.keras_weights(keras_model))
     for name, p in module.named_parameters():
-        np.testing.assert_allclose(p.detach().numpy(), expected[name].numpy(), rtol=1e-4, atol=2e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            p.detach().numpy(), expected[name].numpy(), rtol=1e-4, atol=2e-6, err_msg=name
+        )
 
 
 # WGAN-GP's default layer-norm critic is compared below apart: TensorFlow's second-order gradient
 # through Keras's GroupNormalization differs from the exact one (see the test after this one).
-@pytest.mark.parametrize("gan, critic_norm", [("dcgan", None), ("wgan", None),
-                                              ("wgan-gp", "batch"), ("wgan-gp", "none"),
-                                              ("began", None)])
+@pytest.mark.parametrize(
+    "gan, critic_norm",
+    [("dcgan", None), ("wgan", None), ("wgan-gp", "batch"), ("wgan-gp", "none"), ("began", None)],
+)
 def test_one_step_of_each_from_the_same_weights_and_inputs_agrees(gan, critic_norm):
     model, peer, logs, theirs = one_step_each(gan, critic_norm)
     assert set(theirs) >= {"d_loss", "g_loss"}
@@ -89,8 +94,14 @@ def test_one_step_of_each_from_the_same_weights_and_inputs_agrees(gan, critic_no
     assert before  # the comparison covered weights
     if gan == "wgan":
         clip = model.clip_value
-        assert max(float(p.detach().abs().max()) for p in peer.discriminator.parameters()) <= clip + 1e-7
-        assert any(float(p.detach().abs().max()) == pytest.approx(clip) for p in peer.discriminator.parameters())
+        assert (
+            max(float(p.detach().abs().max()) for p in peer.discriminator.parameters())
+            <= clip + 1e-7
+        )
+        assert any(
+            float(p.detach().abs().max()) == pytest.approx(clip)
+            for p in peer.discriminator.parameters()
+        )
     if gan == "began":
         assert float(peer.k) == pytest.approx(float(model.k_t.value), rel=1e-5)
         assert float(peer.k) != pytest.approx(0.3)  # k moved
@@ -102,8 +113,9 @@ class TFMomentsGroupNorm(torch.nn.GroupNorm):
     def forward(self, x):
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         var = (x - mean.detach()).square().mean(dim=(1, 2, 3), keepdim=True)
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + \
-            self.bias.view(1, -1, 1, 1)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(
+            1, -1, 1, 1
+        ) + self.bias.view(1, -1, 1, 1)
 
 
 def test_layer_norm_critic_step_differs_only_by_tensorflows_moments():
@@ -117,8 +129,11 @@ def test_layer_norm_critic_step_differs_only_by_tensorflows_moments():
 
     recipe = cfg.defaults("wgan-gp")
     model = build_gan("wgan-gp", image_size=SIZE, width=WIDTH, seed=SEED, **recipe.gan_params)
-    model.compile(d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
-                  g_optimizer=optimizers.make_optimizer(recipe.optimizer.g), jit_compile=False)
+    model.compile(
+        d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
+        g_optimizer=optimizers.make_optimizer(recipe.optimizer.g),
+        jit_compile=False,
+    )
     peer = ref.TorchGAN("wgan-gp", SIZE, WIDTH, noise=KganDraws(SEED))
     for name, norm in list(peer.discriminator.norms.items()):
         peer.discriminator.norms[name] = TFMomentsGroupNorm(1, norm.num_channels, eps=norm.eps)

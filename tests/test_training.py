@@ -27,9 +27,17 @@ def _write_tiny_dataset(directory, count=48, seed=0):
             r = rng.uniform(4, 7)
             disc = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2 < r * r) * (80 + 40 * (i % 4))
             image = np.clip(disc + rng.normal(0, 5, disc.shape), 0, 255).astype(np.uint8)
-            writer.write(schema.encode_example(
-                image, modality=i % 4, plane=0, slice_index=i, case_id=f"case{i // 8}",
-                tumour_fraction=0.05 if i % 3 == 0 else 0.0, source="test"))
+            writer.write(
+                schema.encode_example(
+                    image,
+                    modality=i % 4,
+                    plane=0,
+                    slice_index=i,
+                    case_id=f"case{i // 8}",
+                    tumour_fraction=0.05 if i % 3 == 0 else 0.0,
+                    source="test",
+                )
+            )
     return directory
 
 
@@ -39,10 +47,23 @@ def tiny_data(tmp_path_factory):
 
 
 def recipe(tmp_path, data, gan="began", **sets):
-    items = {"image_size": SIZE, "width": 8, "bottleneck": 8, "latent_dim": 8, "batch_size": 4,
-             "epochs": 2, "steps_per_epoch": 5, "checkpoint_every": 3, "num_samples": 8,
-             "log_every": 2, "verbose": 0, "output.logdir": str(tmp_path / "runs"),
-             "export_dir": str(tmp_path / "exports"), "export": False, "source": data}
+    items = {
+        "image_size": SIZE,
+        "width": 8,
+        "bottleneck": 8,
+        "latent_dim": 8,
+        "batch_size": 4,
+        "epochs": 2,
+        "steps_per_epoch": 5,
+        "checkpoint_every": 3,
+        "num_samples": 8,
+        "log_every": 2,
+        "verbose": 0,
+        "output.logdir": str(tmp_path / "runs"),
+        "export_dir": str(tmp_path / "exports"),
+        "export": False,
+        "source": data,
+    }
     items.update(sets)
     return cfg.resolve(gan, overrides=items)
 
@@ -62,14 +83,16 @@ class Interrupt(keras.callbacks.Callback):
 
 def _checkpoint_values(path):
     reader = tf.train.load_checkpoint(path)
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return {
+        k: reader.get_tensor(k)
+        for k in reader.get_variable_to_shape_map()
+        if k != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def test_stream_order_is_a_function_of_position(tiny_data):
     keras.utils.set_random_seed(5)  # a global seed must not break the per-pass seeds
-    stream = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=None,
-                                  seed=3)
+    stream = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=None, seed=3)
     assert (stream.count, stream.batches_per_pass) == (48, 6)
     # Held once, as stored (uint8); batches come out in [-1, 1] with their labels.
     assert stream.images.dtype == tf.uint8 and stream.images.shape[:2] == (48, SIZE)
@@ -86,10 +109,9 @@ def test_stream_order_is_a_function_of_position(tiny_data):
     assert ids(stream.from_position(4, 11)) == whole[4:]
     assert ids(stream.from_position(13, 2)) == whole[13:]
     for p in range(2):  # every pass is a permutation of all slices
-        assert sorted(sum(whole[6 * p:6 * p + 6], ())) == list(range(48))
+        assert sorted(sum(whole[6 * p : 6 * p + 6], ())) == list(range(48))
     assert whole[:6] != whole[6:12]  # each pass has its own order
-    again = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=["t1"],
-                                 seed=3)
+    again = pipeline.SliceStream(tiny_data, split="train", batch_size=8, modalities=["t1"], seed=3)
     assert again.count == 12 and all(i % 4 == 0 for b in ids(again.from_position(0, 1)) for i in b)
 
 
@@ -142,8 +164,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, tiny_data
 
 
 def test_run_directory_scalars_samples_and_export(tmp_path, tiny_data):
-    c = recipe(tmp_path, tiny_data, gan="wgan", name="w", export=True, jit_compile=False,
-               epochs=1, steps_per_epoch=3, **{"gan_params.n_critic": 2})
+    c = recipe(
+        tmp_path,
+        tiny_data,
+        gan="wgan",
+        name="w",
+        export=True,
+        jit_compile=False,
+        epochs=1,
+        steps_per_epoch=3,
+        **{"gan_params.n_critic": 2},
+    )
     result = training.train(c)
     saved = json.load(open(result.config_path))
     assert saved["gan"] == "wgan" and saved["gan_params"]["n_critic"] == 2
@@ -169,8 +200,14 @@ def test_run_directory_scalars_samples_and_export(tmp_path, tiny_data):
 
 def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_data):
     # k_t starts at 0 and grows by about 2.5e-4 a step here: a limit of 6e-4 trips within steps.
-    c = recipe(tmp_path, tiny_data, name="div", jit_compile=False, checkpoint_every=1,
-               **{"train.divergence_limits.k_t": 6e-4})
+    c = recipe(
+        tmp_path,
+        tiny_data,
+        name="div",
+        jit_compile=False,
+        checkpoint_every=1,
+        **{"train.divergence_limits.k_t": 6e-4},
+    )
     with pytest.raises(cb.TrainingDivergedError) as e:
         training.train(c)
     message = str(e.value)
@@ -189,18 +226,40 @@ def test_refuses_to_resume_another_recipe(tmp_path, tiny_data):
     changed = recipe(tmp_path, tiny_data, name="other", width=16, epochs=5)
     with pytest.raises(training.ResumeMismatchError, match=r"model.width: 8 -> 16"):
         training.train(changed)
-    training.check_resumable(recipe(tmp_path, tiny_data, name="other", epochs=9),
-                             os.path.join(c.run_dir, "config.json"))  # more epochs: fine
+    training.check_resumable(
+        recipe(tmp_path, tiny_data, name="other", epochs=9), os.path.join(c.run_dir, "config.json")
+    )  # more epochs: fine
 
 
 def test_script_flags_become_overrides():
     from kgan.commands import train as script  # scripts/train.py calls its main
+
     args = script.parser().parse_args(
-        ["--gan", "began", "--epochs", "3", "--size", "32", "--conditional", "--seed", "4",
-         "--logdir", "/tmp/x", "--set", "train.batch_size=8", "--set", "gamma=0.7"])
+        [
+            "--gan",
+            "began",
+            "--epochs",
+            "3",
+            "--size",
+            "32",
+            "--conditional",
+            "--seed",
+            "4",
+            "--logdir",
+            "/tmp/x",
+            "--set",
+            "train.batch_size=8",
+            "--set",
+            "gamma=0.7",
+        ]
+    )
     assert script.overrides_from(args) == {
-        "train.epochs": 3, "model.image_size": 32, "model.conditional": True, "train.seed": 4,
-        "output.logdir": "/tmp/x"}
+        "train.epochs": 3,
+        "model.image_size": 32,
+        "model.conditional": True,
+        "train.seed": 4,
+        "output.logdir": "/tmp/x",
+    }
     c = cfg.resolve(args.gan, None, script.overrides_from(args), args.set_items)
     assert (c.train.batch_size, c.gan_params["gamma"], c.model.conditional) == (8, 0.7, True)
     assert script.overrides_from(script.parser().parse_args([])) == {}
@@ -249,10 +308,15 @@ def test_a_run_says_what_it_will_do_before_training(tmp_path, tiny_data, capsys)
     c = recipe(tmp_path, tiny_data, name="plan", steps_per_epoch=30, epochs=1, verbose="auto")
     training.train(c)
     out = capsys.readouterr().out
-    for needle in ("kgan: device        : CPU only:", "kgan: oneDNN        :",
-                   "kgan: XLA           :", "kgan: recipe        : the paper defaults for began",
-                   "kgan: GAN and size  : began, 16x16, batch 4", "kgan: steps         : 30 (1 epoch of 30)",
-                   "s/step; about"):
+    for needle in (
+        "kgan: device        : CPU only:",
+        "kgan: oneDNN        :",
+        "kgan: XLA           :",
+        "kgan: recipe        : the paper defaults for began",
+        "kgan: GAN and size  : began, 16x16, batch 4",
+        "kgan: steps         : 30 (1 epoch of 30)",
+        "s/step; about",
+    ):
         assert needle in out, (needle, out)
     # stdout is not a terminal under pytest: one line per epoch, no progress-bar redraws.
     assert "\x1b[" not in out and "\r" not in out

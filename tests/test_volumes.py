@@ -32,11 +32,15 @@ def make_volumes(seed: int = 0, shape=SHAPE, tumour: bool = True, labels=(1, 2, 
     rng = np.random.default_rng(seed)
     x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
     c = [(n - 1) / 2 for n in shape]
-    brain = ((x - c[0]) / (shape[0] * 0.42)) ** 2 + ((y - c[1]) / (shape[1] * 0.45)) ** 2 \
-        + ((z - c[2]) / (shape[2] * 0.45)) ** 2 <= 1
+    brain = ((x - c[0]) / (shape[0] * 0.42)) ** 2 + ((y - c[1]) / (shape[1] * 0.45)) ** 2 + (
+        (z - c[2]) / (shape[2] * 0.45)
+    ) ** 2 <= 1
     base = 100 + 2.0 * x  # brighter towards the right
-    marker = (np.abs(x - shape[0] * 0.3) < 3) & (np.abs(y - shape[1] * 0.7) < 3) \
+    marker = (
+        (np.abs(x - shape[0] * 0.3) < 3)
+        & (np.abs(y - shape[1] * 0.7) < 3)
         & (np.abs(z - shape[2] * 0.7) < 3)
+    )
     out = {}
     for m, k in CONTRAST.items():
         img = k * base + np.where(marker, 300.0, 0.0) + rng.normal(0, 2, shape)
@@ -63,9 +67,19 @@ def save_nifti(path, data, affine=RAS_AFFINE, dtype=None) -> str:
     return str(path)
 
 
-def write_case(root, case_id: str, layout: str = "brats2021", *, seed: int = 0, lps: bool = True,
-               seg: bool = True, labels=(1, 2, 4), dtype=np.int16, shape=SHAPE,
-               skip: tuple = ()) -> dict:
+def write_case(
+    root,
+    case_id: str,
+    layout: str = "brats2021",
+    *,
+    seed: int = 0,
+    lps: bool = True,
+    seg: bool = True,
+    labels=(1, 2, 4),
+    dtype=np.int16,
+    shape=SHAPE,
+    skip: tuple = (),
+) -> dict:
     """Writes one case in a NIfTI layout ("brats2021" or "brats2023"); returns its RAS arrays."""
     vols = make_volumes(seed, shape=shape, labels=labels)
     folder = os.path.join(str(root), case_id)
@@ -79,9 +93,13 @@ def write_case(root, case_id: str, layout: str = "brats2021", *, seed: int = 0, 
     for m, name in file_names.items():
         if m in skip:
             continue
-        save_nifti(os.path.join(folder, f"{case_id}{sep}{name}.nii.gz"), store(vols[m]), affine, dtype)
+        save_nifti(
+            os.path.join(folder, f"{case_id}{sep}{name}.nii.gz"), store(vols[m]), affine, dtype
+        )
     if seg:
-        save_nifti(os.path.join(folder, f"{case_id}{sep}seg.nii.gz"), store(vols["seg"]), affine, np.uint8)
+        save_nifti(
+            os.path.join(folder, f"{case_id}{sep}seg.nii.gz"), store(vols["seg"]), affine, np.uint8
+        )
     return vols
 
 
@@ -232,9 +250,14 @@ def test_not_nifti_is_reported(tmp_path):
 
 
 def test_2d_and_5d_volumes_are_rejected(tmp_path):
-    _bad(save_nifti(tmp_path / "flat.nii.gz", np.ones((48, 48), np.float32)), r"expected a 3-D volume, got 2-D")
-    _bad(save_nifti(tmp_path / "five.nii.gz", np.ones((8, 8, 8, 2, 2), np.float32)),
-         r"expected a 3-D volume, got 5-D")
+    _bad(
+        save_nifti(tmp_path / "flat.nii.gz", np.ones((48, 48), np.float32)),
+        r"expected a 3-D volume, got 2-D",
+    )
+    _bad(
+        save_nifti(tmp_path / "five.nii.gz", np.ones((8, 8, 8, 2, 2), np.float32)),
+        r"expected a 3-D volume, got 5-D",
+    )
 
 
 def test_nan_inf_and_all_zero_are_rejected(tmp_path):
@@ -267,7 +290,9 @@ def test_modalities_on_different_grids_are_rejected(tmp_path):
     shifted = LPS_AFFINE.copy()
     shifted[2, 3] = 5.0
     save_nifti(folder / "c1_flair.nii.gz", np.ones(SHAPE, np.float32), shifted)
-    with pytest.raises(volumes.VolumeError, match=r"c1_flair.nii.gz: on a different grid .*affines differ"):
+    with pytest.raises(
+        volumes.VolumeError, match=r"c1_flair.nii.gz: on a different grid .*affines differ"
+    ):
         volumes.read_case(volumes.find_cases(str(tmp_path))[0])
 
 
@@ -297,7 +322,9 @@ def test_volume_error_survives_pickling():
     import pickle
 
     err = pickle.loads(pickle.dumps(volumes.VolumeError("/x/y.nii.gz", "broken")))
-    assert err.path == "/x/y.nii.gz" and err.problem == "broken" and str(err) == "/x/y.nii.gz: broken"
+    assert (
+        err.path == "/x/y.nii.gz" and err.problem == "broken" and str(err) == "/x/y.nii.gz: broken"
+    )
 
 
 def test_check_case_reads_headers_only_and_accepts_mixed_orientations(tmp_path):

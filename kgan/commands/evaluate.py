@@ -21,29 +21,64 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="export directory exports/NAME/VERSION (or exports/NAME: newest)")
-    parser.add_argument("--data", default=None,
-                        help="the generator's training dataset (default: the one its export metadata names)")
-    parser.add_argument("--reference", default="auto",
-                        help="real patients to compare with: auto (evaluation cohort for phantom data, "
-                             "held-out splits otherwise), heldout, or a dataset of new patients")
-    parser.add_argument("--data-dir", default=None, help="dataset home for names (default records/)")
-    parser.add_argument("--out", default=None, help="report directory (default reports/NAME-VERSION)")
-    parser.add_argument("--seed", type=int, default=0, help="main seed; every random choice derives from it")
-    parser.add_argument("--samples", type=int, default=1000, help="synthetic slices per set (two sets are drawn)")
-    parser.add_argument("--eval-patients", type=int, default=24, help="evaluation cohort size (phantom)")
-    parser.add_argument("--augment-patients", type=int, default=4,
-                        help="real patients the augmentation test's classifier is trained on")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (SWD: --swd-resamples)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="export directory exports/NAME/VERSION (or exports/NAME: newest)",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="the generator's training dataset (default: the one its export metadata names)",
+    )
+    parser.add_argument(
+        "--reference",
+        default="auto",
+        help="real patients to compare with: auto (evaluation cohort for phantom data, "
+        "held-out splits otherwise), heldout, or a dataset of new patients",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="dataset home for names (default records/)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="report directory (default reports/NAME-VERSION)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="main seed; every random choice derives from it"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=1000, help="synthetic slices per set (two sets are drawn)"
+    )
+    parser.add_argument(
+        "--eval-patients", type=int, default=24, help="evaluation cohort size (phantom)"
+    )
+    parser.add_argument(
+        "--augment-patients",
+        type=int,
+        default=4,
+        help="real patients the augmentation test's classifier is trained on",
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=1000, help="bootstrap resamples (SWD: --swd-resamples)"
+    )
     parser.add_argument("--swd-resamples", type=int, default=100)
-    parser.add_argument("--encoder", default=None,
-                        help="feature encoder .keras file, trained there if absent "
-                             "(default reports/encoder/<dataset>-<size>.keras)")
+    parser.add_argument(
+        "--encoder",
+        default=None,
+        help="feature encoder .keras file, trained there if absent "
+        "(default reports/encoder/<dataset>-<size>.keras)",
+    )
     parser.add_argument("--encoder-epochs", type=int, default=12)
     parser.add_argument("--classifier-epochs", type=int, default=5)
-    parser.add_argument("--min-steps", type=int, default=200,
-                        help="fewest updates each small classifier gets, however small its data")
+    parser.add_argument(
+        "--min-steps",
+        type=int,
+        default=200,
+        help="fewest updates each small classifier gets, however small its data",
+    )
     args = parser.parse_args(argv)
     if args.samples < 4:
         parser.error("--samples must be at least 4")
@@ -59,15 +94,30 @@ def main(argv=None) -> int:
     out = args.out
     if out is None:
         version_dir = os.path.normpath(source.metadata.get("export", args.model))
-        out = os.path.join("reports", f"{os.path.basename(os.path.dirname(version_dir))}-{os.path.basename(version_dir)}")
+        out = os.path.join(
+            "reports",
+            f"{os.path.basename(os.path.dirname(version_dir))}-{os.path.basename(version_dir)}",
+        )
     try:
-        report.evaluate(source, args.data, out, reference=args.reference, seed=args.seed,
-                        samples=args.samples, data_dir=args.data_dir, encoder_path=args.encoder,
-                        encoder_epochs=args.encoder_epochs, classifier_epochs=args.classifier_epochs,
-                        min_steps=args.min_steps, eval_patients=args.eval_patients,
-                        augment_patients=args.augment_patients, resamples=args.resamples,
-                        swd_resamples=args.swd_resamples, model_label=args.model,
-                        log=lambda line: print(line, flush=True))
+        report.evaluate(
+            source,
+            args.data,
+            out,
+            reference=args.reference,
+            seed=args.seed,
+            samples=args.samples,
+            data_dir=args.data_dir,
+            encoder_path=args.encoder,
+            encoder_epochs=args.encoder_epochs,
+            classifier_epochs=args.classifier_epochs,
+            min_steps=args.min_steps,
+            eval_patients=args.eval_patients,
+            augment_patients=args.augment_patients,
+            resamples=args.resamples,
+            swd_resamples=args.swd_resamples,
+            model_label=args.model,
+            log=lambda line: print(line, flush=True),
+        )
     except EvaluationInputError as e:
         print(f"evaluate.py: {e}", file=sys.stderr)
         return 2

@@ -10,12 +10,19 @@ import argparse
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="training run directory (config.json, generator.keras)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run", required=True, help="training run directory (config.json, generator.keras)"
+    )
     parser.add_argument("--out", required=True, help="export base directory, e.g. exports/NAME")
-    parser.add_argument("--max-count", type=int, default=1024,
-                        help="largest batch one request may ask for (default 1024)")
+    parser.add_argument(
+        "--max-count",
+        type=int,
+        default=1024,
+        help="largest batch one request may ask for (default 1024)",
+    )
     args = parser.parse_args(argv)
 
     from kgan.export import export_run

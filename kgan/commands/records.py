@@ -30,24 +30,36 @@ def _size(text: str) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="source", required=True)
-    for name, help_text in (("brats", "BraTS volumes you downloaded (2015-2023 layouts)"),
-                            ("phantom", "the built-in phantom cohort (generated, no download)")):
+    for name, help_text in (
+        ("brats", "BraTS volumes you downloaded (2015-2023 layouts)"),
+        ("phantom", "the built-in phantom cohort (generated, no download)"),
+    ):
         p = sub.add_parser(name, help=help_text)
         if name == "brats":
             p.add_argument("--dir", required=True, help="folder holding the BraTS cases")
         else:
-            p.add_argument("--patients", type=int, default=None,
-                           help="cohort size (default 20)")
+            p.add_argument("--patients", type=int, default=None, help="cohort size (default 20)")
         p.add_argument("--plane", default="sagittal", choices=names.PLANES)
-        p.add_argument("--size", type=_size, default=64,
-                       help="slice side: 64 (paper), 128 or 256 (also 16 or 32 for quick tests)")
-        p.add_argument("--resize", default="pad", choices=("pad", "stretch"),
-                       help="pad to square keeping aspect (default) or stretch (paper)")
+        p.add_argument(
+            "--size",
+            type=_size,
+            default=64,
+            help="slice side: 64 (paper), 128 or 256 (also 16 or 32 for quick tests)",
+        )
+        p.add_argument(
+            "--resize",
+            default="pad",
+            choices=("pad", "stretch"),
+            help="pad to square keeping aspect (default) or stretch (paper)",
+        )
         p.add_argument("--seed", type=int, default=0, help="patient split seed (and phantom seed)")
-        p.add_argument("--data-dir", default=names.DEFAULT_DATA_DIR, help="dataset home (TFDS data_dir)")
+        p.add_argument(
+            "--data-dir", default=names.DEFAULT_DATA_DIR, help="dataset home (TFDS data_dir)"
+        )
         p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-        p.add_argument("--skip-bad", action="store_true",
-                       help="record unusable cases in the summary and go on")
+        p.add_argument(
+            "--skip-bad", action="store_true", help="record unusable cases in the summary and go on"
+        )
     args = parser.parse_args(argv)
 
     from kgan import records, volumes
@@ -60,10 +72,17 @@ def main(argv=None) -> int:
             return 2
     try:  # the library shows the progress bar and the one-line summary on stderr
         summary = records.build_dataset(
-            args.source, plane=args.plane, size=args.size, resize=args.resize,
-            data_dir=args.data_dir, seed=args.seed, workers=args.workers,
-            manual_dir=getattr(args, "dir", None), patients=getattr(args, "patients", None),
-            skip_bad=args.skip_bad)
+            args.source,
+            plane=args.plane,
+            size=args.size,
+            resize=args.resize,
+            data_dir=args.data_dir,
+            seed=args.seed,
+            workers=args.workers,
+            manual_dir=getattr(args, "dir", None),
+            patients=getattr(args, "patients", None),
+            skip_bad=args.skip_bad,
+        )
     except volumes.VolumeError as err:
         print(f"error: {err}\n(use --skip-bad to record bad cases and go on)", file=sys.stderr)
         return 1

@@ -21,37 +21,70 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gan", choices=names.GANS,
-                   help="the GAN (default: the recipe's, else wgan as in the paper)")
-    p.add_argument("--config", help="a TOML recipe file, or a shipped recipe's name "
-                                     "(began-cpu, wgan, dcgan-128, ...)")
-    p.add_argument("--paper", action="store_true",
-                   help="train the paper's recipe (64x64, 100 epochs) even without a GPU")
-    p.add_argument("--data", help="dataset name (brats_slices/sagittal_64) or shard directory; "
-                                  "default: the built-in phantom cohort, built if missing")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--gan",
+        choices=names.GANS,
+        help="the GAN (default: the recipe's, else wgan as in the paper)",
+    )
+    p.add_argument(
+        "--config",
+        help="a TOML recipe file, or a shipped recipe's name (began-cpu, wgan, dcgan-128, ...)",
+    )
+    p.add_argument(
+        "--paper",
+        action="store_true",
+        help="train the paper's recipe (64x64, 100 epochs) even without a GPU",
+    )
+    p.add_argument(
+        "--data",
+        help="dataset name (brats_slices/sagittal_64) or shard directory; "
+        "default: the built-in phantom cohort, built if missing",
+    )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--size", type=int, help="image size (default: the recipe's, or the dataset's "
-                                            "when --data is given)")
-    p.add_argument("--conditional", action="store_true", default=None,
-                   help="condition on modality and tumour present/absent")
+    p.add_argument(
+        "--size",
+        type=int,
+        help="image size (default: the recipe's, or the dataset's when --data is given)",
+    )
+    p.add_argument(
+        "--conditional",
+        action="store_true",
+        default=None,
+        help="condition on modality and tumour present/absent",
+    )
     p.add_argument("--logdir", help="where run directories go (default runs/)")
     p.add_argument("--seed", type=int)
     p.add_argument("--name", help="run name: runs/<name>/, exports/<name>/")
-    p.add_argument("--fresh", action="store_true", help="delete runs/<name>/ instead of resuming it")
-    p.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any recipe field, e.g. --set train.batch_size=32 "
-                        "--set optimizer.g.learning_rate=5e-5 (repeatable)")
+    p.add_argument(
+        "--fresh", action="store_true", help="delete runs/<name>/ instead of resuming it"
+    )
+    p.add_argument(
+        "--set",
+        dest="set_items",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any recipe field, e.g. --set train.batch_size=32 "
+        "--set optimizer.g.learning_rate=5e-5 (repeatable)",
+    )
     return p
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
     """Typed flags as recipe overrides (only the ones given)."""
     out = {}
-    for flag, key in (("data", "data.source"), ("epochs", "train.epochs"),
-                      ("size", "model.image_size"), ("conditional", "model.conditional"),
-                      ("logdir", "output.logdir"), ("seed", "train.seed"), ("name", "name")):
+    for flag, key in (
+        ("data", "data.source"),
+        ("epochs", "train.epochs"),
+        ("size", "model.image_size"),
+        ("conditional", "model.conditional"),
+        ("logdir", "output.logdir"),
+        ("seed", "train.seed"),
+        ("name", "name"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             out[key] = value
@@ -70,8 +103,10 @@ def choose_recipe(args: argparse.Namespace, has_gpu: bool, log=print) -> str | N
         return None
     gan = args.gan or "wgan"
     recipe = config.cpu_recipe(gan)
-    log(f"kgan: no GPU found, so training the small CPU recipe {gan}-cpu "
-        f"({recipe}); --paper trains the paper's 64x64 recipe (GPU work: hours to days here)")
+    log(
+        f"kgan: no GPU found, so training the small CPU recipe {gan}-cpu "
+        f"({recipe}); --paper trains the paper's 64x64 recipe (GPU work: hours to days here)"
+    )
     return recipe
 
 

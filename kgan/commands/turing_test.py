@@ -23,21 +23,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write the blinded page and its key")
     b.add_argument("--model", required=True, help="export directory exports/NAME/VERSION")
-    b.add_argument("--data", default=None,
-                   help="slice dataset whose test split gives the real slices (default: the evaluation "
-                        "cohort, or the held-out split of the training dataset the export names)")
+    b.add_argument(
+        "--data",
+        default=None,
+        help="slice dataset whose test split gives the real slices (default: the evaluation "
+        "cohort, or the held-out split of the training dataset the export names)",
+    )
     b.add_argument("--data-dir", default=None)
     b.add_argument("--out", required=True, help="folder for the page")
     b.add_argument("--real", type=int, default=50)
     b.add_argument("--synthetic", type=int, default=50)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--key", default=None, help="answer key path (default OUT.key.json, outside OUT)")
-    b.add_argument("--display-size", type=int, default=384, help="slice size on screen in CSS pixels")
-    b.add_argument("--encoder", default=None, help="evaluation encoder, to label unconditional samples' modality")
+    b.add_argument(
+        "--key", default=None, help="answer key path (default OUT.key.json, outside OUT)"
+    )
+    b.add_argument(
+        "--display-size", type=int, default=384, help="slice size on screen in CSS pixels"
+    )
+    b.add_argument(
+        "--encoder",
+        default=None,
+        help="evaluation encoder, to label unconditional samples' modality",
+    )
     s = sub.add_parser("score", help="score exported answers against the key")
     s.add_argument("answers")
     s.add_argument("key")
@@ -53,10 +66,18 @@ def main(argv=None) -> int:
             print(f"turing_test.py score: {e}", file=sys.stderr)
             return 2
         if args.json:
-            print(json.dumps({"test_id": result["test_id"], "rater": result["rater"],
-                              "unanswered": result["unanswered"], **result["table"].to_dict(),
-                              "per_modality": {m: t.to_dict() for m, t in result["per_modality"].items()}},
-                             indent=2))
+            print(
+                json.dumps(
+                    {
+                        "test_id": result["test_id"],
+                        "rater": result["rater"],
+                        "unanswered": result["unanswered"],
+                        **result["table"].to_dict(),
+                        "per_modality": {m: t.to_dict() for m, t in result["per_modality"].items()},
+                    },
+                    indent=2,
+                )
+            )
         else:
             print(turing_test.score_text(result))
         return 0
@@ -67,15 +88,22 @@ def main(argv=None) -> int:
     try:
         source = sources.from_export(args.model)
     except (FileNotFoundError, ValueError, OSError) as e:
-        print(f"turing_test.py build: cannot load the generator at {args.model}: {e}", file=sys.stderr)
+        print(
+            f"turing_test.py build: cannot load the generator at {args.model}: {e}", file=sys.stderr
+        )
         return 2
+
     def log(line):
         print(line, flush=True)
 
     try:
         if args.data is None:
             inputs = report.resolve_inputs(source, None, "auto", args.data_dir, log=log)
-            data, splits, train_data = inputs["reference"], inputs["reference_splits"], inputs["data"]
+            data, splits, train_data = (
+                inputs["reference"],
+                inputs["reference_splits"],
+                inputs["data"],
+            )
             log(f"real slices from the {inputs['reference_kind']} ({data})")
         else:
             inputs = report.resolve_inputs(source, args.data, "heldout", args.data_dir, log=log)
@@ -83,8 +111,19 @@ def main(argv=None) -> int:
     except EvaluationInputError as e:
         print(f"turing_test.py build: {e}", file=sys.stderr)
         return 2
-    turing_test.build(source, data, args.out, real=args.real, synthetic=args.synthetic,
-                      seed=args.seed, data_dir=args.data_dir, key_path=args.key,
-                      display_size=args.display_size, encoder_path=args.encoder, splits=splits,
-                      train_data=train_data, log=log)
+    turing_test.build(
+        source,
+        data,
+        args.out,
+        real=args.real,
+        synthetic=args.synthetic,
+        seed=args.seed,
+        data_dir=args.data_dir,
+        key_path=args.key,
+        display_size=args.display_size,
+        encoder_path=args.encoder,
+        splits=splits,
+        train_data=train_data,
+        log=log,
+    )
     return 0

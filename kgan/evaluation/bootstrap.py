@@ -58,8 +58,9 @@ def interval(values, level: float = LEVEL) -> list | None:
     return [float(lo), float(hi)]
 
 
-def estimate(point, resampled, *, bias_corrected: bool = False, floor_zero: bool = False,
-             **counts) -> dict:
+def estimate(
+    point, resampled, *, bias_corrected: bool = False, floor_zero: bool = False, **counts
+) -> dict:
     """A number with its interval, as every report entry holds it.
 
     Args:
@@ -126,6 +127,9 @@ def proportion(flags, clusters, *, resamples: int = RESAMPLES, seed: int = 0) ->
     """Share of True in `flags` with a cluster-bootstrap interval (e.g. a modality's share)."""
     flags = np.asarray(flags, np.float64)
     w = cluster_weights(clusters, resamples, np.random.default_rng(seed))
-    return estimate(flags.mean() if len(flags) else np.nan, weighted_mean(flags, w),
-                    n=len(flags), clusters=len(np.unique(clusters)))
-
+    return estimate(
+        flags.mean() if len(flags) else np.nan,
+        weighted_mean(flags, w),
+        n=len(flags),
+        clusters=len(np.unique(clusters)),
+    )

@@ -9,8 +9,8 @@ kgan's own slices in seconds on a CPU.
 
 from __future__ import annotations
 
-import numpy as np
 import keras
+import numpy as np
 
 FEATURE_LAYER = "features"
 
@@ -56,9 +56,17 @@ def epochs_for(n: int, epochs: int, batch_size: int, min_steps: int = MIN_STEPS)
     return max(epochs, -(-min_steps // steps_per_epoch))
 
 
-def fit_binary(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int = 5,
-               batch_size: int = 64, width: int = 16, sample_weight=None,
-               min_steps: int = MIN_STEPS) -> keras.Model:
+def fit_binary(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    epochs: int = 5,
+    batch_size: int = 64,
+    width: int = 16,
+    sample_weight=None,
+    min_steps: int = MIN_STEPS,
+) -> keras.Model:
     """Trains `binary_classifier` on images [N, S, S, 1] and 0/1 labels, seeded and shuffled.
 
     Small sets (a few hundred slices) are trained for at least `min_steps`
@@ -70,16 +78,23 @@ def fit_binary(images: np.ndarray, labels: np.ndarray, *, seed: int, epochs: int
     model = binary_classifier(images.shape[1], seed, width)
     order = np.random.default_rng(seed).permutation(len(images))
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)[order]
-    model.fit(images[order], labels[order], sample_weight=weights,
-              epochs=epochs_for(len(images), epochs, batch_size, min_steps),
-              batch_size=batch_size, shuffle=True, verbose=0)
+    model.fit(
+        images[order],
+        labels[order],
+        sample_weight=weights,
+        epochs=epochs_for(len(images), epochs, batch_size, min_steps),
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+    )
     return model
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Model outputs for a numpy batch, without Keras' progress bar."""
-    return np.asarray(model.predict(np.asarray(images, np.float32), batch_size=batch_size,
-                                    verbose=0))
+    return np.asarray(
+        model.predict(np.asarray(images, np.float32), batch_size=batch_size, verbose=0)
+    )
 
 
 def balanced_weights(labels: np.ndarray) -> np.ndarray:

@@ -38,27 +38,39 @@ class EvaluationInputError(ValueError):
     """Bad or missing input, described in one line that says what to run."""
 
 
-def evaluation_cohort(plane: str, size: int, data_dir: str | None = None,
-                      patients: int = EVAL_PATIENTS, seed: int = EVAL_SEED, log=print) -> str:
+def evaluation_cohort(
+    plane: str,
+    size: int,
+    data_dir: str | None = None,
+    patients: int = EVAL_PATIENTS,
+    seed: int = EVAL_SEED,
+    log=print,
+) -> str:
     """The evaluation cohort's dataset directory, built (atomically, once) when missing."""
     from kgan import records  # imported late: building needs TFDS
 
     home = data_dir or names.DEFAULT_DATA_DIR
-    builder = records.make_builder("phantom", plane=plane, size=size, data_dir=home,
-                                   patients=patients, seed=seed)
+    builder = records.make_builder(
+        "phantom", plane=plane, size=size, data_dir=home, patients=patients, seed=seed
+    )
     path = os.fspath(builder.data_path)
     if not glob.glob(os.path.join(path, "*.tfrecord*")):
-        log(f"building the evaluation cohort: {patients} new phantom patients (seed {seed}), "
-            f"{plane} {size}x{size}, into {path} (once; about 5 s per patient per core)")
-    return records.ensure_dataset("phantom", plane=plane, size=size, data_dir=home,
-                                  patients=patients, seed=seed)
+        log(
+            f"building the evaluation cohort: {patients} new phantom patients (seed {seed}), "
+            f"{plane} {size}x{size}, into {path} (once; about 5 s per patient per core)"
+        )
+    return records.ensure_dataset(
+        "phantom", plane=plane, size=size, data_dir=home, patients=patients, seed=seed
+    )
 
 
 def splits_of(data: str, data_dir: str | None = None) -> list[str]:
     """The splits a dataset holds, in the usual order."""
     directory = pipeline.resolve_dataset_dir(data, data_dir)
-    present = {os.path.basename(f).split(".tfrecord")[0].rsplit("-", 1)[-1]
-               for f in glob.glob(os.path.join(directory, "*.tfrecord*"))}
+    present = {
+        os.path.basename(f).split(".tfrecord")[0].rsplit("-", 1)[-1]
+        for f in glob.glob(os.path.join(directory, "*.tfrecord*"))
+    }
     order = ["train", "validation", "test"]
     return [s for s in order if s in present] + sorted(present - set(order))
 
@@ -73,7 +85,9 @@ def load_splits(data: str, splits, modalities, data_dir: str | None = None):
     return np.concatenate(xs), {k: np.concatenate([y[k] for y in ys]) for k in ys[0]}
 
 
-def dataset_from_metadata(metadata: dict, data_dir: str | None = None, where: str = "the export") -> str:
+def dataset_from_metadata(
+    metadata: dict, data_dir: str | None = None, where: str = "the export"
+) -> str:
     """The training dataset an export's metadata names, as a directory or name that exists.
 
     Raises:
@@ -102,7 +116,8 @@ def dataset_from_metadata(metadata: dict, data_dir: str | None = None, where: st
     hint = _build_hint(metadata, name)
     raise EvaluationInputError(
         f"the training dataset {name or candidates[0]} named by {where} is not on this machine "
-        f"(looked in {os.path.abspath(data_dir or names.DEFAULT_DATA_DIR)}): {hint}, or pass --data")
+        f"(looked in {os.path.abspath(data_dir or names.DEFAULT_DATA_DIR)}): {hint}, or pass --data"
+    )
 
 
 def _build_hint(metadata: dict, name: str | None) -> str:
@@ -117,8 +132,10 @@ def _build_hint(metadata: dict, name: str | None) -> str:
         if data.get("split_seed"):
             extra += f" --seed {data['split_seed']}"
         return f"build it with `python scripts/make_records.py phantom --plane {plane} --size {size}{extra}`"
-    return (f"build it with `python scripts/make_records.py brats --dir <BraTS folder> "
-            f"--plane {plane} --size {size}`")
+    return (
+        f"build it with `python scripts/make_records.py brats --dir <BraTS folder> "
+        f"--plane {plane} --size {size}`"
+    )
 
 
 def patient_groups(case_ids, groups: int, seed: int) -> list[np.ndarray]:
@@ -129,8 +146,9 @@ def patient_groups(case_ids, groups: int, seed: int) -> list[np.ndarray]:
     """
     patients = np.unique(np.asarray(case_ids))
     if len(patients) < groups:
-        raise EvaluationInputError(f"need at least {groups} patients to form {groups} patient groups, "
-                                   f"have {len(patients)}")
+        raise EvaluationInputError(
+            f"need at least {groups} patients to form {groups} patient groups, have {len(patients)}"
+        )
     order = np.random.default_rng(seed).permutation(patients)
     members = [set(order[k::groups]) for k in range(groups)]
     return [np.isin(case_ids, list(m)) for m in members]
@@ -142,7 +160,11 @@ def dataset_info(data: str, data_dir: str | None = None) -> dict:
         directory = pipeline.resolve_dataset_dir(data, data_dir)
         with open(os.path.join(directory, "dataset_info.json")) as f:
             info = json.load(f)
-        return {"directory": os.path.abspath(directory), "name": info.get("name"),
-                "config": info.get("configName"), "version": info.get("version")}
+        return {
+            "directory": os.path.abspath(directory),
+            "name": info.get("name"),
+            "config": info.get("configName"),
+            "version": info.get("version"),
+        }
     except (OSError, ValueError, pipeline.DatasetNotFoundError):
         return {}

@@ -42,15 +42,17 @@ class TuringTable:
     synthetic_as_synthetic: int
 
     @classmethod
-    def from_labels(cls, truth_real, selected_real) -> "TuringTable":
+    def from_labels(cls, truth_real, selected_real) -> TuringTable:
         """Counts from two boolean arrays: is the slice real, was it called real."""
         truth = np.asarray(truth_real, bool)
         chosen = np.asarray(selected_real, bool)
         if truth.shape != chosen.shape:
             raise ValueError(f"truth {truth.shape} and answers {chosen.shape} differ in shape")
         return cls(
-            int(np.sum(truth & chosen)), int(np.sum(truth & ~chosen)),
-            int(np.sum(~truth & chosen)), int(np.sum(~truth & ~chosen)),
+            int(np.sum(truth & chosen)),
+            int(np.sum(truth & ~chosen)),
+            int(np.sum(~truth & chosen)),
+            int(np.sum(~truth & ~chosen)),
         )
 
     @property

@@ -21,8 +21,16 @@ from kgan.evaluation import bootstrap
 FLAG_POINTS = 5.0
 
 
-def shares(synthetic_modality, real_modality_head, real_modality_labels, real_clusters, *,
-           modalities, seed: int = 0, resamples: int = bootstrap.RESAMPLES) -> dict:
+def shares(
+    synthetic_modality,
+    real_modality_head,
+    real_modality_labels,
+    real_clusters,
+    *,
+    modalities,
+    seed: int = 0,
+    resamples: int = bootstrap.RESAMPLES,
+) -> dict:
     """Per-modality shares with intervals and the >5-point flag.
 
     Args:
@@ -43,19 +51,32 @@ def shares(synthetic_modality, real_modality_head, real_modality_labels, real_cl
     out, flagged = {}, []
     for m in modalities:
         name = names.MODALITIES[m]
-        syn = bootstrap.proportion(synthetic_modality == m, np.arange(n_syn), resamples=resamples,
-                                   seed=seed)
-        real = bootstrap.proportion(np.asarray(real_modality_head) == m, real_clusters,
-                                    resamples=resamples, seed=seed + 1)
-        labels = bootstrap.proportion(np.asarray(real_modality_labels) == m, real_clusters,
-                                      resamples=resamples, seed=seed + 1)
+        syn = bootstrap.proportion(
+            synthetic_modality == m, np.arange(n_syn), resamples=resamples, seed=seed
+        )
+        real = bootstrap.proportion(
+            np.asarray(real_modality_head) == m, real_clusters, resamples=resamples, seed=seed + 1
+        )
+        labels = bootstrap.proportion(
+            np.asarray(real_modality_labels) == m, real_clusters, resamples=resamples, seed=seed + 1
+        )
         diff = 100.0 * (syn["value"] - real["value"])
-        entry = {"synthetic": syn, "real": real, "real_labels": labels,
-                 "synthetic_count": int(np.sum(synthetic_modality == m)),
-                 "difference_points": diff, "flagged": bool(abs(diff) > FLAG_POINTS)}
+        entry = {
+            "synthetic": syn,
+            "real": real,
+            "real_labels": labels,
+            "synthetic_count": int(np.sum(synthetic_modality == m)),
+            "difference_points": diff,
+            "flagged": bool(abs(diff) > FLAG_POINTS),
+        }
         if entry["flagged"]:
             flagged.append(name)
         out[name] = entry
     other = int(np.sum(~np.isin(synthetic_modality, list(modalities))))
-    return {"per_modality": out, "flagged": flagged, "flag_points": FLAG_POINTS,
-            "synthetic_slices": n_syn, "synthetic_outside_trained_modalities": other}
+    return {
+        "per_modality": out,
+        "flagged": flagged,
+        "flag_points": FLAG_POINTS,
+        "synthetic_slices": n_syn,
+        "synthetic_outside_trained_modalities": other,
+    }

@@ -24,14 +24,14 @@ FILTER_SIGMA = 1.0
 def scales_for(size: int, filter_size: int = FILTER_SIZE) -> int:
     """How many dyadic scales fit: the coarsest must still be >= the window."""
     scales = 1
-    while scales < len(WANG_POWER_FACTORS) and size // (2 ** scales) >= filter_size:
+    while scales < len(WANG_POWER_FACTORS) and size // (2**scales) >= filter_size:
         scales += 1
     return scales
 
 
 def power_factors(size: int) -> tuple[float, ...]:
     """Wang et al.'s weights for the scales that fit, renormalised to sum to 1."""
-    weights = np.array(WANG_POWER_FACTORS[:scales_for(size)])
+    weights = np.array(WANG_POWER_FACTORS[: scales_for(size)])
     return tuple(float(w) for w in weights / weights.sum())
 
 
@@ -40,15 +40,26 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, batch_size: int = 512) -> np.ndarray:
     a = np.asarray(a, np.float32)
     b = np.asarray(b, np.float32)
     if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"MS-SSIM needs two [N, S, S, 1] batches of one shape, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"MS-SSIM needs two [N, S, S, 1] batches of one shape, got {a.shape} and {b.shape}"
+        )
     if a.shape[1] < FILTER_SIZE:
-        raise ValueError(f"MS-SSIM needs slices of at least {FILTER_SIZE}x{FILTER_SIZE}, got {a.shape[1]}")
+        raise ValueError(
+            f"MS-SSIM needs slices of at least {FILTER_SIZE}x{FILTER_SIZE}, got {a.shape[1]}"
+        )
     factors = power_factors(a.shape[1])
     out = []
     for start in range(0, len(a), batch_size):
-        out.append(tf.image.ssim_multiscale(
-            a[start:start + batch_size], b[start:start + batch_size], max_val=2.0,
-            power_factors=factors, filter_size=FILTER_SIZE, filter_sigma=FILTER_SIGMA).numpy())
+        out.append(
+            tf.image.ssim_multiscale(
+                a[start : start + batch_size],
+                b[start : start + batch_size],
+                max_val=2.0,
+                power_factors=factors,
+                filter_size=FILTER_SIZE,
+                filter_sigma=FILTER_SIGMA,
+            ).numpy()
+        )
     return np.concatenate(out) if out else np.zeros([0], np.float32)
 
 
@@ -74,8 +85,9 @@ def random_pairs(n: int, pairs: int, seed: int, groups=None) -> np.ndarray:
     return np.array(out)
 
 
-def mean_pairwise_ms_ssim(images: np.ndarray, *, pairs: int = 500, seed: int = 0,
-                          groups=None) -> dict:
+def mean_pairwise_ms_ssim(
+    images: np.ndarray, *, pairs: int = 500, seed: int = 0, groups=None
+) -> dict:
     """Mean MS-SSIM over random pairs of one set (higher = less diverse).
 
     Args:
@@ -89,5 +101,9 @@ def mean_pairwise_ms_ssim(images: np.ndarray, *, pairs: int = 500, seed: int = 0
     """
     idx = random_pairs(len(images), pairs, seed, groups)
     values = ms_ssim(np.asarray(images)[idx[:, 0]], np.asarray(images)[idx[:, 1]])
-    return {"mean": float(values.mean()), "std": float(values.std()),
-            "sem": float(values.std() / np.sqrt(len(values))), "pairs": int(len(values))}
+    return {
+        "mean": float(values.mean()),
+        "std": float(values.std()),
+        "sem": float(values.std() / np.sqrt(len(values))),
+        "pairs": int(len(values)),
+    }

@@ -20,8 +20,8 @@ import json
 import os
 import time
 
-import numpy as np
 import keras
+import numpy as np
 
 from kgan import atomic, names
 from kgan.evaluation import cnn
@@ -39,8 +39,9 @@ class Encoder:
     info: dict
 
     def __post_init__(self):
-        self._features = keras.Model(self.model.inputs,
-                                     self.model.get_layer(cnn.FEATURE_LAYER).output)
+        self._features = keras.Model(
+            self.model.inputs, self.model.get_layer(cnn.FEATURE_LAYER).output
+        )
 
     @property
     def image_size(self) -> int:
@@ -50,8 +51,10 @@ class Encoder:
         """Feature vectors [N, D] of images [N, S, S, 1] in [-1, 1]."""
         images = np.asarray(images, np.float32)
         if images.shape[1] != self.image_size:
-            raise ValueError(f"encoder {self.path} takes {self.image_size}x{self.image_size} "
-                             f"slices, got {images.shape[1]}x{images.shape[2]}")
+            raise ValueError(
+                f"encoder {self.path} takes {self.image_size}x{self.image_size} "
+                f"slices, got {images.shape[1]}x{images.shape[2]}"
+            )
         return cnn.predict(self._features, images).astype(np.float64)
 
     def modality(self, images: np.ndarray) -> np.ndarray:
@@ -73,8 +76,9 @@ def build(image_size: int, seed: int, width: int = 16) -> keras.Model:
     """The encoder: shared trunk, heads for modality, tumour and slice position."""
     keras.utils.set_random_seed(seed)
     inputs, features = cnn.conv_trunk(image_size, width)
-    modality = keras.layers.Dense(len(names.MODALITIES), activation="softmax",
-                                  name="modality")(features)
+    modality = keras.layers.Dense(len(names.MODALITIES), activation="softmax", name="modality")(
+        features
+    )
     tumour = keras.layers.Dense(1, activation="sigmoid", name="tumour")(features)
     position = keras.layers.Dense(1, name="position")(features)
     model = keras.Model(inputs, [modality, tumour, position], name="kgan_encoder")
@@ -85,8 +89,16 @@ def build(image_size: int, seed: int, width: int = 16) -> keras.Model:
     return model
 
 
-def train(images: np.ndarray, labels: dict, *, seed: int = 0, epochs: int = 12,
-          max_slices: int = 6000, batch_size: int = 64, width: int = 16) -> tuple[keras.Model, dict]:
+def train(
+    images: np.ndarray,
+    labels: dict,
+    *,
+    seed: int = 0,
+    epochs: int = 12,
+    max_slices: int = 6000,
+    batch_size: int = 64,
+    width: int = 16,
+) -> tuple[keras.Model, dict]:
     """Trains the encoder on real training slices.
 
     Args:
@@ -109,12 +121,21 @@ def train(images: np.ndarray, labels: dict, *, seed: int = 0, epochs: int = 12,
     model = build(x.shape[1], seed, width)
     order = rng.permutation(len(x))
     start = time.perf_counter()
-    history = model.fit(x[order], [modality[order], tumour[order], position[order]],
-                        epochs=epochs, batch_size=batch_size, verbose=0)
+    history = model.fit(
+        x[order],
+        [modality[order], tumour[order], position[order]],
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+    )
     predicted = np.argmax(model.predict(x, batch_size=256, verbose=0)[0], axis=-1)
     info = {
-        "seed": seed, "epochs": epochs, "train_slices": int(len(x)), "width": width,
-        "image_size": int(x.shape[1]), "train_seconds": round(time.perf_counter() - start, 1),
+        "seed": seed,
+        "epochs": epochs,
+        "train_slices": int(len(x)),
+        "width": width,
+        "image_size": int(x.shape[1]),
+        "train_seconds": round(time.perf_counter() - start, 1),
         "final_loss": float(history.history["loss"][-1]),
         "train_modality_accuracy": float(np.mean(predicted == modality)),
         "slice_index_range": [lo, hi],
@@ -145,8 +166,16 @@ def load(path: str) -> Encoder:
     return Encoder(model, os.path.abspath(path), file_sha256(path), info)
 
 
-def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: int = 12,
-                  max_slices: int = 6000, log=print) -> Encoder:
+def load_or_train(
+    path: str,
+    images_fn,
+    *,
+    dataset: str,
+    seed: int = 0,
+    epochs: int = 12,
+    max_slices: int = 6000,
+    log=print,
+) -> Encoder:
     """Reuses the encoder at `path`, or trains one on the real training slices and saves it.
 
     Args:
@@ -164,8 +193,10 @@ def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: 
         log(f"reusing encoder {path}")
         return load(path)
     images, labels = images_fn()
-    log(f"training encoder on {min(len(images), max_slices)} real training slices "
-        f"({epochs} epochs, seed {seed}) -> {path}")
+    log(
+        f"training encoder on {min(len(images), max_slices)} real training slices "
+        f"({epochs} epochs, seed {seed}) -> {path}"
+    )
     model, info = train(images, labels, seed=seed, epochs=epochs, max_slices=max_slices)
     info["dataset"] = dataset
     with atomic.atomic_path(path, suffix=".keras") as tmp:
@@ -173,5 +204,3 @@ def load_or_train(path: str, images_fn, *, dataset: str, seed: int = 0, epochs: 
     info["sha256"] = file_sha256(path)
     atomic.write_json(path + SIDE_CAR, info)
     return load(path)
-
-

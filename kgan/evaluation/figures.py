@@ -80,10 +80,18 @@ def line_plot(series: dict, *, title: str, xlabel: str, ylabel: str = "", steps:
     fig, ax = _axes(title, xlabel, ylabel)
     for name, (x, y) in series.items():
         if steps:
-            ax.step(np.asarray(x, float), np.asarray(y, float), where="mid", label=str(name), linewidth=1.6)
+            ax.step(
+                np.asarray(x, float),
+                np.asarray(y, float),
+                where="mid",
+                label=str(name),
+                linewidth=1.6,
+            )
         else:
             ax.plot(np.asarray(x, float), np.asarray(y, float), label=str(name), linewidth=1.6)
-    ax.set_ylim(bottom=0 if all(np.nanmin(np.asarray(y, float)) >= 0 for _, y in series.values()) else None)
+    ax.set_ylim(
+        bottom=0 if all(np.nanmin(np.asarray(y, float)) >= 0 for _, y in series.values()) else None
+    )
     ax.legend(fontsize=10)
     fig.tight_layout()
     return fig
@@ -97,15 +105,27 @@ def distance_histograms(named: dict, *, title: str, xlabel: str, bins: int = 40)
     fig, ax = _axes(title, xlabel, "share of slices")
     for name, v in named.items():
         v = np.asarray(v, float)
-        ax.hist(v, bins=edges, weights=np.full(len(v), 1.0 / max(len(v), 1)), histtype="step",
-                linewidth=1.8, label=f"{name} (n={len(v)})")
+        ax.hist(
+            v,
+            bins=edges,
+            weights=np.full(len(v), 1.0 / max(len(v), 1)),
+            histtype="step",
+            linewidth=1.8,
+            label=f"{name} (n={len(v)})",
+        )
     ax.legend(fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def interval_bars(groups: dict, *, title: str, ylabel: str, reference: float | None = None,
-                  reference_label: str = ""):
+def interval_bars(
+    groups: dict,
+    *,
+    title: str,
+    ylabel: str,
+    reference: float | None = None,
+    reference_label: str = "",
+):
     """Grouped bars with 95 % intervals as error bars.
 
     Args:
@@ -131,10 +151,21 @@ def interval_bars(groups: dict, *, title: str, ylabel: str, reference: float | N
             err[1].append(max(hi - value, 0.0))
         ax.bar(xs, ys, width=width * 0.95, yerr=err, capsize=4, label=label, alpha=0.85)
         for x, y in zip(xs, ys):  # inside the bar, upright: labels of neighbours never overlap
-            ax.annotate(format_number(y), (x, 0), textcoords="offset points", xytext=(0, 4),
-                        ha="center", va="bottom", rotation=90, fontsize=8, color="white")
+            ax.annotate(
+                format_number(y),
+                (x, 0),
+                textcoords="offset points",
+                xytext=(0, 4),
+                ha="center",
+                va="bottom",
+                rotation=90,
+                fontsize=8,
+                color="white",
+            )
     if reference is not None:
-        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label or None)
+        ax.axhline(
+            reference, color="black", linestyle="--", linewidth=1, label=reference_label or None
+        )
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, fontsize=10)
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))

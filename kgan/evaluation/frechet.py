@@ -28,13 +28,15 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
         eps = 1e-6 * np.eye(cov_a.shape[0])
         root = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
     root = np.real(root)
-    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b)
-                  - 2.0 * np.trace(root))
+    value = float(
+        np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root)
+    )
     return max(value, 0.0)
 
 
-def kid(a: np.ndarray, b: np.ndarray, *, subsets: int = 50, subset_size: int = 1000,
-        seed: int = 0) -> dict:
+def kid(
+    a: np.ndarray, b: np.ndarray, *, subsets: int = 50, subset_size: int = 1000, seed: int = 0
+) -> dict:
     """Kernel Inception Distance (unbiased MMD^2, cubic kernel) over random subsets.
 
     Args:
@@ -61,8 +63,12 @@ def kid(a: np.ndarray, b: np.ndarray, *, subsets: int = 50, subset_size: int = 1
         kxy = (x @ y.T / d + 1.0) ** 3
         off = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
         values.append(off - 2.0 * kxy.mean())
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)),
-            "subsets": subsets, "subset_size": int(m)}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "subsets": subsets,
+        "subset_size": int(m),
+    }
 
 
 def _check(a, b):
@@ -80,12 +86,15 @@ def _weighted_moments(x: np.ndarray, outer: np.ndarray, w: np.ndarray):
     total = w.sum(1)[:, None]
     mu = w @ x / total
     second = (w @ outer).reshape(len(w), x.shape[1], x.shape[1]) / total[:, :, None]
-    cov = (second - mu[:, :, None] * mu[:, None, :]) * (total / np.maximum(total - 1.0, 1.0))[:, :, None]
+    cov = (second - mu[:, :, None] * mu[:, None, :]) * (total / np.maximum(total - 1.0, 1.0))[
+        :, :, None
+    ]
     return mu, cov
 
 
-def fid_resampled(a: np.ndarray, b: np.ndarray, weights_a: np.ndarray, weights_b: np.ndarray,
-                  chunk: int = 100) -> np.ndarray:
+def fid_resampled(
+    a: np.ndarray, b: np.ndarray, weights_a: np.ndarray, weights_b: np.ndarray, chunk: int = 100
+) -> np.ndarray:
     """FID of each resample: a and b repeated by weights [B, N_a] and [B, N_b] (frequency weights).
 
     Means and covariances of all resamples come from one product of the
@@ -97,12 +106,20 @@ def fid_resampled(a: np.ndarray, b: np.ndarray, weights_a: np.ndarray, weights_b
     outer_b = np.einsum("ni,nj->nij", b, b).reshape(len(b), -1)
     out = []
     for start in range(0, len(weights_a), chunk):
-        mu_a, cov_a = _weighted_moments(a, outer_a, np.asarray(weights_a[start:start + chunk], float))
-        mu_b, cov_b = _weighted_moments(b, outer_b, np.asarray(weights_b[start:start + chunk], float))
+        mu_a, cov_a = _weighted_moments(
+            a, outer_a, np.asarray(weights_a[start : start + chunk], float)
+        )
+        mu_b, cov_b = _weighted_moments(
+            b, outer_b, np.asarray(weights_b[start : start + chunk], float)
+        )
         eig = np.linalg.eigvals(cov_a @ cov_b)
         root = np.sum(np.sqrt(np.clip(eig.real, 0.0, None)), axis=1)
-        value = (np.sum((mu_a - mu_b) ** 2, 1) + np.trace(cov_a, axis1=1, axis2=2)
-                 + np.trace(cov_b, axis1=1, axis2=2) - 2.0 * root)
+        value = (
+            np.sum((mu_a - mu_b) ** 2, 1)
+            + np.trace(cov_a, axis1=1, axis2=2)
+            + np.trace(cov_b, axis1=1, axis2=2)
+            - 2.0 * root
+        )
         out.append(np.maximum(value, 0.0))
     return np.concatenate(out)
 
@@ -115,11 +132,11 @@ def _unbiased_mmd2(kxx, kyy, kxy, wa: np.ndarray, wb: np.ndarray) -> np.ndarray:
     leave out every w_i^2 k(x_i, x_i) and their pair counts leave out w_i^2.
     """
     na, nb = wa.sum(1), wb.sum(1)
-    sxx = np.sum((wa @ kxx) * wa, 1) - (wa ** 2) @ np.diag(kxx)
-    syy = np.sum((wb @ kyy) * wb, 1) - (wb ** 2) @ np.diag(kyy)
+    sxx = np.sum((wa @ kxx) * wa, 1) - (wa**2) @ np.diag(kxx)
+    syy = np.sum((wb @ kyy) * wb, 1) - (wb**2) @ np.diag(kyy)
     sxy = np.sum((wa @ kxy) * wb, 1)
-    pairs_a = na ** 2 - np.sum(wa ** 2, 1)
-    pairs_b = nb ** 2 - np.sum(wb ** 2, 1)
+    pairs_a = na**2 - np.sum(wa**2, 1)
+    pairs_b = nb**2 - np.sum(wb**2, 1)
     return sxx / pairs_a + syy / pairs_b - 2.0 * sxy / (na * nb)
 
 
@@ -140,4 +157,6 @@ def kid_full(a: np.ndarray, b: np.ndarray, weights_a=None, weights_b=None):
     point = float(_unbiased_mmd2(kxx, kyy, kxy, np.ones((1, len(a))), np.ones((1, len(b))))[0])
     if weights_a is None:
         return point
-    return point, _unbiased_mmd2(kxx, kyy, kxy, np.asarray(weights_a, float), np.asarray(weights_b, float))
+    return point, _unbiased_mmd2(
+        kxx, kyy, kxy, np.asarray(weights_a, float), np.asarray(weights_b, float)
+    )

@@ -23,8 +23,9 @@ def brain_mask(images: np.ndarray, threshold: float = BRAIN_THRESHOLD) -> np.nda
     return np.asarray(images) > threshold
 
 
-def brain_histogram(images: np.ndarray, bins: int = BINS,
-                    threshold: float = BRAIN_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+def brain_histogram(
+    images: np.ndarray, bins: int = BINS, threshold: float = BRAIN_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised histogram (sums to 1) of brain pixels over [threshold, 1], and bin edges."""
     values = np.asarray(images)[brain_mask(images, threshold)]
     edges = np.linspace(threshold, 1.0, bins + 1)
@@ -67,12 +68,15 @@ def compare(reference: np.ndarray, candidate: np.ndarray, bins: int = BINS) -> d
     }
 
 
-def per_slice_histograms(images: np.ndarray, bins: int = BINS,
-                         threshold: float = BRAIN_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+def per_slice_histograms(
+    images: np.ndarray, bins: int = BINS, threshold: float = BRAIN_THRESHOLD
+) -> tuple[np.ndarray, np.ndarray]:
     """Brain-pixel counts per slice [N, bins] (unnormalised) and the brain share per slice [N]."""
     flat = np.asarray(images).reshape(len(images), -1)
     edges = np.linspace(threshold, 1.0, bins + 1)
-    idx = np.clip(np.searchsorted(edges, np.clip(flat, threshold, 1.0), side="right") - 1, 0, bins - 1)
+    idx = np.clip(
+        np.searchsorted(edges, np.clip(flat, threshold, 1.0), side="right") - 1, 0, bins - 1
+    )
     inside = flat > threshold
     counts = np.zeros((len(flat), bins))
     rows = np.broadcast_to(np.arange(len(flat))[:, None], flat.shape)
@@ -80,9 +84,14 @@ def per_slice_histograms(images: np.ndarray, bins: int = BINS,
     return counts, inside.mean(1)
 
 
-def wasserstein1_resampled(counts_a: np.ndarray, counts_b: np.ndarray, weights_a: np.ndarray,
-                           weights_b: np.ndarray, bins: int = BINS,
-                           threshold: float = BRAIN_THRESHOLD) -> np.ndarray:
+def wasserstein1_resampled(
+    counts_a: np.ndarray,
+    counts_b: np.ndarray,
+    weights_a: np.ndarray,
+    weights_b: np.ndarray,
+    bins: int = BINS,
+    threshold: float = BRAIN_THRESHOLD,
+) -> np.ndarray:
     """W1 between the pooled brain histograms of two sets for each resample (weights [B, N])."""
     edges = np.linspace(threshold, 1.0, bins + 1)
     p = weights_a @ counts_a

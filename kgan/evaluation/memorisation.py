@@ -18,7 +18,9 @@ from scipy import stats
 COPY_RMS = 1.0 / 127.5
 
 
-def nearest(queries: np.ndarray, references: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    queries: np.ndarray, references: np.ndarray, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean nearest reference of each query (flattened), chunked to bound memory.
 
     Returns:
@@ -32,21 +34,26 @@ def nearest(queries: np.ndarray, references: np.ndarray, chunk: int = 512) -> tu
     idx = np.empty(len(q), np.int64)
     dist = np.empty(len(q), np.float64)
     for start in range(0, len(q), chunk):
-        block = q[start:start + chunk]
+        block = q[start : start + chunk]
         d2 = np.einsum("ij,ij->i", block, block)[:, None] + r_sq[None, :] - 2.0 * block @ r.T
         best = np.argmin(d2, axis=1)
-        idx[start:start + chunk] = best
+        idx[start : start + chunk] = best
         # recompute the winners exactly: the expanded form loses precision near 0
         diff = block - r[best]
-        dist[start:start + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))
+        dist[start : start + chunk] = np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))
     return idx, dist
 
 
 def _summary(values: np.ndarray) -> dict:
     values = np.asarray(values, np.float64)
-    return {"n": int(len(values)), "min": float(values.min()), "p1": float(np.percentile(values, 1)),
-            "p5": float(np.percentile(values, 5)), "median": float(np.median(values)),
-            "mean": float(values.mean())}
+    return {
+        "n": int(len(values)),
+        "min": float(values.min()),
+        "p1": float(np.percentile(values, 1)),
+        "p5": float(np.percentile(values, 5)),
+        "median": float(np.median(values)),
+        "mean": float(values.mean()),
+    }
 
 
 def compare_distances(synthetic: np.ndarray, heldout: np.ndarray) -> dict:
@@ -61,15 +68,23 @@ def compare_distances(synthetic: np.ndarray, heldout: np.ndarray) -> dict:
     p1, p5 = np.percentile(heldout, 1), np.percentile(heldout, 5)
     test = stats.mannwhitneyu(synthetic, heldout, alternative="less")
     return {
-        "synthetic": _summary(synthetic), "heldout_real": _summary(heldout),
+        "synthetic": _summary(synthetic),
+        "heldout_real": _summary(heldout),
         "synthetic_below_heldout_p1": float(np.mean(synthetic < p1)),
         "synthetic_below_heldout_p5": float(np.mean(synthetic < p5)),
         "mannwhitney_p_synthetic_closer": float(test.pvalue),
     }
 
 
-def memorisation(synthetic: np.ndarray, heldout: np.ndarray, train: np.ndarray, *,
-                 synthetic_features=None, heldout_features=None, train_features=None) -> dict:
+def memorisation(
+    synthetic: np.ndarray,
+    heldout: np.ndarray,
+    train: np.ndarray,
+    *,
+    synthetic_features=None,
+    heldout_features=None,
+    train_features=None,
+) -> dict:
     """Nearest-training-slice distances of synthetic and held-out real slices.
 
     Args:
@@ -89,8 +104,12 @@ def memorisation(synthetic: np.ndarray, heldout: np.ndarray, train: np.ndarray, 
     h_idx, h_dist = nearest(heldout, train)
     s_rms, h_rms = s_dist / np.sqrt(pixels), h_dist / np.sqrt(pixels)
     out = {"pixels": compare_distances(s_rms, h_rms), "distance_unit": "pixel RMS in [-1, 1]"}
-    arrays = {"synthetic_rms": s_rms, "heldout_rms": h_rms, "synthetic_nearest": s_idx,
-              "heldout_nearest": h_idx}
+    arrays = {
+        "synthetic_rms": s_rms,
+        "heldout_rms": h_rms,
+        "synthetic_nearest": s_idx,
+        "heldout_nearest": h_idx,
+    }
     if synthetic_features is not None:
         _, s_f = nearest(synthetic_features, train_features)
         _, h_f = nearest(heldout_features, train_features)

@@ -29,9 +29,20 @@ import time
 import numpy as np
 
 from kgan import atomic, imaging, names, pipeline
-from kgan.evaluation import (bootstrap, cohort, coverage, diversity, downstream,
-                             encoder as encoder_lib, figures, frechet, intensity, memorisation, swd,
-                             two_sample)
+from kgan.evaluation import (
+    bootstrap,
+    cohort,
+    coverage,
+    diversity,
+    downstream,
+    figures,
+    frechet,
+    intensity,
+    memorisation,
+    swd,
+    two_sample,
+)
+from kgan.evaluation import encoder as encoder_lib
 from kgan.evaluation.cohort import EvaluationInputError
 from kgan.evaluation.confusion import TuringTable
 from kgan.evaluation.sources import SyntheticSource
@@ -40,6 +51,8 @@ STEPS = 8
 #: Fewest slices per side for a per-modality comparison to be reported.
 MIN_GROUP = 20
 REPORT_VERSION = 2
+
+
 class Progress:
     """Prints numbered steps with elapsed seconds, so a long evaluation shows where it is."""
 
@@ -66,12 +79,13 @@ class Progress:
         return self.timings
 
 
-
-
 def _json_safe(value):
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()
-                if not str(k).startswith("_") and not isinstance(v, TuringTable)}
+        return {
+            str(k): _json_safe(v)
+            for k, v in value.items()
+            if not str(k).startswith("_") and not isinstance(v, TuringTable)
+        }
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
@@ -86,8 +100,9 @@ def _json_safe(value):
     return value
 
 
-def default_encoder_path(data: str, image_size: int, base: str = "reports/encoder",
-                         data_dir: str | None = None) -> str:
+def default_encoder_path(
+    data: str, image_size: int, base: str = "reports/encoder", data_dir: str | None = None
+) -> str:
     """reports/encoder/<dataset slug>-<size>.keras: one encoder per training dataset and size."""
     info = cohort.dataset_info(data, data_dir) if os.path.isdir(data) else {}
     if info.get("name") and info.get("config"):
@@ -98,7 +113,9 @@ def default_encoder_path(data: str, image_size: int, base: str = "reports/encode
     return os.path.join(base, f"{slug}-{image_size}.keras")
 
 
-def _draw(source: SyntheticSource, count: int, seed: int, train_labels: dict, modality_ids: list[int]):
+def _draw(
+    source: SyntheticSource, count: int, seed: int, train_labels: dict, modality_ids: list[int]
+):
     """Draws `count` slices; conditional ones follow the training mix of modality and tumour."""
     if not source.conditional:
         return source.draw(count, seed), None, None
@@ -116,13 +133,23 @@ def generator_image_size(source: SyntheticSource, seed: int = 0) -> int:
     if size:
         return int(size)
     if source.conditional:
-        return int(source.draw(1, seed, modality=np.zeros(1, np.int32), tumour=np.zeros(1, np.int32)).shape[1])
+        return int(
+            source.draw(
+                1, seed, modality=np.zeros(1, np.int32), tumour=np.zeros(1, np.int32)
+            ).shape[1]
+        )
     return int(source.draw(1, seed).shape[1])
 
 
-def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | None,
-                   data_dir: str | None = None, *, eval_patients: int = cohort.EVAL_PATIENTS,
-                   log=print) -> dict:
+def resolve_inputs(
+    source: SyntheticSource,
+    data: str | None,
+    reference: str | None,
+    data_dir: str | None = None,
+    *,
+    eval_patients: int = cohort.EVAL_PATIENTS,
+    log=print,
+) -> dict:
     """Finds and checks the training dataset and the evaluation patients before any heavy work.
 
     Args:
@@ -153,7 +180,8 @@ def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | N
         raise EvaluationInputError(
             f"the generator makes {g_size}x{g_size} slices but dataset {data} holds {size}x{size}: "
             f"pass the {g_size}x{g_size} dataset it was trained on (--data), e.g. build it with "
-            f"`python scripts/make_records.py phantom --size {g_size}`")
+            f"`python scripts/make_records.py phantom --size {g_size}`"
+        )
     first = pipeline.slice_records(data, "train", data_dir=data_dir, with_ids=True).take(1)
     record = next(iter(first.as_numpy_iterator()))[1]
     is_phantom = record["source"] == b"phantom"
@@ -163,23 +191,34 @@ def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | N
         mode = "cohort" if is_phantom else "heldout"
     if mode == "cohort":
         if not is_phantom:
-            raise EvaluationInputError(f"the evaluation cohort is phantom data but {data} is not: "
-                                       "use the held-out split (--reference heldout)")
+            raise EvaluationInputError(
+                f"the evaluation cohort is phantom data but {data} is not: "
+                "use the held-out split (--reference heldout)"
+            )
         home = data_dir
-        if home is None:  # build beside the training dataset: <home>/phantom_slices/<config>/<version>
+        if (
+            home is None
+        ):  # build beside the training dataset: <home>/phantom_slices/<config>/<version>
             info = cohort.dataset_info(data)
-            home = (os.path.dirname(os.path.dirname(os.path.dirname(info["directory"])))
-                    if info.get("name") == "phantom_slices" else None)
+            home = (
+                os.path.dirname(os.path.dirname(os.path.dirname(info["directory"])))
+                if info.get("name") == "phantom_slices"
+                else None
+            )
         ref = cohort.evaluation_cohort(plane, size, home, patients=eval_patients, log=log)
         splits = cohort.splits_of(ref)
-        kind = (f"evaluation cohort: {eval_patients} new phantom patients (seed {cohort.EVAL_SEED}), "
-                "never trained on")
+        kind = (
+            f"evaluation cohort: {eval_patients} new phantom patients (seed {cohort.EVAL_SEED}), "
+            "never trained on"
+        )
     elif mode == "heldout":
         ref = data
         splits = [s for s in cohort.splits_of(data, data_dir) if s != "train"]
         if not splits:
-            raise EvaluationInputError(f"dataset {data} has no held-out split (validation/test): "
-                                       "pass --reference with a dataset of new patients")
+            raise EvaluationInputError(
+                f"dataset {data} has no held-out split (validation/test): "
+                "pass --reference with a dataset of new patients"
+            )
         kind = f"held-out splits ({', '.join(splits)}) of the training dataset"
     else:
         ref = reference
@@ -190,10 +229,19 @@ def resolve_inputs(source: SyntheticSource, data: str | None, reference: str | N
         kind = f"all splits of {ref} (patients taken as new to the generator)"
     r_size = pipeline.image_size_of(pipeline.shard_files(ref, splits[0], data_dir))
     if r_size != size:
-        raise EvaluationInputError(f"reference dataset {ref} holds {r_size}x{r_size} slices, the generator "
-                                   f"makes {size}x{size}: pass a {size}x{size} dataset")
-    return {"data": data, "reference": ref, "reference_splits": splits, "reference_kind": kind,
-            "size": size, "plane": plane, "phantom": bool(is_phantom)}
+        raise EvaluationInputError(
+            f"reference dataset {ref} holds {r_size}x{r_size} slices, the generator "
+            f"makes {size}x{size}: pass a {size}x{size} dataset"
+        )
+    return {
+        "data": data,
+        "reference": ref,
+        "reference_splits": splits,
+        "reference_kind": kind,
+        "size": size,
+        "plane": plane,
+        "phantom": bool(is_phantom),
+    }
 
 
 def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,13 +252,32 @@ def _pair_estimates(images, clusters, pairs, seed, resamples, rng_seed):
     """Mean MS-SSIM of random pairs, with a bootstrap over the first image's cluster."""
     idx = diversity.random_pairs(len(images), pairs, seed)
     values = diversity.ms_ssim(images[idx[:, 0]], images[idx[:, 1]])
-    w = bootstrap.cluster_weights(np.asarray(clusters)[idx[:, 0]], resamples, np.random.default_rng(rng_seed))
-    return bootstrap.estimate(values.mean(), bootstrap.weighted_mean(values, w), pairs=len(values),
-                              clusters=len(np.unique(np.asarray(clusters)[idx[:, 0]])))
+    w = bootstrap.cluster_weights(
+        np.asarray(clusters)[idx[:, 0]], resamples, np.random.default_rng(rng_seed)
+    )
+    return bootstrap.estimate(
+        values.mean(),
+        bootstrap.weighted_mean(values, w),
+        pairs=len(values),
+        clusters=len(np.unique(np.asarray(clusters)[idx[:, 0]])),
+    )
 
 
-def _compare(name, ref, ref_c, floor_x, floor_c, syn, f_ref, f_floor, f_syn, seeds, resamples,
-             swd_resamples, pairs):
+def _compare(
+    name,
+    ref,
+    ref_c,
+    floor_x,
+    floor_c,
+    syn,
+    f_ref,
+    f_floor,
+    f_syn,
+    seeds,
+    resamples,
+    swd_resamples,
+    pairs,
+):
     """Fidelity, intensity and diversity of one group: synthetic vs half A and floor (B vs A)."""
     rng = np.random.default_rng([seeds["bootstrap"], len(name)])
     n_syn = len(syn)
@@ -219,47 +286,92 @@ def _compare(name, ref, ref_c, floor_x, floor_c, syn, f_ref, f_floor, f_syn, see
     w_syn = bootstrap.cluster_weights(np.arange(n_syn), resamples, rng)
     counts = {"n_reference": len(ref), "reference_patients": len(np.unique(ref_c))}
     syn_counts = {**counts, "n_compared": n_syn}
-    floor_counts = {**counts, "n_compared": len(floor_x), "compared_patients": len(np.unique(floor_c))}
-    out = {"n_reference_half_a": len(ref), "reference_patients": int(len(np.unique(ref_c))),
-           "n_compared": n_syn, "floor_patients": int(len(np.unique(floor_c)))}
+    floor_counts = {
+        **counts,
+        "n_compared": len(floor_x),
+        "compared_patients": len(np.unique(floor_c)),
+    }
+    out = {
+        "n_reference_half_a": len(ref),
+        "reference_patients": int(len(np.unique(ref_c))),
+        "n_compared": n_syn,
+        "floor_patients": int(len(np.unique(floor_c))),
+    }
     entry = {}
-    for label, cand, w_cand, c in (("synthetic", syn, w_syn, syn_counts), ("floor", floor_x, w_floor, floor_counts)):
+    for label, cand, w_cand, c in (
+        ("synthetic", syn, w_syn, syn_counts),
+        ("floor", floor_x, w_floor, floor_counts),
+    ):
         obj = swd.WeightedSWD(ref, cand, seed=seeds["swd"])
         point = obj.point()
-        est = bootstrap.estimate(point["mean"], obj.resampled(w_ref[:swd_resamples], w_cand[:swd_resamples]),
-                                 bias_corrected=True, floor_zero=True, **c)
+        est = bootstrap.estimate(
+            point["mean"],
+            obj.resampled(w_ref[:swd_resamples], w_cand[:swd_resamples]),
+            bias_corrected=True,
+            floor_zero=True,
+            **c,
+        )
         est["levels"] = point["levels"]
         entry[label] = est
     out["swd_x1e3"] = entry
     out["fid"] = {
-        label: bootstrap.estimate(frechet.fid(f_ref, fc), frechet.fid_resampled(f_ref, fc, w_ref, wc),
-                                  bias_corrected=True, floor_zero=True, **c)
-        for label, fc, wc, c in (("synthetic", f_syn, w_syn, syn_counts), ("floor", f_floor, w_floor, floor_counts))}
+        label: bootstrap.estimate(
+            frechet.fid(f_ref, fc),
+            frechet.fid_resampled(f_ref, fc, w_ref, wc),
+            bias_corrected=True,
+            floor_zero=True,
+            **c,
+        )
+        for label, fc, wc, c in (
+            ("synthetic", f_syn, w_syn, syn_counts),
+            ("floor", f_floor, w_floor, floor_counts),
+        )
+    }
     out["kid"] = {}
-    for label, fc, wc, c in (("synthetic", f_syn, w_syn, syn_counts), ("floor", f_floor, w_floor, floor_counts)):
+    for label, fc, wc, c in (
+        ("synthetic", f_syn, w_syn, syn_counts),
+        ("floor", f_floor, w_floor, floor_counts),
+    ):
         point, values = frechet.kid_full(f_ref, fc, w_ref, wc)
         out["kid"][label] = bootstrap.estimate(point, values, **c)
     h_ref, share_ref = intensity.per_slice_histograms(ref)
     inten = {"n_reference_half_a": len(ref), "n_compared": n_syn}
-    for label, cand, wc, c in (("synthetic", syn, w_syn, syn_counts), ("floor", floor_x, w_floor, floor_counts)):
+    for label, cand, wc, c in (
+        ("synthetic", syn, w_syn, syn_counts),
+        ("floor", floor_x, w_floor, floor_counts),
+    ):
         h_c, share_c = intensity.per_slice_histograms(cand)
         ones_r, ones_c = np.ones((1, len(ref))), np.ones((1, len(cand)))
         inten[label] = {
             "wasserstein1": bootstrap.estimate(
                 float(intensity.wasserstein1_resampled(h_ref, h_c, ones_r, ones_c)[0]),
-                intensity.wasserstein1_resampled(h_ref, h_c, w_ref, wc), bias_corrected=True,
-                floor_zero=True, **c),
-            "brain_share": bootstrap.estimate(share_c.mean(), bootstrap.weighted_mean(share_c, wc), **c),
+                intensity.wasserstein1_resampled(h_ref, h_c, w_ref, wc),
+                bias_corrected=True,
+                floor_zero=True,
+                **c,
+            ),
+            "brain_share": bootstrap.estimate(
+                share_c.mean(), bootstrap.weighted_mean(share_c, wc), **c
+            ),
             "histogram": (h_c.sum(0) / max(h_c.sum(), 1)).tolist(),
         }
-    inten["brain_share_reference"] = bootstrap.estimate(share_ref.mean(), bootstrap.weighted_mean(share_ref, w_ref), **counts)
+    inten["brain_share_reference"] = bootstrap.estimate(
+        share_ref.mean(), bootstrap.weighted_mean(share_ref, w_ref), **counts
+    )
     inten["histogram_reference"] = (h_ref.sum(0) / max(h_ref.sum(), 1)).tolist()
     inten["bin_edges"] = np.linspace(intensity.BRAIN_THRESHOLD, 1.0, intensity.BINS + 1).tolist()
     div = {
-        "synthetic": _pair_estimates(syn, np.arange(n_syn), pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 11]),
-        "real_half_a": _pair_estimates(ref, ref_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 12]),
-        "real_half_b": _pair_estimates(floor_x, floor_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 13]),
-        "seed": seeds["pairs"], "ms_ssim_scales": diversity.scales_for(ref.shape[1]),
+        "synthetic": _pair_estimates(
+            syn, np.arange(n_syn), pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 11]
+        ),
+        "real_half_a": _pair_estimates(
+            ref, ref_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 12]
+        ),
+        "real_half_b": _pair_estimates(
+            floor_x, floor_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 13]
+        ),
+        "seed": seeds["pairs"],
+        "ms_ssim_scales": diversity.scales_for(ref.shape[1]),
         "power_factors": diversity.power_factors(ref.shape[1]),
     }
     return out, inten, div
@@ -279,8 +391,12 @@ def _memorisation_intervals(mem: dict, heldout_clusters, seeds, resamples) -> di
             cut = np.percentile(np.repeat(h, wh[b]), q)
             values[b] = np.sum(ws[b] * (s < cut)) / ws[b].sum()
         out[f"synthetic_below_heldout_p{q}"] = bootstrap.estimate(
-            mem["pixels"][f"synthetic_below_heldout_p{q}"], values, n_synthetic=len(s), n_heldout=len(h),
-            heldout_patients=len(np.unique(heldout_clusters)))
+            mem["pixels"][f"synthetic_below_heldout_p{q}"],
+            values,
+            n_synthetic=len(s),
+            n_heldout=len(h),
+            heldout_patients=len(np.unique(heldout_clusters)),
+        )
     return out
 
 
@@ -323,8 +439,9 @@ class _Real:
         return len(np.unique(self.ref_c[self.in_a])), len(np.unique(self.ref_c[self.in_b]))
 
 
-def _load_real(source: SyntheticSource, data, reference, data_dir, eval_patients, seeds,
-               log) -> _Real:
+def _load_real(
+    source: SyntheticSource, data, reference, data_dir, eval_patients, seeds, log
+) -> _Real:
     """Loads the training split and the reference patients, and splits the patients in halves."""
     inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
     data, ref_name = inputs["data"], inputs["reference"]
@@ -334,13 +451,17 @@ def _load_real(source: SyntheticSource, data, reference, data_dir, eval_patients
     size = inputs["size"]
     overlap = sorted(set(np.unique(ref_y["case_id"])) & set(np.unique(train_y["case_id"])))
     if overlap:
-        raise EvaluationInputError(f"{len(overlap)} reference patients are training patients of {data} "
-                                   f"(e.g. {overlap[0]}): a floor needs patients the generator never saw")
+        raise EvaluationInputError(
+            f"{len(overlap)} reference patients are training patients of {data} "
+            f"(e.g. {overlap[0]}): a floor needs patients the generator never saw"
+        )
     ref_c = ref_y["case_id"]
     n_patients = len(np.unique(ref_c))
     if n_patients < 4:
-        raise EvaluationInputError(f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
-                                   f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}")
+        raise EvaluationInputError(
+            f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
+            f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}"
+        )
     in_a, in_b = cohort.patient_groups(ref_c, 2, seeds["split"])
     a1, a2 = _quarters(ref_c, in_a, seeds["split"] + 1)
     b1, b2 = _quarters(ref_c, in_b, seeds["split"] + 2)
@@ -353,24 +474,36 @@ def _load_real(source: SyntheticSource, data, reference, data_dir, eval_patients
             f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of patients: the "
             "two-sample floor can sit well above 50 % because a classifier learns individual patients, "
             "and every interval is wide. Read only differences larger than the intervals; use more "
-            "held-out patients (or the phantom evaluation cohort) for firm floors.")
+            "held-out patients (or the phantom evaluation cohort) for firm floors."
+        )
     for w in warnings:
         log(f"  WARNING: {w}")
-    log(f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
+    log(
+        f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
         f"reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, {n_patients} patients "
-        f"(half A {pa}, half B {pb}); {size}x{size}")
-    return _Real(inputs, train_x, train_y, ref_x, ref_y, in_a, in_b, (a1, a2, b1, b2), modality_ids,
-                 warnings)
+        f"(half A {pa}, half B {pb}); {size}x{size}"
+    )
+    return _Real(
+        inputs, train_x, train_y, ref_x, ref_y, in_a, in_b, (a1, a2, b1, b2), modality_ids, warnings
+    )
 
 
 def _load_encoder(real: _Real, encoder_path, data_dir, seeds, encoder_epochs, log):
     """The feature encoder: the cached file, else trained once on the training split."""
     enc_path = encoder_path or default_encoder_path(real.data, real.size, data_dir=data_dir)
-    enc = encoder_lib.load_or_train(enc_path, lambda: (real.train_x, real.train_y), dataset=real.data,
-                                    seed=seeds["encoder"], epochs=encoder_epochs, log=log)
+    enc = encoder_lib.load_or_train(
+        enc_path,
+        lambda: (real.train_x, real.train_y),
+        dataset=real.data,
+        seed=seeds["encoder"],
+        epochs=encoder_epochs,
+        log=log,
+    )
     if enc.image_size != real.size:
-        raise EvaluationInputError(f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
-                                   f"slices, the data is {real.size}x{real.size}: pass another --encoder path")
+        raise EvaluationInputError(
+            f"encoder {enc_path} was trained on {enc.image_size}x{enc.image_size} "
+            f"slices, the data is {real.size}x{real.size}: pass another --encoder path"
+        )
     return enc
 
 
@@ -383,16 +516,27 @@ def _synthetic_modalities(source, real: _Real, s1, s1_mod, s1_head):
     return s1_head, "the encoder's modality head (unconditional generator)"
 
 
-def _coverage(source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, samples,
-              per_modality, resamples):
+def _coverage(
+    source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, samples, per_modality, resamples
+):
     """Modality coverage, and the pool of synthetic slices per modality the fidelity step uses."""
     modality_ids = real.modality_ids
-    cover = coverage.shares(np.concatenate([s1_head, s2_head]), real.ref_head, real.ref_y["modality"],
-                            real.ref_c, modalities=modality_ids, seed=seeds["bootstrap"],
-                            resamples=resamples)
-    cover["classified_by"] = "encoder modality head (synthetic and real alike); real_labels: true labels"
+    cover = coverage.shares(
+        np.concatenate([s1_head, s2_head]),
+        real.ref_head,
+        real.ref_y["modality"],
+        real.ref_c,
+        modalities=modality_ids,
+        seed=seeds["bootstrap"],
+        resamples=resamples,
+    )
+    cover["classified_by"] = (
+        "encoder modality head (synthetic and real alike); real_labels: true labels"
+    )
     if source.conditional:
-        cover["note"] = "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
+        cover["note"] = (
+            "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
+        )
     pool_x, pool_mod = s1, s1_mod
     if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
         rng_c = np.random.default_rng([seeds["extra_draws"], 1])
@@ -400,13 +544,21 @@ def _coverage(source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, sam
         for k, m in enumerate(modality_ids):
             tum = np.asarray(real.train_y["tumour"])[np.asarray(real.train_y["modality"]) == m]
             tumour = rng_c.choice(tum, per_modality).astype(np.int32)
-            parts.append(source.draw(per_modality, seeds["extra_draws"] * 1000 + k,
-                                     modality=np.full(per_modality, m, np.int32), tumour=tumour))
+            parts.append(
+                source.draw(
+                    per_modality,
+                    seeds["extra_draws"] * 1000 + k,
+                    modality=np.full(per_modality, m, np.int32),
+                    tumour=tumour,
+                )
+            )
             mods.append(np.full(per_modality, m))
         pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
     elif not source.conditional and len(modality_ids) > 1:
         drawn, k = len(s1), 0
-        while min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples:
+        while (
+            min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples
+        ):
             extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
             pool_x = np.concatenate([pool_x, extra])
             pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
@@ -415,8 +567,21 @@ def _coverage(source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, sam
     return cover, pool_x, pool_mod
 
 
-def _fidelity(real: _Real, enc, f_ref, s1, pool_x, pool_mod, seeds, samples, per_modality,
-              resamples, swd_resamples, pairs, log):
+def _fidelity(
+    real: _Real,
+    enc,
+    f_ref,
+    s1,
+    pool_x,
+    pool_mod,
+    seeds,
+    samples,
+    per_modality,
+    resamples,
+    swd_resamples,
+    pairs,
+    log,
+):
     """Fidelity, intensity and diversity for all slices and for each modality."""
     ref_x, ref_y, ref_c = real.ref_x, real.ref_y, real.ref_c
     rng = np.random.default_rng(seeds["subsample"])
@@ -436,48 +601,93 @@ def _fidelity(real: _Real, enc, f_ref, s1, pool_x, pool_mod, seeds, samples, per
             syn = pool_x[pool_mod == m][:per_modality]
         n = min(len(ib_all), len(syn), samples)
         if n < MIN_GROUP or len(ia) < MIN_GROUP:
-            reason = (f"too few slices to mean something (half A {len(ia)}, half B {len(ib_all)}, "
-                      f"synthetic {len(syn)}; at least {MIN_GROUP} each)")
+            reason = (
+                f"too few slices to mean something (half A {len(ia)}, half B {len(ib_all)}, "
+                f"synthetic {len(syn)}; at least {MIN_GROUP} each)"
+            )
             fidelity[name] = {"skipped": reason}
             continue
         ib = _subsample(ib_all, n, rng)
         syn = syn[np.sort(rng.permutation(len(syn))[:n])]
         f_syn = enc.features(syn)
         fidelity[name], inten[name], div[name] = _compare(
-            name, ref_x[ia], ref_c[ia], ref_x[ib], ref_c[ib], syn, f_ref[ia], f_ref[ib], f_syn, seeds,
-            resamples, swd_resamples, pairs)
-        log(f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
+            name,
+            ref_x[ia],
+            ref_c[ia],
+            ref_x[ib],
+            ref_c[ib],
+            syn,
+            f_ref[ia],
+            f_ref[ib],
+            f_syn,
+            seeds,
+            resamples,
+            swd_resamples,
+            pairs,
+        )
+        log(
+            f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
             f"(floor {fidelity[name]['swd_x1e3']['floor']['value']:.1f}); FID "
-            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})")
+            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})"
+        )
     return fidelity, inten, div
 
 
 def _memorisation(real: _Real, enc, f_ref, s1, seeds, samples, resamples) -> dict:
     """Nearest training slice of each synthetic and held-out real slice, with intervals."""
     train_x, train_y = real.train_x, real.train_y
-    ia_all = _subsample(np.flatnonzero(real.in_a), samples, np.random.default_rng(seeds["subsample"] + 1))
+    ia_all = _subsample(
+        np.flatnonzero(real.in_a), samples, np.random.default_rng(seeds["subsample"] + 1)
+    )
     f_s1, f_train = enc.features(s1), enc.features(train_x)
-    mem = memorisation.memorisation(s1, real.ref_x[ia_all], train_x, synthetic_features=f_s1,
-                                    heldout_features=f_ref[ia_all], train_features=f_train)
+    mem = memorisation.memorisation(
+        s1,
+        real.ref_x[ia_all],
+        train_x,
+        synthetic_features=f_s1,
+        heldout_features=f_ref[ia_all],
+        train_features=f_train,
+    )
     mem["intervals"] = _memorisation_intervals(mem, real.ref_c[ia_all], seeds, resamples)
     mem["n_train_neighbours"] = int(len(train_x))
     mem["n_heldout"] = int(len(ia_all))
     arrays = mem["_arrays"]
     closest = np.argsort(arrays["synthetic_rms"])[:12]
     mem["closest_pairs"] = [
-        {"synthetic_index": int(k), "train_case_id": str(train_y["case_id"][arrays["synthetic_nearest"][k]]),
-         "train_slice_index": int(train_y["slice_index"][arrays["synthetic_nearest"][k]]),
-         "rms": float(arrays["synthetic_rms"][k])} for k in closest[:5]]
+        {
+            "synthetic_index": int(k),
+            "train_case_id": str(train_y["case_id"][arrays["synthetic_nearest"][k]]),
+            "train_slice_index": int(train_y["slice_index"][arrays["synthetic_nearest"][k]]),
+            "rms": float(arrays["synthetic_rms"][k]),
+        }
+        for k in closest[:5]
+    ]
     return mem
 
 
-def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, reference: str | None = None,
-             seed: int = 0, samples: int = 1000, data_dir: str | None = None,
-             encoder_path: str | None = None, encoder_epochs: int = 12, classifier_epochs: int = 5,
-             pairs: int = 500, min_steps: int = 200, eval_patients: int = cohort.EVAL_PATIENTS,
-             augment_patients: int = 4, per_modality: int | None = None,
-             resamples: int = bootstrap.RESAMPLES, swd_resamples: int = bootstrap.SWD_RESAMPLES,
-             model_label: str | None = None, log=print, **_ignored) -> dict:
+def evaluate(
+    source: SyntheticSource,
+    data: str | None,
+    out_dir: str,
+    *,
+    reference: str | None = None,
+    seed: int = 0,
+    samples: int = 1000,
+    data_dir: str | None = None,
+    encoder_path: str | None = None,
+    encoder_epochs: int = 12,
+    classifier_epochs: int = 5,
+    pairs: int = 500,
+    min_steps: int = 200,
+    eval_patients: int = cohort.EVAL_PATIENTS,
+    augment_patients: int = 4,
+    per_modality: int | None = None,
+    resamples: int = bootstrap.RESAMPLES,
+    swd_resamples: int = bootstrap.SWD_RESAMPLES,
+    model_label: str | None = None,
+    log=print,
+    **_ignored,
+) -> dict:
     """Evaluates a generator against real patients it never saw and writes the report.
 
     Load (`_load_real`), draw, the encoder, the metrics (`_coverage`, `_fidelity`,
@@ -527,7 +737,9 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
     s1, s1_mod, s1_tum = _draw(source, samples, seeds["synthetic"], real.train_y, real.modality_ids)
     s2, _, _ = _draw(source, samples, seeds["synthetic_set2"], real.train_y, real.modality_ids)
 
-    progress("encoder", "feature encoder (trained once on the generator's training slices, then reused)")
+    progress(
+        "encoder", "feature encoder (trained once on the generator's training slices, then reused)"
+    )
     enc = _load_encoder(real, encoder_path, data_dir, seeds, encoder_epochs, log)
     real.ref_head = enc.modality(real.ref_x)
     enc_ref_accuracy = float(np.mean(real.ref_head == real.ref_y["modality"]))
@@ -535,50 +747,151 @@ def evaluate(source: SyntheticSource, data: str | None, out_dir: str, *, referen
     s1_mod, modality_source = _synthetic_modalities(source, real, s1, s1_mod, s1_head)
 
     progress("coverage", "modality coverage: share of each modality, synthetic vs real")
-    cover, pool_x, pool_mod = _coverage(source, enc, real, s1, s1_mod, s1_head, s2_head, seeds,
-                                        samples, per_modality, resamples)
+    cover, pool_x, pool_mod = _coverage(
+        source, enc, real, s1, s1_mod, s1_head, s2_head, seeds, samples, per_modality, resamples
+    )
     f_ref = enc.features(real.ref_x)
 
-    progress("fidelity", "fidelity, intensity and diversity per group, with 95 % intervals "
-             "(synthetic vs half A; floor: half B vs half A)")
-    fidelity, inten, div = _fidelity(real, enc, f_ref, s1, pool_x, pool_mod, seeds, samples,
-                                     per_modality, resamples, swd_resamples, pairs, log)
+    progress(
+        "fidelity",
+        "fidelity, intensity and diversity per group, with 95 % intervals "
+        "(synthetic vs half A; floor: half B vs half A)",
+    )
+    fidelity, inten, div = _fidelity(
+        real,
+        enc,
+        f_ref,
+        s1,
+        pool_x,
+        pool_mod,
+        seeds,
+        samples,
+        per_modality,
+        resamples,
+        swd_resamples,
+        pairs,
+        log,
+    )
 
-    progress("two_sample_test", "automated Visual Turing Test: classifier two-sample test, trained and "
-             "tested on disjoint patients and samples")
-    vtt = _two_sample(real.ref_x, real.ref_c, real.in_a, real.in_b, *real.quarters, s1, s2, seeds,
-                      samples, classifier_epochs, min_steps, resamples)
-    log(f"  synthetic vs real: {_pct_ci(vtt['synthetic']['accuracy'])}; floor (real vs real): "
-        f"{_pct_ci(vtt['floor']['accuracy'])}")
+    progress(
+        "two_sample_test",
+        "automated Visual Turing Test: classifier two-sample test, trained and "
+        "tested on disjoint patients and samples",
+    )
+    vtt = _two_sample(
+        real.ref_x,
+        real.ref_c,
+        real.in_a,
+        real.in_b,
+        *real.quarters,
+        s1,
+        s2,
+        seeds,
+        samples,
+        classifier_epochs,
+        min_steps,
+        resamples,
+    )
+    log(
+        f"  synthetic vs real: {_pct_ci(vtt['synthetic']['accuracy'])}; floor (real vs real): "
+        f"{_pct_ci(vtt['floor']['accuracy'])}"
+    )
 
-    progress("memorisation", "memorisation: nearest training slice of each synthetic and held-out real slice")
+    progress(
+        "memorisation",
+        "memorisation: nearest training slice of each synthetic and held-out real slice",
+    )
     mem = _memorisation(real, enc, f_ref, s1, seeds, samples, resamples)
 
-    progress("augmentation", f"augmentation: tumour classifier on {augment_patients} real patients, "
-             "with and without synthetic slices, tested on the reference patients")
-    aug = _augmentation(source, enc, real.train_x, real.train_y, s1, s1_tum, real.ref_x, real.ref_y,
-                        real.in_a, seeds, augment_patients, classifier_epochs, min_steps, resamples)
+    progress(
+        "augmentation",
+        f"augmentation: tumour classifier on {augment_patients} real patients, "
+        "with and without synthetic slices, tested on the reference patients",
+    )
+    aug = _augmentation(
+        source,
+        enc,
+        real.train_x,
+        real.train_y,
+        s1,
+        s1_tum,
+        real.ref_x,
+        real.ref_y,
+        real.in_a,
+        seeds,
+        augment_patients,
+        classifier_epochs,
+        min_steps,
+        resamples,
+    )
 
     fig_dir = os.path.join(out_dir, "figures")
     os.makedirs(fig_dir, exist_ok=True)
-    _figures(fig_dir, s1, s1_mod, real.ref_x, real.ref_y, real.train_x, real.train_y, inten, mem,
-             cover, vtt, aug, seeds)
+    _figures(
+        fig_dir,
+        s1,
+        s1_mod,
+        real.ref_x,
+        real.ref_y,
+        real.train_x,
+        real.train_y,
+        inten,
+        mem,
+        cover,
+        vtt,
+        aug,
+        seeds,
+    )
     timings = progress.finish()
     if enc.info.get("dataset") not in (None, real.data):
-        real.warnings.append(f"the encoder was trained on {enc.info.get('dataset')!r}, not on {real.data!r}")
+        real.warnings.append(
+            f"the encoder was trained on {enc.info.get('dataset')!r}, not on {real.data!r}"
+        )
 
-    report = _report(source, real, data_dir, seed, seeds, samples, per_modality, resamples,
-                     swd_resamples, model_label, modality_source,
-                     encoder={**enc.describe(), "reference_modality_accuracy": enc_ref_accuracy},
-                     sections={"modality_coverage": cover, "fidelity": fidelity, "diversity": div,
-                               "intensity": inten, "visual_turing_test_automated": vtt,
-                               "memorisation": mem, "augmentation": aug},
-                     timings=timings)
+    report = _report(
+        source,
+        real,
+        data_dir,
+        seed,
+        seeds,
+        samples,
+        per_modality,
+        resamples,
+        swd_resamples,
+        model_label,
+        modality_source,
+        encoder={**enc.describe(), "reference_modality_accuracy": enc_ref_accuracy},
+        sections={
+            "modality_coverage": cover,
+            "fidelity": fidelity,
+            "diversity": div,
+            "intensity": inten,
+            "visual_turing_test_automated": vtt,
+            "memorisation": mem,
+            "augmentation": aug,
+        },
+        timings=timings,
+    )
     return _write_report(report, out_dir, log)
 
 
-def _report(source, real: _Real, data_dir, seed, seeds, samples, per_modality, resamples,
-            swd_resamples, model_label, modality_source, *, encoder, sections, timings) -> dict:
+def _report(
+    source,
+    real: _Real,
+    data_dir,
+    seed,
+    seeds,
+    samples,
+    per_modality,
+    resamples,
+    swd_resamples,
+    model_label,
+    modality_source,
+    *,
+    encoder,
+    sections,
+    timings,
+) -> dict:
     """The report dict: what was compared with what, how, and every section's numbers."""
     inputs, ref_c = real.inputs, real.ref_c
     pa, pb = real.half_patients
@@ -586,30 +899,51 @@ def _report(source, real: _Real, data_dir, seed, seeds, samples, per_modality, r
         "kgan_evaluation": REPORT_VERSION,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_label or source.name,
-        "generator": {"conditional": source.conditional, "modalities": list(source.modalities),
-                      "metadata": source.metadata},
-        "data": real.data, "image_size": int(real.size), "plane": inputs["plane"],
-        "reference": {"dataset": inputs["reference"], "kind": inputs["reference_kind"],
-                      "splits": inputs["reference_splits"],
-                      **cohort.dataset_info(inputs["reference"], data_dir),
-                      "patients": int(real.n_patients), "slices": int(len(real.ref_x)),
-                      "half_a_patients": int(pa), "half_b_patients": int(pb),
-                      "quarter_patients": [int(len(np.unique(ref_c[q]))) for q in real.quarters],
-                      "min_patients_per_side": cohort.MIN_PATIENTS_PER_SIDE},
-        "seed": seed, "seeds": seeds,
-        "bootstrap": {"resamples": resamples, "swd_resamples": swd_resamples, "level": bootstrap.LEVEL,
-                      "method": "percentile interval of a cluster bootstrap: real slices resampled by "
-                                "patient, synthetic slices one by one; FID, SWD and intensity W1 intervals "
-                                "shifted by the bootstrap bias", "seed": seeds["bootstrap"]},
-        "samples": {"synthetic_per_set": samples, "synthetic_sets": 2,
-                    "train_slices": int(len(real.train_x)),
-                    "train_patients": int(len(np.unique(real.train_y["case_id"]))),
-                    "reference_slices": int(len(real.ref_x)), "reference_patients": int(real.n_patients),
-                    "per_modality_target": int(per_modality)},
+        "generator": {
+            "conditional": source.conditional,
+            "modalities": list(source.modalities),
+            "metadata": source.metadata,
+        },
+        "data": real.data,
+        "image_size": int(real.size),
+        "plane": inputs["plane"],
+        "reference": {
+            "dataset": inputs["reference"],
+            "kind": inputs["reference_kind"],
+            "splits": inputs["reference_splits"],
+            **cohort.dataset_info(inputs["reference"], data_dir),
+            "patients": int(real.n_patients),
+            "slices": int(len(real.ref_x)),
+            "half_a_patients": int(pa),
+            "half_b_patients": int(pb),
+            "quarter_patients": [int(len(np.unique(ref_c[q]))) for q in real.quarters],
+            "min_patients_per_side": cohort.MIN_PATIENTS_PER_SIDE,
+        },
+        "seed": seed,
+        "seeds": seeds,
+        "bootstrap": {
+            "resamples": resamples,
+            "swd_resamples": swd_resamples,
+            "level": bootstrap.LEVEL,
+            "method": "percentile interval of a cluster bootstrap: real slices resampled by "
+            "patient, synthetic slices one by one; FID, SWD and intensity W1 intervals "
+            "shifted by the bootstrap bias",
+            "seed": seeds["bootstrap"],
+        },
+        "samples": {
+            "synthetic_per_set": samples,
+            "synthetic_sets": 2,
+            "train_slices": int(len(real.train_x)),
+            "train_patients": int(len(np.unique(real.train_y["case_id"]))),
+            "reference_slices": int(len(real.ref_x)),
+            "reference_patients": int(real.n_patients),
+            "per_modality_target": int(per_modality),
+        },
         "synthetic_modality_source": modality_source,
         "encoder": encoder,
         **sections,
-        "warnings": real.warnings, "timings_s": timings,
+        "warnings": real.warnings,
+        "timings_s": timings,
     }
     report["summary"] = summary(report)
     return report
@@ -620,7 +954,9 @@ def _write_report(report: dict, out_dir: str, log) -> dict:
     safe = _json_safe(report)
     atomic.write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
     atomic.write_text(os.path.join(out_dir, "report.md"), markdown(report))
-    log(f"report written to {out_dir}/report.md and report.json in {report['timings_s']['total']:.0f} s")
+    log(
+        f"report written to {out_dir}/report.md and report.json in {report['timings_s']['total']:.0f} s"
+    )
     return safe
 
 
@@ -636,8 +972,9 @@ def _quarters(case_ids, mask, seed):
     return out
 
 
-def _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples, epochs, min_steps,
-                resamples) -> dict:
+def _two_sample(
+    ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples, epochs, min_steps, resamples
+) -> dict:
     """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (the floor).
 
     Synthetic vs real: train on synthetic set 1 vs real half A, test on set 2
@@ -646,97 +983,227 @@ def _two_sample(ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples
     sample it was trained on, so the floor sits near 50 % when the two groups
     of patients come from one population.
     """
+
     def syn_ids(k, x):
         return np.array([f"set{k}:{i}" for i in range(len(x))])
 
-    synthetic = two_sample.cross_fitted([
-        {"pos_train": ref_x[in_a], "neg_train": s1, "pos_test": ref_x[in_b], "neg_test": s2,
-         "pos_test_clusters": ref_c[in_b], "neg_test_clusters": syn_ids(2, s2)},
-        {"pos_train": ref_x[in_b], "neg_train": s2, "pos_test": ref_x[in_a], "neg_test": s1,
-         "pos_test_clusters": ref_c[in_a], "neg_test_clusters": syn_ids(1, s1)},
-    ], seed=seeds["c2st"], epochs=epochs, min_steps=min_steps, max_per_class=samples,
-        resamples=resamples, labels=("real", "synthetic"))
-    floor = two_sample.cross_fitted([
-        {"pos_train": ref_x[a1], "neg_train": ref_x[b1], "pos_test": ref_x[a2], "neg_test": ref_x[b2],
-         "pos_test_clusters": ref_c[a2], "neg_test_clusters": ref_c[b2]},
-        {"pos_train": ref_x[a2], "neg_train": ref_x[b2], "pos_test": ref_x[a1], "neg_test": ref_x[b1],
-         "pos_test_clusters": ref_c[a1], "neg_test_clusters": ref_c[b1]},
-    ], seed=seeds["c2st"], epochs=epochs, min_steps=min_steps, max_per_class=samples,
-        resamples=resamples, labels=("real half A", "real half B"))
-    return {"synthetic": synthetic, "floor": floor, "design": (
-        "Classifier two-sample test, cross-fitted so that no classifier answers for a patient or sample "
-        "it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 vs real half A "
-        "and answers for set 2 vs real half B, a second one the reverse; every real patient and every "
-        "synthetic slice gets one unseen answer. Floor: the same with real patients on both sides: "
-        "train on quarter A1 vs B1, answer for A2 vs B2, and the reverse ('sensitivity' = half A called "
-        "A). Classes are balanced by subsampling; accuracy near 50 % means indistinguishable. "
-        "Intervals: bootstrap of the answers, real slices by patient, synthetic ones by slice.")}
+    synthetic = two_sample.cross_fitted(
+        [
+            {
+                "pos_train": ref_x[in_a],
+                "neg_train": s1,
+                "pos_test": ref_x[in_b],
+                "neg_test": s2,
+                "pos_test_clusters": ref_c[in_b],
+                "neg_test_clusters": syn_ids(2, s2),
+            },
+            {
+                "pos_train": ref_x[in_b],
+                "neg_train": s2,
+                "pos_test": ref_x[in_a],
+                "neg_test": s1,
+                "pos_test_clusters": ref_c[in_a],
+                "neg_test_clusters": syn_ids(1, s1),
+            },
+        ],
+        seed=seeds["c2st"],
+        epochs=epochs,
+        min_steps=min_steps,
+        max_per_class=samples,
+        resamples=resamples,
+        labels=("real", "synthetic"),
+    )
+    floor = two_sample.cross_fitted(
+        [
+            {
+                "pos_train": ref_x[a1],
+                "neg_train": ref_x[b1],
+                "pos_test": ref_x[a2],
+                "neg_test": ref_x[b2],
+                "pos_test_clusters": ref_c[a2],
+                "neg_test_clusters": ref_c[b2],
+            },
+            {
+                "pos_train": ref_x[a2],
+                "neg_train": ref_x[b2],
+                "pos_test": ref_x[a1],
+                "neg_test": ref_x[b1],
+                "pos_test_clusters": ref_c[a1],
+                "neg_test_clusters": ref_c[b1],
+            },
+        ],
+        seed=seeds["c2st"],
+        epochs=epochs,
+        min_steps=min_steps,
+        max_per_class=samples,
+        resamples=resamples,
+        labels=("real half A", "real half B"),
+    )
+    return {
+        "synthetic": synthetic,
+        "floor": floor,
+        "design": (
+            "Classifier two-sample test, cross-fitted so that no classifier answers for a patient or sample "
+            "it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 vs real half A "
+            "and answers for set 2 vs real half B, a second one the reverse; every real patient and every "
+            "synthetic slice gets one unseen answer. Floor: the same with real patients on both sides: "
+            "train on quarter A1 vs B1, answer for A2 vs B2, and the reverse ('sensitivity' = half A called "
+            "A). Classes are balanced by subsampling; accuracy near 50 % means indistinguishable. "
+            "Intervals: bootstrap of the answers, real slices by patient, synthetic ones by slice."
+        ),
+    }
 
 
-def _augmentation(source, enc, train_x, train_y, s1, s1_tum, ref_x, ref_y, in_a, seeds, patients,
-                  epochs, min_steps, resamples) -> dict:
+def _augmentation(
+    source,
+    enc,
+    train_x,
+    train_y,
+    s1,
+    s1_tum,
+    ref_x,
+    ref_y,
+    in_a,
+    seeds,
+    patients,
+    epochs,
+    min_steps,
+    resamples,
+) -> dict:
     train_patients = np.unique(train_y["case_id"])
-    chosen = np.sort(np.random.default_rng(seeds["augment_patients"]).permutation(train_patients)[:patients])
+    chosen = np.sort(
+        np.random.default_rng(seeds["augment_patients"]).permutation(train_patients)[:patients]
+    )
     few = np.isin(train_y["case_id"], chosen)
     if s1_tum is not None:
         labels, label_source = np.asarray(s1_tum), "the generator's tumour condition"
     else:
         labels = (enc.tumour_probability(s1) >= 0.5).astype(int)
-        label_source = ("the evaluation encoder's tumour head (a labeller trained on all real training "
-                        f"slices of {len(train_patients)} patients, the patients the generator learnt from)")
-    out = downstream.augmentation(train_x[few], train_y["tumour"][few], s1, labels, ref_x, ref_y["tumour"],
-                                  ref_y["case_id"], test_half_a=in_a, seed=seeds["downstream"],
-                                  epochs=epochs, min_steps=min_steps, resamples=resamples,
-                                  label_source=label_source)
+        label_source = (
+            "the evaluation encoder's tumour head (a labeller trained on all real training "
+            f"slices of {len(train_patients)} patients, the patients the generator learnt from)"
+        )
+    out = downstream.augmentation(
+        train_x[few],
+        train_y["tumour"][few],
+        s1,
+        labels,
+        ref_x,
+        ref_y["tumour"],
+        ref_y["case_id"],
+        test_half_a=in_a,
+        seed=seeds["downstream"],
+        epochs=epochs,
+        min_steps=min_steps,
+        resamples=resamples,
+        label_source=label_source,
+    )
     out["real_patients"] = [str(c) for c in chosen]
     return out
 
 
-def _figures(fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds):
+def _figures(
+    fig_dir, s1, s1_mod, ref_x, ref_y, train_x, train_y, inten, mem, cover, vtt, aug, seeds
+):
     grid_n = min(32, len(s1), len(ref_x))
     pick_real = np.sort(np.random.default_rng(seeds["subsample"]).permutation(len(ref_x))[:grid_n])
-    figures.save_png(imaging.captioned_grid(
-        s1[:grid_n], captions=[names.MODALITIES[m] if 0 <= m < len(names.MODALITIES) else "?" for m in s1_mod[:grid_n]],
-        title=f"synthetic (seed {seeds['synthetic']})"), os.path.join(fig_dir, "samples_synthetic.png"))
-    figures.save_png(imaging.captioned_grid(
-        ref_x[pick_real], captions=[names.MODALITIES[m] for m in ref_y["modality"][pick_real]],
-        title="real, reference patients"), os.path.join(fig_dir, "samples_real.png"))
+    figures.save_png(
+        imaging.captioned_grid(
+            s1[:grid_n],
+            captions=[
+                names.MODALITIES[m] if 0 <= m < len(names.MODALITIES) else "?"
+                for m in s1_mod[:grid_n]
+            ],
+            title=f"synthetic (seed {seeds['synthetic']})",
+        ),
+        os.path.join(fig_dir, "samples_synthetic.png"),
+    )
+    figures.save_png(
+        imaging.captioned_grid(
+            ref_x[pick_real],
+            captions=[names.MODALITIES[m] for m in ref_y["modality"][pick_real]],
+            title="real, reference patients",
+        ),
+        os.path.join(fig_dir, "samples_real.png"),
+    )
     for name, entry in inten.items():
         edges = np.asarray(entry["bin_edges"])
         centres = (edges[:-1] + edges[1:]) / 2
-        figures.save_png(figures.line_plot(
-            {"real half A": (centres, entry["histogram_reference"]),
-             "synthetic": (centres, entry["synthetic"]["histogram"]),
-             "real half B (floor)": (centres, entry["floor"]["histogram"])},
-            title=f"Brain intensity histogram, {name}", xlabel="intensity in [-1, 1]",
-            ylabel="share of brain pixels", steps=True), os.path.join(fig_dir, f"intensity_{name}.png"))
+        figures.save_png(
+            figures.line_plot(
+                {
+                    "real half A": (centres, entry["histogram_reference"]),
+                    "synthetic": (centres, entry["synthetic"]["histogram"]),
+                    "real half B (floor)": (centres, entry["floor"]["histogram"]),
+                },
+                title=f"Brain intensity histogram, {name}",
+                xlabel="intensity in [-1, 1]",
+                ylabel="share of brain pixels",
+                steps=True,
+            ),
+            os.path.join(fig_dir, f"intensity_{name}.png"),
+        )
     arrays = mem["_arrays"]
     closest = np.argsort(arrays["synthetic_rms"])[:12]
-    figures.save_png(imaging.pairs_grid(
-        s1[closest], train_x[arrays["synthetic_nearest"][closest]],
-        [f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
-         for k in closest], title="closest synthetic (left) | nearest training slice (right)"),
-        os.path.join(fig_dir, "memorisation_closest_pairs.png"))
-    figures.save_png(figures.distance_histograms(
-        {"synthetic": arrays["synthetic_rms"], "held-out real": arrays["heldout_rms"]},
-        title="Distance to the nearest training slice", xlabel="pixel RMS distance (intensity in [-1, 1])"),
-        os.path.join(fig_dir, "memorisation_distances.png"))
-    shares = {name: {"synthetic": (100 * e["synthetic"]["value"], [100 * v for v in e["synthetic"]["ci95"]]),
-                     "real (same head)": (100 * e["real"]["value"], [100 * v for v in e["real"]["ci95"]])}
-              for name, e in cover["per_modality"].items()}
-    figures.save_png(figures.interval_bars(shares, title="Modality shares with 95 % intervals",
-                                           ylabel="share of slices (%)"),
-                     os.path.join(fig_dir, "modality_shares.png"))
-    bars = {"two-sample accuracy": {
-        "synthetic vs real": _bar(vtt["synthetic"]["accuracy"]), "real vs real (floor)": _bar(vtt["floor"]["accuracy"])}}
-    for key, label in (("real_only", "real only"), ("real_plus_synthetic", "real + synthetic"),
-                       ("synthetic_only", "synthetic only")):
+    figures.save_png(
+        imaging.pairs_grid(
+            s1[closest],
+            train_x[arrays["synthetic_nearest"][closest]],
+            [
+                f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
+                for k in closest
+            ],
+            title="closest synthetic (left) | nearest training slice (right)",
+        ),
+        os.path.join(fig_dir, "memorisation_closest_pairs.png"),
+    )
+    figures.save_png(
+        figures.distance_histograms(
+            {"synthetic": arrays["synthetic_rms"], "held-out real": arrays["heldout_rms"]},
+            title="Distance to the nearest training slice",
+            xlabel="pixel RMS distance (intensity in [-1, 1])",
+        ),
+        os.path.join(fig_dir, "memorisation_distances.png"),
+    )
+    shares = {
+        name: {
+            "synthetic": (100 * e["synthetic"]["value"], [100 * v for v in e["synthetic"]["ci95"]]),
+            "real (same head)": (100 * e["real"]["value"], [100 * v for v in e["real"]["ci95"]]),
+        }
+        for name, e in cover["per_modality"].items()
+    }
+    figures.save_png(
+        figures.interval_bars(
+            shares, title="Modality shares with 95 % intervals", ylabel="share of slices (%)"
+        ),
+        os.path.join(fig_dir, "modality_shares.png"),
+    )
+    bars = {
+        "two-sample accuracy": {
+            "synthetic vs real": _bar(vtt["synthetic"]["accuracy"]),
+            "real vs real (floor)": _bar(vtt["floor"]["accuracy"]),
+        }
+    }
+    for key, label in (
+        ("real_only", "real only"),
+        ("real_plus_synthetic", "real + synthetic"),
+        ("synthetic_only", "synthetic only"),
+    ):
         if "balanced_accuracy" in aug.get(key, {}):
-            bars.setdefault("tumour classifier\nbalanced accuracy", {})[label] = _bar(aug[key]["balanced_accuracy"])
+            bars.setdefault("tumour classifier\nbalanced accuracy", {})[label] = _bar(
+                aug[key]["balanced_accuracy"]
+            )
             bars.setdefault("tumour classifier\nAUC", {})[label] = _bar(aug[key]["auc"])
-    figures.save_png(figures.interval_bars(bars, title="Two-sample test and augmentation, 95 % intervals",
-                                           ylabel="score", reference=0.5, reference_label="chance (0.5)"),
-                     os.path.join(fig_dir, "summary_intervals.png"))
+    figures.save_png(
+        figures.interval_bars(
+            bars,
+            title="Two-sample test and augmentation, 95 % intervals",
+            ylabel="score",
+            reference=0.5,
+            reference_label="chance (0.5)",
+        ),
+        os.path.join(fig_dir, "summary_intervals.png"),
+    )
 
 
 def _bar(est: dict):
@@ -762,8 +1229,10 @@ def summary(report: dict) -> dict:
     out = {
         "reference_patients": report["reference"]["patients"],
         "reference_kind": report["reference"]["kind"],
-        "two_sample_accuracy": {"synthetic": _brief(vtt["synthetic"]["accuracy"]),
-                                "floor": _brief(vtt["floor"]["accuracy"])},
+        "two_sample_accuracy": {
+            "synthetic": _brief(vtt["synthetic"]["accuracy"]),
+            "floor": _brief(vtt["floor"]["accuracy"]),
+        },
         "two_sample_sensitivity": _brief(vtt["synthetic"]["sensitivity"]),
         "two_sample_specificity": _brief(vtt["synthetic"]["specificity"]),
     }
@@ -772,25 +1241,41 @@ def summary(report: dict) -> dict:
     out["fidelity_group"] = group
     for key in ("swd_x1e3", "fid", "kid"):
         if key in entry:
-            out[key] = {"synthetic": _brief(entry[key]["synthetic"]), "floor": _brief(entry[key]["floor"]),
-                        "n": entry["n_compared"]}
+            out[key] = {
+                "synthetic": _brief(entry[key]["synthetic"]),
+                "floor": _brief(entry[key]["floor"]),
+                "n": entry["n_compared"],
+            }
     d = report["diversity"].get(group) if group else None
     if d:
-        out["ms_ssim"] = {"synthetic_pairs": _brief(d["synthetic"]), "real_pairs": _brief(d["real_half_a"])}
+        out["ms_ssim"] = {
+            "synthetic_pairs": _brief(d["synthetic"]),
+            "real_pairs": _brief(d["real_half_a"]),
+        }
     cover = report["modality_coverage"]
-    out["modality_shares"] = {name: {"synthetic": _brief(e["synthetic"]), "real": _brief(e["real"]),
-                                     "difference_points": e["difference_points"], "flagged": e["flagged"]}
-                              for name, e in cover["per_modality"].items()}
+    out["modality_shares"] = {
+        name: {
+            "synthetic": _brief(e["synthetic"]),
+            "real": _brief(e["real"]),
+            "difference_points": e["difference_points"],
+            "flagged": e["flagged"],
+        }
+        for name, e in cover["per_modality"].items()
+    }
     out["modality_flagged"] = list(cover["flagged"])
     out["memorisation_flagged"] = bool(report["memorisation"]["flagged"])
     out["memorisation_exact_copies"] = int(report["memorisation"]["exact_copies"])
     aug = report["augmentation"]
     out["augmentation"] = {
         name: {k: _brief(aug[name].get(k)) for k in ("balanced_accuracy", "auc")}
-        for name in ("real_only", "real_plus_synthetic", "synthetic_only") if "auc" in aug.get(name, {})}
+        for name in ("real_only", "real_plus_synthetic", "synthetic_only")
+        if "auc" in aug.get(name, {})
+    }
     diff = aug["differences"].get("real_plus_synthetic_minus_real_only")
     if diff:
-        out["augmentation"]["real_plus_synthetic_minus_real_only"] = {k: _brief(v) for k, v in diff.items()}
+        out["augmentation"]["real_plus_synthetic_minus_real_only"] = {
+            k: _brief(v) for k, v in diff.items()
+        }
         lo = (diff["balanced_accuracy"].get("ci95") or [None])[0]
         out["augmentation"]["synthetic_helps"] = bool(lo is not None and lo > 0)
     out["augmentation"]["real_patients"] = len(aug.get("real_patients", []))
@@ -807,7 +1292,7 @@ def _f(value, digits: int = 3) -> str:
 
 
 def _ci(est: dict | None, digits: int = 3, scale: float = 1.0) -> str:
-    """"value [lo, hi]" of an estimate."""
+    """ "value [lo, hi]" of an estimate."""
     if not est or est.get("value") is None:
         return "n/a"
     text = figures.format_number(scale * est["value"], digits)
@@ -850,32 +1335,54 @@ def markdown(report: dict) -> str:
         "sample count: a synthetic value near its floor is as good as another group of real patients.",
     ] + [f"- **warning**: {w}" for w in report.get("warnings", [])]
     vtt = report["visual_turing_test_automated"]
-    lines += ["", "## Automated Visual Turing Test (classifier two-sample test)", "", vtt["design"], "",
-              "| | accuracy | sensitivity | specificity | AUC | test slices (pos / neg) | clusters (pos / neg) |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Automated Visual Turing Test (classifier two-sample test)",
+        "",
+        vtt["design"],
+        "",
+        "| | accuracy | sensitivity | specificity | AUC | test slices (pos / neg) | clusters (pos / neg) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, key in (("synthetic vs real", "synthetic"), ("floor: real vs real", "floor")):
         e = vtt[key]
         a = e["accuracy"]
-        lines.append(f"| {label} | {_pct_ci(a)} | {_pct_ci(e['sensitivity'])} | {_pct_ci(e['specificity'])} | "
-                     f"{_ci(e['auc'])} | {a.get('n_pos')} / {a.get('n_neg')} | {a.get('clusters_pos')} / "
-                     f"{a.get('clusters_neg')} |")
-    for label, key in (("Synthetic vs real", "synthetic"), ("Floor: real half A vs real half B", "floor")):
+        lines.append(
+            f"| {label} | {_pct_ci(a)} | {_pct_ci(e['sensitivity'])} | {_pct_ci(e['specificity'])} | "
+            f"{_ci(e['auc'])} | {a.get('n_pos')} / {a.get('n_neg')} | {a.get('clusters_pos')} / "
+            f"{a.get('clusters_neg')} |"
+        )
+    for label, key in (
+        ("Synthetic vs real", "synthetic"),
+        ("Floor: real half A vs real half B", "floor"),
+    ):
         lines += ["", f"### {label}", "", _table_md(vtt[key])]
     cover = report["modality_coverage"]
-    lines += ["", "## Modality coverage", "",
-              f"Share of each modality among {cover['synthetic_slices']} synthetic slices and the reference "
-              f"slices, {cover['classified_by']}. Flagged: difference above {cover['flag_points']:g} points.", "",
-              "| modality | synthetic % | real % (same head) | real % (labels) | difference (points) | synthetic count | flagged |",
-              "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "## Modality coverage",
+        "",
+        f"Share of each modality among {cover['synthetic_slices']} synthetic slices and the reference "
+        f"slices, {cover['classified_by']}. Flagged: difference above {cover['flag_points']:g} points.",
+        "",
+        "| modality | synthetic % | real % (same head) | real % (labels) | difference (points) | synthetic count | flagged |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for name, e in cover["per_modality"].items():
-        lines.append(f"| {name} | {_ci(e['synthetic'], 3, 100)} | {_ci(e['real'], 3, 100)} | "
-                     f"{_ci(e['real_labels'], 3, 100)} | {e['difference_points']:+.1f} | {e['synthetic_count']} | "
-                     f"{'**YES**' if e['flagged'] else 'no'} |")
+        lines.append(
+            f"| {name} | {_ci(e['synthetic'], 3, 100)} | {_ci(e['real'], 3, 100)} | "
+            f"{_ci(e['real_labels'], 3, 100)} | {e['difference_points']:+.1f} | {e['synthetic_count']} | "
+            f"{'**YES**' if e['flagged'] else 'no'} |"
+        )
     if cover.get("note"):
         lines += ["", cover["note"]]
-    lines += ["", "## Fidelity (synthetic vs real half A; lower is better)", "",
-              "| group | n | patients A / B | SWD x1e3 | floor | FID | floor | KID | floor |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Fidelity (synthetic vs real half A; lower is better)",
+        "",
+        "| group | n | patients A / B | SWD x1e3 | floor | FID | floor | KID | floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, e in report["fidelity"].items():
         if "skipped" in e:
             lines.append(f"| {name} | – | | {e['skipped']} | | | | | |")
@@ -883,70 +1390,120 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {name} | {e['n_compared']} | {e['reference_patients']} / {e['floor_patients']} | "
             f"{_ci(e['swd_x1e3']['synthetic'])} | {_ci(e['swd_x1e3']['floor'])} | {_ci(e['fid']['synthetic'])} | "
-            f"{_ci(e['fid']['floor'])} | {_ci(e['kid']['synthetic'])} | {_ci(e['kid']['floor'])} |")
-    lines += ["", f"n = slices compared per side (synthetic, and half B for the floor); half A gives up to "
-              f"{s['synthetic_per_set']} slices. Per-modality rows use up to {s['per_modality_target']} synthetic "
-              f"slices of that modality. SWD: Laplacian levels, 7x7 patches, seed {seeds['swd']}. KID: "
-              "unbiased MMD² over the whole sets (no subsets).", "",
-              "## Diversity (mean MS-SSIM of random pairs; higher = more alike)", "",
-              "| group | synthetic pairs | real pairs (half A) | real pairs (half B) |", "|---|---:|---:|---:|"]
+            f"{_ci(e['fid']['floor'])} | {_ci(e['kid']['synthetic'])} | {_ci(e['kid']['floor'])} |"
+        )
+    lines += [
+        "",
+        f"n = slices compared per side (synthetic, and half B for the floor); half A gives up to "
+        f"{s['synthetic_per_set']} slices. Per-modality rows use up to {s['per_modality_target']} synthetic "
+        f"slices of that modality. SWD: Laplacian levels, 7x7 patches, seed {seeds['swd']}. KID: "
+        "unbiased MMD² over the whole sets (no subsets).",
+        "",
+        "## Diversity (mean MS-SSIM of random pairs; higher = more alike)",
+        "",
+        "| group | synthetic pairs | real pairs (half A) | real pairs (half B) |",
+        "|---|---:|---:|---:|",
+    ]
     for name, d in report["diversity"].items():
-        lines.append(f"| {name} | {_ci(d['synthetic'])} | {_ci(d['real_half_a'])} | {_ci(d['real_half_b'])} |")
-    lines += ["", "Mode collapse shows as synthetic pairs far above real pairs.", "",
-              "## Intensity inside the brain", "",
-              "| group | W1 synthetic | W1 floor | brain share real A | synthetic | half B |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {name} | {_ci(d['synthetic'])} | {_ci(d['real_half_a'])} | {_ci(d['real_half_b'])} |"
+        )
+    lines += [
+        "",
+        "Mode collapse shows as synthetic pairs far above real pairs.",
+        "",
+        "## Intensity inside the brain",
+        "",
+        "| group | W1 synthetic | W1 floor | brain share real A | synthetic | half B |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, e in report["intensity"].items():
-        lines.append(f"| {name} | {_ci(e['synthetic']['wasserstein1'])} | {_ci(e['floor']['wasserstein1'])} | "
-                     f"{_ci(e['brain_share_reference'])} | {_ci(e['synthetic']['brain_share'])} | "
-                     f"{_ci(e['floor']['brain_share'])} |")
-    lines += ["", "Figures: " + ", ".join(f"`figures/intensity_{n}.png`" for n in report["intensity"]), ""]
+        lines.append(
+            f"| {name} | {_ci(e['synthetic']['wasserstein1'])} | {_ci(e['floor']['wasserstein1'])} | "
+            f"{_ci(e['brain_share_reference'])} | {_ci(e['synthetic']['brain_share'])} | "
+            f"{_ci(e['floor']['brain_share'])} |"
+        )
+    lines += [
+        "",
+        "Figures: " + ", ".join(f"`figures/intensity_{n}.png`" for n in report["intensity"]),
+        "",
+    ]
     mem = report["memorisation"]
     iv = mem["intervals"]
-    lines += ["## Memorisation (nearest training slice)", "",
-              f"Flagged: **{'YES' if mem['flagged'] else 'no'}**; exact copies (pixel RMS ≤ "
-              f"{mem['exact_copy_rms']:.4f}): {mem['exact_copies']} of {mem['pixels']['synthetic']['n']}. "
-              f"Neighbours searched: {mem['n_train_neighbours']} training slices; held-out comparison: "
-              f"{mem['n_heldout']} reference slices.", "",
-              f"- synthetic slices closer than the held-out 1st percentile: "
-              f"{_ci(iv['synthetic_below_heldout_p1'])} (about 0.01 without copying); 5th: "
-              f"{_ci(iv['synthetic_below_heldout_p5'])} (about 0.05)", "",
-              "| space | synthetic min | median | held-out real min | median | Mann-Whitney p (synthetic closer) |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "## Memorisation (nearest training slice)",
+        "",
+        f"Flagged: **{'YES' if mem['flagged'] else 'no'}**; exact copies (pixel RMS ≤ "
+        f"{mem['exact_copy_rms']:.4f}): {mem['exact_copies']} of {mem['pixels']['synthetic']['n']}. "
+        f"Neighbours searched: {mem['n_train_neighbours']} training slices; held-out comparison: "
+        f"{mem['n_heldout']} reference slices.",
+        "",
+        f"- synthetic slices closer than the held-out 1st percentile: "
+        f"{_ci(iv['synthetic_below_heldout_p1'])} (about 0.01 without copying); 5th: "
+        f"{_ci(iv['synthetic_below_heldout_p5'])} (about 0.05)",
+        "",
+        "| space | synthetic min | median | held-out real min | median | Mann-Whitney p (synthetic closer) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for space in ("pixels", "features"):
         if space in mem:
             m = mem[space]
-            lines.append(f"| {space} | {_f(m['synthetic']['min'], 4)} | {_f(m['synthetic']['median'], 4)} | "
-                         f"{_f(m['heldout_real']['min'], 4)} | {_f(m['heldout_real']['median'], 4)} | "
-                         f"{_f(m['mannwhitney_p_synthetic_closer'], 3)} |")
+            lines.append(
+                f"| {space} | {_f(m['synthetic']['min'], 4)} | {_f(m['synthetic']['median'], 4)} | "
+                f"{_f(m['heldout_real']['min'], 4)} | {_f(m['heldout_real']['median'], 4)} | "
+                f"{_f(m['mannwhitney_p_synthetic_closer'], 3)} |"
+            )
     aug = report["augmentation"]
-    lines += ["", "## Augmentation: few real patients, with and without synthetic slices", "",
-              f"A tumour / no-tumour classifier trained on {len(aug['real_patients'])} real training patients "
-              f"({aug['train_real_slices']} slices), alone and with {aug['train_synthetic_slices']} synthetic "
-              f"slices (labels: {aug['label_source']}; tumour share {_f(aug['synthetic_tumour_share'])} "
-              f"against {_f(aug['real_tumour_share'])} real), tested on {aug['test_slices']} slices of "
-              f"{aug['test_patients']} reference patients; seed {aug['seed']}. Intervals: bootstrap over test "
-              "patients, the same resamples for every classifier (paired differences).", "",
-              "| trained on | balanced accuracy | AUC | sensitivity | specificity |", "|---|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "## Augmentation: few real patients, with and without synthetic slices",
+        "",
+        f"A tumour / no-tumour classifier trained on {len(aug['real_patients'])} real training patients "
+        f"({aug['train_real_slices']} slices), alone and with {aug['train_synthetic_slices']} synthetic "
+        f"slices (labels: {aug['label_source']}; tumour share {_f(aug['synthetic_tumour_share'])} "
+        f"against {_f(aug['real_tumour_share'])} real), tested on {aug['test_slices']} slices of "
+        f"{aug['test_patients']} reference patients; seed {aug['seed']}. Intervals: bootstrap over test "
+        "patients, the same resamples for every classifier (paired differences).",
+        "",
+        "| trained on | balanced accuracy | AUC | sensitivity | specificity |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in ("real_only", "real_plus_synthetic", "synthetic_only"):
         r = aug.get(name, {})
         if "skipped" in r:
             lines.append(f"| {name} | {r['skipped']} | | | |")
         elif r:
-            lines.append(f"| {name} | {_ci(r['balanced_accuracy'])} | {_ci(r['auc'])} | "
-                         f"{_ci(r['sensitivity'])} | {_ci(r['specificity'])} |")
+            lines.append(
+                f"| {name} | {_ci(r['balanced_accuracy'])} | {_ci(r['auc'])} | "
+                f"{_ci(r['sensitivity'])} | {_ci(r['specificity'])} |"
+            )
     for name, d in aug["differences"].items():
-        lines.append(f"| {name.replace('_', ' ')} | {_ci(d['balanced_accuracy'])} | {_ci(d['auc'])} | | |")
+        lines.append(
+            f"| {name.replace('_', ' ')} | {_ci(d['balanced_accuracy'])} | {_ci(d['auc'])} | | |"
+        )
     if aug.get("floor"):
         fl = aug["floor"]
-        lines += ["", f"Floor ({fl['meaning']}): balanced accuracy {_ci(fl['balanced_accuracy'])}, AUC "
-                  f"{_ci(fl['auc'])}. Synthetic slices help when the real + synthetic minus real only "
-                  "interval lies above 0."]
-    lines += ["", "## Figures", "",
-              "![two-sample and augmentation](figures/summary_intervals.png)", "",
-              "![modality shares](figures/modality_shares.png)", "",
-              "![synthetic](figures/samples_synthetic.png) ![real](figures/samples_real.png)", "",
-              "## Timings (s)", "", ", ".join(f"{k}: {v}" for k, v in report["timings_s"].items()), ""]
+        lines += [
+            "",
+            f"Floor ({fl['meaning']}): balanced accuracy {_ci(fl['balanced_accuracy'])}, AUC "
+            f"{_ci(fl['auc'])}. Synthetic slices help when the real + synthetic minus real only "
+            "interval lies above 0.",
+        ]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        "![two-sample and augmentation](figures/summary_intervals.png)",
+        "",
+        "![modality shares](figures/modality_shares.png)",
+        "",
+        "![synthetic](figures/samples_synthetic.png) ![real](figures/samples_real.png)",
+        "",
+        "## Timings (s)",
+        "",
+        ", ".join(f"{k}: {v}" for k, v in report["timings_s"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -954,22 +1511,30 @@ def _table_md(entry: dict) -> str:
     table = entry.get("table")
     if table is None:
         c = entry["counts"]
-        table = TuringTable(c["real_selected_as_real"], c["real_selected_as_synthetic"],
-                            c["synthetic_selected_as_real"], c["synthetic_selected_as_synthetic"])
+        table = TuringTable(
+            c["real_selected_as_real"],
+            c["real_selected_as_synthetic"],
+            c["synthetic_selected_as_real"],
+            c["synthetic_selected_as_synthetic"],
+        )
     text = table.markdown()
     if entry.get("positive") and entry["positive"] != "real":
         pos, neg = entry["positive"], entry["negative"]
-        for old, new in (("ground truth real", f"ground truth {pos}"),
-                         ("ground truth synthetic", f"ground truth {neg}"),
-                         ("selected as real", f"selected as {pos}"),
-                         ("selected as synthetic", f"selected as {neg}"),
-                         ("real called real", f"{pos} called {pos}"),
-                         ("synthetic called synthetic", f"{neg} called {neg}"),
-                         ("prevalence of real slices", f"prevalence of {pos}")):
+        for old, new in (
+            ("ground truth real", f"ground truth {pos}"),
+            ("ground truth synthetic", f"ground truth {neg}"),
+            ("selected as real", f"selected as {pos}"),
+            ("selected as synthetic", f"selected as {neg}"),
+            ("real called real", f"{pos} called {pos}"),
+            ("synthetic called synthetic", f"{neg} called {neg}"),
+            ("prevalence of real slices", f"prevalence of {pos}"),
+        ):
             text = text.replace(old, new)
-    return (text + f"\n- 95 % intervals: accuracy {_pct_ci(entry['accuracy'])}, sensitivity "
-            f"{_pct_ci(entry['sensitivity'])}, specificity {_pct_ci(entry['specificity'])}, AUC "
-            f"{_ci(entry['auc'])}\n- {entry['folds']} folds (accuracy per fold "
-            f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}), trained on "
-            f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per fold; "
-            f"seed {entry['seed']}")
+    return (
+        text + f"\n- 95 % intervals: accuracy {_pct_ci(entry['accuracy'])}, sensitivity "
+        f"{_pct_ci(entry['sensitivity'])}, specificity {_pct_ci(entry['specificity'])}, AUC "
+        f"{_ci(entry['auc'])}\n- {entry['folds']} folds (accuracy per fold "
+        f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}), trained on "
+        f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per fold; "
+        f"seed {entry['seed']}"
+    )

@@ -9,7 +9,7 @@ conditional, and on which modalities was it trained.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,8 +47,10 @@ class SyntheticSource:
         if images.ndim == 3:
             images = images[..., None]
         if images.shape[0] != count or images.ndim != 4 or images.shape[-1] != 1:
-            raise ValueError(f"{self.name}: generate({count}) returned shape {images.shape}, "
-                             f"expected [{count}, S, S, 1]")
+            raise ValueError(
+                f"{self.name}: generate({count}) returned shape {images.shape}, "
+                f"expected [{count}, S, S, 1]"
+            )
         if not np.isfinite(images).all():
             raise ValueError(f"{self.name}: generated slices contain NaN or infinity")
         return np.clip(images, -1.0, 1.0)
@@ -60,7 +62,9 @@ def from_export(path: str) -> SyntheticSource:
 
     sampler = GeneratorSampler(path)
     return SyntheticSource(
-        generate=sampler.generate, conditional=sampler.conditional,
-        modalities=tuple(sampler.modalities), name=f"{sampler.gan} ({sampler.path})",
+        generate=sampler.generate,
+        conditional=sampler.conditional,
+        modalities=tuple(sampler.modalities),
+        name=f"{sampler.gan} ({sampler.path})",
         metadata={"export": sampler.path, **sampler.metadata},
     )

@@ -23,8 +23,8 @@ _KERNEL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 def _blur(images: np.ndarray) -> np.ndarray:
     """Separable 5-tap binomial blur of [N, H, W] with reflected borders."""
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2)), mode="reflect")
-    rows = sum(_KERNEL[k] * padded[:, k:k + images.shape[1], :] for k in range(5))
-    return sum(_KERNEL[k] * rows[:, :, k:k + images.shape[2]] for k in range(5))
+    rows = sum(_KERNEL[k] * padded[:, k : k + images.shape[1], :] for k in range(5))
+    return sum(_KERNEL[k] * rows[:, :, k : k + images.shape[2]] for k in range(5))
 
 
 def _upsample(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -63,8 +63,9 @@ def _as_planes(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def patches(level: np.ndarray, per_image: int, rng: np.random.Generator,
-            patch: int = 7) -> np.ndarray:
+def patches(
+    level: np.ndarray, per_image: int, rng: np.random.Generator, patch: int = 7
+) -> np.ndarray:
     """Cuts `per_image` random patch x patch descriptors from each image, [N*per_image, patch**2].
 
     The positions depend only on the generator's state and the set's shape, so
@@ -83,8 +84,9 @@ def patches(level: np.ndarray, per_image: int, rng: np.random.Generator,
     return level[idx, rows, cols].reshape(n * per_image, patch * patch)
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
-                       projections: int = 128, repeats: int = 4) -> float:
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, rng: np.random.Generator, projections: int = 128, repeats: int = 4
+) -> float:
     """Mean 1-D Wasserstein distance between a and b along random unit directions.
 
     The sets may differ in size: both are compared at the same quantiles.
@@ -104,9 +106,16 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, rng: np.random.Generator,
     return total / repeats
 
 
-def swd(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0,
-        patches_per_image: int = 64, min_resolution: int = 16, projections: int = 128,
-        repeats: int = 4) -> dict:
+def swd(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    seed: int = 0,
+    patches_per_image: int = 64,
+    min_resolution: int = 16,
+    projections: int = 128,
+    repeats: int = 4,
+) -> dict:
     """Per-level and mean SWD (x1e3) between two image sets; 0 for identical sets.
 
     Args:
@@ -125,7 +134,8 @@ def swd(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0,
     cand_levels = laplacian_pyramid(candidate, min_resolution)
     if [lv.shape[1:] for lv in ref_levels] != [lv.shape[1:] for lv in cand_levels]:
         raise ValueError(
-            f"image sizes differ: reference {np.shape(reference)}, candidate {np.shape(candidate)}")
+            f"image sizes differ: reference {np.shape(reference)}, candidate {np.shape(candidate)}"
+        )
     out = {}
     for ref_level, cand_level in zip(ref_levels, cand_levels):
         size = ref_level.shape[1]
@@ -141,7 +151,9 @@ def swd(reference: np.ndarray, candidate: np.ndarray, *, seed: int = 0,
 
 def _w1_pooled(side_a, gaps, weights_a, weights_b, owner):
     """W1 per direction of two weighted 1-D samples, from their pooled sort (see `WeightedSWD`)."""
-    w = np.concatenate([weights_a, weights_b]).astype(np.float32)[owner]  # weight of each sorted value
+    w = np.concatenate([weights_a, weights_b]).astype(np.float32)[
+        owner
+    ]  # weight of each sorted value
     wa = np.where(side_a, w, np.float32(0.0))
     fa = np.cumsum(wa, axis=0)[:-1] / wa.sum(0)
     fb = np.cumsum(w - wa, axis=0)[:-1] / (w - wa).sum(0)
@@ -161,35 +173,57 @@ class WeightedSWD:
     and unit weights give the plain SWD of these patches and directions.
     """
 
-    def __init__(self, reference, candidate, *, seed: int = 0, patches_per_image: int = 16,
-                 projections: int = 128, min_resolution: int = 16):
+    def __init__(
+        self,
+        reference,
+        candidate,
+        *,
+        seed: int = 0,
+        patches_per_image: int = 16,
+        projections: int = 128,
+        min_resolution: int = 16,
+    ):
         ref_levels = laplacian_pyramid(reference, min_resolution)
         cand_levels = laplacian_pyramid(candidate, min_resolution)
         if [lv.shape[1:] for lv in ref_levels] != [lv.shape[1:] for lv in cand_levels]:
-            raise ValueError(f"image sizes differ: reference {np.shape(reference)}, "
-                             f"candidate {np.shape(candidate)}")
+            raise ValueError(
+                f"image sizes differ: reference {np.shape(reference)}, "
+                f"candidate {np.shape(candidate)}"
+            )
         self.n_ref, self.n_cand = len(ref_levels[0]), len(cand_levels[0])
         self.per_image = patches_per_image
         self.levels = []
         for ref_level, cand_level in zip(ref_levels, cand_levels):
             size = ref_level.shape[1]
             patch = min(7, size)
-            da = patches(ref_level, patches_per_image, np.random.default_rng([seed, size, 1]), patch)
-            db = patches(cand_level, patches_per_image, np.random.default_rng([seed, size, 1]), patch)
+            da = patches(
+                ref_level, patches_per_image, np.random.default_rng([seed, size, 1]), patch
+            )
+            db = patches(
+                cand_level, patches_per_image, np.random.default_rng([seed, size, 1]), patch
+            )
             mean, std = da.mean(), da.std() + 1e-8
-            directions = np.random.default_rng([seed, size, 2]).standard_normal((da.shape[1], projections))
+            directions = np.random.default_rng([seed, size, 2]).standard_normal(
+                (da.shape[1], projections)
+            )
             directions /= np.linalg.norm(directions, axis=0, keepdims=True)
             pooled = np.concatenate([(da - mean) / std, (db - mean) / std]) @ directions
             order = np.argsort(pooled, axis=0, kind="stable")
             gaps = np.diff(np.take_along_axis(pooled, order, 0), axis=0).astype(np.float32)
-            image = np.concatenate([np.repeat(np.arange(self.n_ref), patches_per_image),
-                                    self.n_ref + np.repeat(np.arange(self.n_cand), patches_per_image)])
+            image = np.concatenate(
+                [
+                    np.repeat(np.arange(self.n_ref), patches_per_image),
+                    self.n_ref + np.repeat(np.arange(self.n_cand), patches_per_image),
+                ]
+            )
             owner = image.astype(np.int32)[order]  # image index of each sorted projection
             self.levels.append((int(size), owner < self.n_ref, gaps, owner))
 
     def _level_values(self, weights_ref, weights_cand):
-        return {size: 1e3 * float(np.mean(_w1_pooled(side, gaps, weights_ref, weights_cand, owner)))
-                for size, side, gaps, owner in self.levels}
+        return {
+            size: 1e3 * float(np.mean(_w1_pooled(side, gaps, weights_ref, weights_cand, owner)))
+            for size, side, gaps, owner in self.levels
+        }
 
     def point(self) -> dict:
         """{"levels": {resolution: swd_x1e3}, "mean": mean over levels} with every image once."""

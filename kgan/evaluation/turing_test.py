@@ -48,11 +48,23 @@ def _modality_label(index: int) -> str:
     return f"{label} (contrast-enhanced T1)" if modality == "t1ce" else label
 
 
-def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
-          synthetic: int = 50, seed: int = 0, data_dir: str | None = None,
-          key_path: str | None = None, display_size: int = 384, encoder_path: str | None = None,
-          title: str = "Visual Turing Test: real or synthetic brain MRI?", splits=("test",),
-          train_data: str | None = None, log=print) -> tuple[str, str]:
+def build(
+    source: SyntheticSource,
+    data: str,
+    out_dir: str,
+    *,
+    real: int = 50,
+    synthetic: int = 50,
+    seed: int = 0,
+    data_dir: str | None = None,
+    key_path: str | None = None,
+    display_size: int = 384,
+    encoder_path: str | None = None,
+    title: str = "Visual Turing Test: real or synthetic brain MRI?",
+    splits=("test",),
+    train_data: str | None = None,
+    log=print,
+) -> tuple[str, str]:
     """Writes the blinded page and its key.
 
     Real slices are drawn (seeded) from the test split: held-out patients the
@@ -88,52 +100,84 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
     key_path = os.path.abspath(key_path or default_key_path(out_dir))
     out_abs = os.path.abspath(out_dir)
     if os.path.commonpath([key_path, out_abs]) == out_abs:
-        raise ValueError(f"the key {key_path} would sit inside the page's folder {out_abs}: "
-                         "raters would receive it; choose a path outside")
+        raise ValueError(
+            f"the key {key_path} would sit inside the page's folder {out_abs}: "
+            "raters would receive it; choose a path outside"
+        )
     covered = [m for m in source.modalities if m in names.MODALITIES]
     from kgan.evaluation import cohort
 
     test_x, test_y = cohort.load_splits(data, list(splits), covered, data_dir)
     rng = np.random.default_rng(seed)
     if real > len(test_x):
-        raise ValueError(f"asked for {real} real slices but split(s) {', '.join(splits)} of {data} "
-                         f"hold {len(test_x)}")
+        raise ValueError(
+            f"asked for {real} real slices but split(s) {', '.join(splits)} of {data} "
+            f"hold {len(test_x)}"
+        )
     real_idx = np.sort(rng.choice(len(test_x), real, replace=False))
     mix = rng.choice(len(test_x), max(synthetic, 1), replace=True)[:synthetic]
     log(f"drawing {synthetic} synthetic slices (seed {seed})")
     if source.conditional:
         syn_mod = test_y["modality"][mix].astype(np.int32)
         syn_tum = test_y["tumour"][mix].astype(np.int32)
-        syn_x = source.draw(synthetic, seed, modality=syn_mod, tumour=syn_tum) if synthetic else test_x[:0]
+        syn_x = (
+            source.draw(synthetic, seed, modality=syn_mod, tumour=syn_tum)
+            if synthetic
+            else test_x[:0]
+        )
     else:
         syn_tum = None
         syn_x = source.draw(synthetic, seed) if synthetic else test_x[:0]
         if len(covered) == 1:
             syn_mod = np.full(synthetic, names.MODALITIES.index(covered[0]))
         else:
-            from kgan.evaluation import encoder as encoder_lib, report
+            from kgan.evaluation import encoder as encoder_lib
+            from kgan.evaluation import report
 
             train_data = train_data or data
+
             def train():
-                return pipeline.load_arrays(train_data, "train", modalities=covered,
-                                            data_dir=data_dir)
+                return pipeline.load_arrays(
+                    train_data, "train", modalities=covered, data_dir=data_dir
+                )
 
             enc = encoder_lib.load_or_train(
-                encoder_path or report.default_encoder_path(train_data, test_x.shape[1], data_dir=data_dir),
-                train, dataset=train_data, seed=0, log=log)
+                encoder_path
+                or report.default_encoder_path(train_data, test_x.shape[1], data_dir=data_dir),
+                train,
+                dataset=train_data,
+                seed=0,
+                log=log,
+            )
             syn_mod = enc.modality(syn_x) if synthetic else np.zeros([0], np.int64)
     if synthetic and syn_x.shape[1:] != test_x.shape[1:]:
-        raise ValueError(f"generator makes {syn_x.shape[1:]} slices but {data} holds {test_x.shape[1:]}")
+        raise ValueError(
+            f"generator makes {syn_x.shape[1:]} slices but {data} holds {test_x.shape[1:]}"
+        )
 
     entries = []
     for i in real_idx:
-        entries.append(({"truth": REAL, "modality": names.MODALITIES[int(test_y["modality"][i])],
-                         "case_id": str(test_y["case_id"][i]),
-                         "slice_index": int(test_y["slice_index"][i]),
-                         "tumour": int(test_y["tumour"][i])}, test_x[i], int(test_y["modality"][i])))
+        entries.append(
+            (
+                {
+                    "truth": REAL,
+                    "modality": names.MODALITIES[int(test_y["modality"][i])],
+                    "case_id": str(test_y["case_id"][i]),
+                    "slice_index": int(test_y["slice_index"][i]),
+                    "tumour": int(test_y["tumour"][i]),
+                },
+                test_x[i],
+                int(test_y["modality"][i]),
+            )
+        )
     for k in range(synthetic):
-        info = {"truth": SYNTHETIC, "modality": names.MODALITIES[int(syn_mod[k])],
-                "generator": source.name, "seed": seed, "sample_index": k}
+        info = {
+            "truth": SYNTHETIC,
+            "modality": names.MODALITIES[int(syn_mod[k])],
+            "generator": source.name,
+            "seed": seed,
+            "sample_index": k,
+        }
         if syn_tum is not None:
             info["tumour_condition"] = int(syn_tum[k])
         entries.append((info, syn_x[k], int(syn_mod[k])))
@@ -152,10 +196,19 @@ def build(source: SyntheticSource, data: str, out_dir: str, *, real: int = 50,
     os.makedirs(out_abs, exist_ok=True)
     page_path = os.path.join(out_abs, PAGE_NAME)
     atomic.write_text(page_path, page)
-    key = {"format": KEY_FORMAT, "version": 1, "test_id": test_id, "seed": seed,
-           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "model": source.name, "data": data, "page": page_path,
-           "n_real": int(real), "n_synthetic": int(synthetic), "items": key_items}
+    key = {
+        "format": KEY_FORMAT,
+        "version": 1,
+        "test_id": test_id,
+        "seed": seed,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": source.name,
+        "data": data,
+        "page": page_path,
+        "n_real": int(real),
+        "n_synthetic": int(synthetic),
+        "items": key_items,
+    }
     atomic.write_text(key_path, json.dumps(key, indent=2))
     log(f"page: {page_path} ({len(items)} slices, test id {test_id}); key: {key_path}")
     return page_path, key_path
@@ -165,8 +218,11 @@ def render_page(items: list[dict], *, test_id: str, title: str, display_size: in
     """The self-contained HTML page: no external resources, no answer key."""
     payload = json.dumps({"testId": test_id, "items": items, "format": ANSWERS_FORMAT})
     payload = payload.replace("</", "<\\/")  # never close the script element early
-    return _PAGE.replace("__TITLE__", html.escape(title)).replace(
-        "__SIZE__", str(int(display_size))).replace("__PAYLOAD__", payload)
+    return (
+        _PAGE.replace("__TITLE__", html.escape(title))
+        .replace("__SIZE__", str(int(display_size)))
+        .replace("__PAYLOAD__", payload)
+    )
 
 
 _PAGE = """<!DOCTYPE html>
@@ -305,12 +361,16 @@ def score(answers_path: str, key_path: str) -> dict:
     answers = read_json(answers_path, "answers")
     key = read_json(key_path, "answer key")
     if answers.get("format") != ANSWERS_FORMAT:
-        raise ValueError(f"{answers_path} is not a kgan answers file (format {answers.get('format')!r})")
+        raise ValueError(
+            f"{answers_path} is not a kgan answers file (format {answers.get('format')!r})"
+        )
     if key.get("format") != KEY_FORMAT:
         raise ValueError(f"{key_path} is not a kgan answer key (format {key.get('format')!r})")
     if answers.get("test_id") != key.get("test_id"):
-        raise ValueError(f"{answers_path} answers test {answers.get('test_id')!r} but {key_path} "
-                         f"is the key of test {key.get('test_id')!r}")
+        raise ValueError(
+            f"{answers_path} answers test {answers.get('test_id')!r} but {key_path} "
+            f"is the key of test {key.get('test_id')!r}"
+        )
     given = answers.get("answers") or {}
     unknown = sorted(set(given) - set(key["items"]))
     if unknown:
@@ -326,23 +386,40 @@ def score(answers_path: str, key_path: str) -> dict:
     for m in sorted(set(modalities)):
         sel = modalities == m
         per_modality[m] = TuringTable.from_labels(truth[sel], chosen[sel])
-    return {"table": TuringTable.from_labels(truth, chosen),
-            "unanswered": sorted(set(key["items"]) - set(given)),
-            "rater": answers.get("rater", ""), "test_id": key["test_id"],
-            "per_modality": per_modality}
+    return {
+        "table": TuringTable.from_labels(truth, chosen),
+        "unanswered": sorted(set(key["items"]) - set(given)),
+        "rater": answers.get("rater", ""),
+        "test_id": key["test_id"],
+        "per_modality": per_modality,
+    }
 
 
 def score_text(result: dict) -> str:
     """The printed report of `score`: the paper's table, then per modality."""
-    lines = [f"Visual Turing Test {result['test_id']}, rater: {result['rater'] or '(unnamed)'}", "",
-             result["table"].markdown(), ""]
+    lines = [
+        f"Visual Turing Test {result['test_id']}, rater: {result['rater'] or '(unnamed)'}",
+        "",
+        result["table"].markdown(),
+        "",
+    ]
     if result["unanswered"]:
-        lines += [f"unanswered (left out of the table): {len(result['unanswered'])} "
-                  f"({', '.join(result['unanswered'][:10])}{' …' if len(result['unanswered']) > 10 else ''})", ""]
+        lines += [
+            f"unanswered (left out of the table): {len(result['unanswered'])} "
+            f"({', '.join(result['unanswered'][:10])}{' …' if len(result['unanswered']) > 10 else ''})",
+            "",
+        ]
     if len(result["per_modality"]) > 1:
-        lines += ["per modality:", "", "| modality | real→real | real→synthetic | synthetic→real | "
-                  "synthetic→synthetic | accuracy | sensitivity | specificity |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "per modality:",
+            "",
+            "| modality | real→real | real→synthetic | synthetic→real | "
+            "synthetic→synthetic | accuracy | sensitivity | specificity |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for m, t in result["per_modality"].items():
-            lines.append(f"| {m} | {t.real_as_real} | {t.real_as_synthetic} | {t.synthetic_as_real} | "
-                         f"{t.synthetic_as_synthetic} | {t.accuracy:.2f} | {t.sensitivity:.2f} | {t.specificity:.2f} |")
+            lines.append(
+                f"| {m} | {t.real_as_real} | {t.real_as_synthetic} | {t.synthetic_as_real} | "
+                f"{t.synthetic_as_synthetic} | {t.accuracy:.2f} | {t.sensitivity:.2f} | {t.specificity:.2f} |"
+            )
     return "\n".join(lines)

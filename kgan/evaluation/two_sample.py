@@ -32,9 +32,17 @@ def _take(x: np.ndarray, clusters: np.ndarray, n: int, rng: np.random.Generator)
     return x[pick], np.asarray(clusters)[pick]
 
 
-def cross_fitted(folds, *, seed: int = 0, epochs: int = 5, batch_size: int = 64,
-                 min_steps: int = cnn.MIN_STEPS, max_per_class: int | None = None,
-                 resamples: int = 1000, labels=("real", "synthetic")) -> dict:
+def cross_fitted(
+    folds,
+    *,
+    seed: int = 0,
+    epochs: int = 5,
+    batch_size: int = 64,
+    min_steps: int = cnn.MIN_STEPS,
+    max_per_class: int | None = None,
+    resamples: int = 1000,
+    labels=("real", "synthetic"),
+) -> dict:
     """A two-sample test whose classifiers always answer for patients and samples they never saw.
 
     Each fold trains one classifier on (positive, negative) training sets and
@@ -69,21 +77,29 @@ def cross_fitted(folds, *, seed: int = 0, epochs: int = 5, batch_size: int = 64,
         if max_per_class:
             n, m = min(n, max_per_class), min(m, max_per_class)
         if n < 2 or m < 1:
-            raise ValueError(f"two-sample test fold {k} needs data: {n} training and {m} test slices per class")
+            raise ValueError(
+                f"two-sample test fold {k} needs data: {n} training and {m} test slices per class"
+            )
         pos_tr, _ = _take(fold["pos_train"], np.zeros(len(fold["pos_train"])), n, rng)
         neg_tr, _ = _take(fold["neg_train"], np.zeros(len(fold["neg_train"])), n, rng)
         pos_te, pos_c = _take(fold["pos_test"], fold["pos_test_clusters"], m, rng)
         neg_te, neg_c = _take(fold["neg_test"], fold["neg_test_clusters"], m, rng)
         x = np.concatenate([pos_tr, neg_tr])
         y = np.concatenate([np.ones(n), np.zeros(n)])
-        model = cnn.fit_binary(x, y, seed=seed + k, epochs=epochs, batch_size=batch_size, min_steps=min_steps)
+        model = cnn.fit_binary(
+            x, y, seed=seed + k, epochs=epochs, batch_size=batch_size, min_steps=min_steps
+        )
         p = cnn.predict(model, np.concatenate([pos_te, neg_te]))[:, 0]
         t = np.concatenate([np.ones(m, bool), np.zeros(m, bool)])
         fold_acc.append(float(np.mean((p >= 0.5) == t)))
         n_train.append(int(n))
         scores.append(p)
         truth.append(t)
-        clusters.append(np.concatenate([[f"{labels[0]}:{c}" for c in pos_c], [f"{labels[1]}:{c}" for c in neg_c]]))
+        clusters.append(
+            np.concatenate(
+                [[f"{labels[0]}:{c}" for c in pos_c], [f"{labels[1]}:{c}" for c in neg_c]]
+            )
+        )
     p, t, c = np.concatenate(scores), np.concatenate(truth), np.concatenate(clusters)
     table = TuringTable.from_labels(t, p >= 0.5)
     brng = np.random.default_rng([seed, 7])
@@ -95,15 +111,28 @@ def cross_fitted(folds, *, seed: int = 0, epochs: int = 5, batch_size: int = 64,
     correct = ((p >= 0.5) == t).astype(float)
     sens = bootstrap.weighted_mean(correct[t], w[:, t])
     spec = bootstrap.weighted_mean(correct[~t], w[:, ~t])
-    counts = {"n_pos": int(t.sum()), "n_neg": int((~t).sum()),
-              "clusters_pos": int(len(np.unique(c[t]))), "clusters_neg": int(len(np.unique(c[~t])))}
+    counts = {
+        "n_pos": int(t.sum()),
+        "n_neg": int((~t).sum()),
+        "clusters_pos": int(len(np.unique(c[t]))),
+        "clusters_neg": int(len(np.unique(c[~t]))),
+    }
     return {
-        **table.to_dict(), "table": table,
+        **table.to_dict(),
+        "table": table,
         "accuracy": bootstrap.estimate(table.accuracy, (sens + spec) / 2, **counts),
         "sensitivity": bootstrap.estimate(table.sensitivity, sens, **counts),
         "specificity": bootstrap.estimate(table.specificity, spec, **counts),
-        "auc": bootstrap.estimate(bootstrap.weighted_auc(p, t), bootstrap.weighted_auc(p, t, w), **counts),
-        "folds": len(folds), "fold_accuracy": fold_acc, "train_per_class": n_train,
-        "test_per_class": int(t.sum() // len(folds)), "positive": labels[0], "negative": labels[1],
-        "seed": seed, "epochs": epochs, "min_steps": min_steps,
+        "auc": bootstrap.estimate(
+            bootstrap.weighted_auc(p, t), bootstrap.weighted_auc(p, t, w), **counts
+        ),
+        "folds": len(folds),
+        "fold_accuracy": fold_acc,
+        "train_per_class": n_train,
+        "test_per_class": int(t.sum() // len(folds)),
+        "positive": labels[0],
+        "negative": labels[1],
+        "seed": seed,
+        "epochs": epochs,
+        "min_steps": min_steps,
     }

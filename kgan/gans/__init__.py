@@ -83,7 +83,11 @@ def build_gan(
         )
     try:
         return GANS[key](
-            generator, discriminator, latent_dim=latent_dim, conditional=conditional, seed=seed,
+            generator,
+            discriminator,
+            latent_dim=latent_dim,
+            conditional=conditional,
+            seed=seed,
             **params,
         )
     except TypeError as error:

@@ -76,8 +76,9 @@ def assign_in_sync(variables, values) -> None:
     def merge_fn(strategy, per_replica_values):
         for variable, value in zip(variables, per_replica_values):
             target = variable.value if isinstance(variable, keras.Variable) else variable
-            strategy.extended.update(target, lambda var, v: var.assign(v), args=(value,),
-                                     group=False)
+            strategy.extended.update(
+                target, lambda var, v: var.assign(v), args=(value,), group=False
+            )
 
     ctx.merge_call(merge_fn, args=(values,))
 
@@ -138,8 +139,12 @@ class GAN(keras.Model):
             self.ema_generator = self._make_shadow(generator)
             # EMA updates done so far: drives the warm-up of the decay; saved for exact resume.
             self.ema_updates = self.add_weight(
-                shape=(), initializer="zeros", dtype="int64", trainable=False,
-                aggregation="only_first_replica", name="ema_updates",
+                shape=(),
+                initializer="zeros",
+                dtype="int64",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="ema_updates",
             )
         names = ("d_loss", "g_loss", "d_real", "d_fake") + tuple(self.extra_metrics)
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -192,7 +197,9 @@ class GAN(keras.Model):
         shadow = keras.models.clone_model(generator)
         shadow.set_weights(generator.get_weights())
         shadow.trainable = False
-        if [tuple(v.shape) for v in shadow.variables] != [tuple(v.shape) for v in generator.variables]:
+        if [tuple(v.shape) for v in shadow.variables] != [
+            tuple(v.shape) for v in generator.variables
+        ]:
             raise ValueError("the EMA copy of the generator does not mirror its variables")
         return shadow
 
@@ -211,8 +218,10 @@ class GAN(keras.Model):
         t = tf.cast(self.ema_updates.value, tf.float32)
         decay = tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + t) / (10.0 + t))
         shadow = self.ema_generator.variables
-        values = [s + (1.0 - tf.cast(decay, s.dtype)) * (tf.cast(w, s.dtype) - s)
-                  for s, w in zip(shadow, self.generator.variables)]
+        values = [
+            s + (1.0 - tf.cast(decay, s.dtype)) * (tf.cast(w, s.dtype) - s)
+            for s, w in zip(shadow, self.generator.variables)
+        ]
         assign_in_sync(shadow, values)
         self.ema_updates.assign_add(tf.constant(1, tf.int64))
 
@@ -228,8 +237,9 @@ class GAN(keras.Model):
             return images
         batch = self.batch_size_of(images)
         replicas, replica_id = replica_info()
-        params = aug.draw_params(self._next_seed(), batch * replicas, int(images.shape[1]),
-                                 self.augment_policy)
+        params = aug.draw_params(
+            self._next_seed(), batch * replicas, int(images.shape[1]), self.augment_policy
+        )
         if replicas > 1:
             params = aug.slice_params(params, tf.cast(replica_id, tf.int32) * batch, batch)
         return aug.apply_params(images, params)

@@ -8,7 +8,6 @@ import tensorflow as tf
 from kgan import losses, names
 from kgan.gans.base import GAN, assign_in_sync, cross_replica_mean
 
-
 _PAPER = names.PAPER_RECIPES["began"].gan_params
 
 
@@ -37,14 +36,26 @@ class BEGAN(GAN):
     gan_name = "began"
     extra_metrics = ("k_t", "convergence")
 
-    def __init__(self, generator, discriminator, *, gamma: float = _PAPER["gamma"],
-                 lambda_k: float = _PAPER["lambda_k"], k_initial: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        *,
+        gamma: float = _PAPER["gamma"],
+        lambda_k: float = _PAPER["lambda_k"],
+        k_initial: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(generator, discriminator, **kwargs)
         self.gamma = float(gamma)
         self.lambda_k = float(lambda_k)
         self.k_t = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(float(k_initial)), dtype="float32",
-            trainable=False, aggregation="mean", name="k_t",
+            shape=(),
+            initializer=keras.initializers.Constant(float(k_initial)),
+            dtype="float32",
+            trainable=False,
+            aggregation="mean",
+            name="k_t",
         )
 
     def train_step(self, data):
@@ -58,9 +69,11 @@ class BEGAN(GAN):
             fake = self.augment(self.generate(z, conditions, training=True))
             seen = self.augment(real)  # the auto-encoder reconstructs what it is shown
             loss_real = losses.began_autoencoder_loss(
-                seen, self.discriminate(seen, conditions, training=True))
+                seen, self.discriminate(seen, conditions, training=True)
+            )
             loss_fake = losses.began_autoencoder_loss(
-                fake, self.discriminate(fake, conditions, training=True))
+                fake, self.discriminate(fake, conditions, training=True)
+            )
             d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
             g_loss = losses.began_generator_loss(loss_fake)
         self.apply_loss_gradients(self.d_optimizer, d_loss, d_tape, d_vars)
@@ -69,14 +82,17 @@ class BEGAN(GAN):
 
         global_real = cross_replica_mean(loss_real)
         global_fake = cross_replica_mean(loss_fake)
-        new_k = losses.began_k_update(k, global_real, global_fake,
-                                      gamma=self.gamma, lambda_k=self.lambda_k)
+        new_k = losses.began_k_update(
+            k, global_real, global_fake, gamma=self.gamma, lambda_k=self.lambda_k
+        )
         assign_in_sync([self.k_t], [new_k])
-        return self.update_metrics({
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": loss_real,
-            "d_fake": loss_fake,
-            "k_t": new_k,
-            "convergence": losses.began_convergence(global_real, global_fake, gamma=self.gamma),
-        })
+        return self.update_metrics(
+            {
+                "d_loss": d_loss,
+                "g_loss": g_loss,
+                "d_real": loss_real,
+                "d_fake": loss_fake,
+                "k_t": new_k,
+                "convergence": losses.began_convergence(global_real, global_fake, gamma=self.gamma),
+            }
+        )

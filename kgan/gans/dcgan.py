@@ -46,13 +46,16 @@ class DCGAN(GAN):
         with tf.GradientTape() as tape:
             fake = self.generate(self.sample_latent(batch), conditions, training=True)
             g_loss = losses.dcgan_generator_loss(
-                self.discriminate(self.augment(fake), conditions, training=True))
+                self.discriminate(self.augment(fake), conditions, training=True)
+            )
         self.apply_loss_gradients(self.g_optimizer, g_loss, tape, g_vars)
         self.update_ema()
 
-        return self.update_metrics({
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "d_real": losses.mean_probability(real_logits),
-            "d_fake": losses.mean_probability(fake_logits),
-        })
+        return self.update_metrics(
+            {
+                "d_loss": d_loss,
+                "g_loss": g_loss,
+                "d_real": losses.mean_probability(real_logits),
+                "d_fake": losses.mean_probability(fake_logits),
+            }
+        )

@@ -27,7 +27,6 @@ import tensorflow as tf
 from kgan import losses, names
 from kgan.gans.base import GAN, assign_in_sync, replica_info
 
-
 _PAPER = names.PAPER_RECIPES["wgan"].gan_params
 
 
@@ -84,12 +83,20 @@ class WGAN(GAN):
         self.warmup_every = int(warmup_every)
         # Saved with the weights so that a resumed run keeps its place in the schedule.
         self.generator_updates = self.add_weight(
-            shape=(), initializer="zeros", dtype="int64", trainable=False,
-            aggregation="only_first_replica", name="generator_updates",
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="generator_updates",
         )
         self.pending_critic_updates = self.add_weight(
-            shape=(), initializer="zeros", dtype="int64", trainable=False,
-            aggregation="only_first_replica", name="pending_critic_updates",
+            shape=(),
+            initializer="zeros",
+            dtype="int64",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="pending_critic_updates",
         )
 
     # -------------------------------------------------------------- critic side
@@ -150,10 +157,14 @@ class WGAN(GAN):
     def critic_updates_required(self) -> tf.Tensor:
         """Critic updates due before the next generator update under the reference schedule."""
         done = self.generator_updates
-        warm = tf.logical_or(done < self.warmup_generator_updates,
-                             tf.equal(done % self.warmup_every, 0))
-        return tf.where(warm, tf.constant(self.warmup_critic_updates, tf.int64),
-                        tf.constant(self.n_critic, tf.int64))
+        warm = tf.logical_or(
+            done < self.warmup_generator_updates, tf.equal(done % self.warmup_every, 0)
+        )
+        return tf.where(
+            warm,
+            tf.constant(self.warmup_critic_updates, tf.int64),
+            tf.constant(self.n_critic, tf.int64),
+        )
 
     # -------------------------------------------------------------------- step
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from kgan import losses, names
 from kgan.gans.wgan import WGAN
 
-
 _PAPER = names.PAPER_RECIPES["wgan-gp"].gan_params
 
 
@@ -29,8 +28,15 @@ class WGANGP(WGAN):
     gan_name = "wgan-gp"
     extra_metrics = ("wasserstein", "gradient_penalty")
 
-    def __init__(self, generator, discriminator, *, gp_weight: float = _PAPER["gp_weight"],
-                 gp_epsilon: float = 1e-10, **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        *,
+        gp_weight: float = _PAPER["gp_weight"],
+        gp_epsilon: float = 1e-10,
+        **kwargs,
+    ):
         kwargs["clip_value"] = None
         kwargs.setdefault("n_critic", _PAPER["n_critic"])
         super().__init__(generator, discriminator, **kwargs)
@@ -42,7 +48,10 @@ class WGANGP(WGAN):
         alpha = self.sample_uniform(self.batch_size_of(real))
         penalty = losses.gradient_penalty(
             lambda x: self.discriminate(x, conditions, training=True),
-            real, fake, alpha, epsilon=self.gp_epsilon,
+            real,
+            fake,
+            alpha,
+            epsilon=self.gp_epsilon,
         )
         loss = loss + self.gp_weight * penalty
         logged = {**logged, "d_loss": loss, "gradient_penalty": penalty}
