@@ -37,7 +37,7 @@ class RunHealth:
 
 
 def bad_values(logs: Mapping | None, limits: Mapping[str, float] | None = None) -> dict:
-    """Returns {metric: value} for each value that is NaN/Inf or whose magnitude exceeds its limit."""
+    """{metric: value} for each value that is NaN/Inf or whose magnitude exceeds its limit."""
     bad = {}
     for key, value in (logs or {}).items():
         try:
@@ -52,7 +52,7 @@ def bad_values(logs: Mapping | None, limits: Mapping[str, float] | None = None) 
 
 
 def weights_finite(variables: Sequence) -> bool:
-    """True when every variable holds only finite numbers (checked on the device, one scalar back)."""
+    """True when every variable holds only finite numbers (checked on device, one scalar back)."""
     checks = []
     for v in variables:
         value = tf.convert_to_tensor(v)
@@ -110,7 +110,7 @@ class StopOnDivergence(keras.callbacks.Callback):
 
 
 class StepCounter(keras.callbacks.Callback):
-    """Keeps the run's global step variable in sync with the batches done (it goes in checkpoints)."""
+    """Keeps the run's global step variable in step with the batches done (checkpoints hold it)."""
 
     def __init__(self, step_var: tf.Variable) -> None:
         super().__init__()
@@ -167,7 +167,7 @@ class CheckpointEvery(keras.callbacks.Callback):
 
 
 def save_model_atomic(model: keras.Model, path: str) -> None:
-    """Saves a `.keras` file via a temporary file and `os.replace`: readers never see half a file."""
+    """Saves a `.keras` file via a temp file and `os.replace`: readers never see half a file."""
     with atomic.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
 

@@ -106,7 +106,8 @@ def describe_generator(generator) -> dict:
     shapes = _input_shapes(generator)
     if len(shapes) not in (1, 3):
         raise ExportError(
-            f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, tumour)"
+            f"generator has {len(shapes)} inputs {shapes}; expected 1 (z) or 3 (z, modality, "
+            "tumour)"
         )
     input_names = [getattr(t, "name", "") for t in generator.inputs]
     if (

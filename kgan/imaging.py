@@ -19,7 +19,7 @@ from kgan import atomic, schema
 _RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
 
 
-# --- PNG --------------------------------------------------------------------------------------------
+# --- PNG ------------------------------------------------------------------------------------------
 
 
 def png_bytes(image, *, optimize: bool = False) -> bytes:
@@ -42,7 +42,7 @@ def write_png(image, path: str) -> str:
     return path
 
 
-# --- one slice --------------------------------------------------------------------------------------
+# --- one slice ------------------------------------------------------------------------------------
 
 
 def to_pil(image: np.ndarray, scale: int = 1) -> Image.Image:
@@ -65,7 +65,7 @@ def upsample(pixels: np.ndarray, size: int | None, resample: str = "nearest") ->
     return np.asarray(Image.fromarray(pixels).resize((size, size), _RESAMPLING[resample]))
 
 
-# --- grids ------------------------------------------------------------------------------------------
+# --- grids ----------------------------------------------------------------------------------------
 
 
 def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 1) -> np.ndarray:
@@ -123,7 +123,7 @@ def captioned_grid(
 def pairs_grid(
     left: np.ndarray, right: np.ndarray, captions, *, scale: int = 3, title: str = "", cols: int = 3
 ) -> Image.Image:
-    """Pairs (left | right) in a grid with a caption under each, e.g. synthetic | nearest training."""
+    """Pairs (left | right) in a grid, a caption under each: e.g. synthetic | nearest training."""
     size = left.shape[1] * scale
     cell_w, cell_h = 2 * size + 4 + 16, size + 16
     cols = max(1, min(cols, len(left)))

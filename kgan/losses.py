@@ -35,7 +35,8 @@ def _mean(values: Tensor) -> Tensor:
 
 def _sigmoid_cross_entropy(targets: Tensor, logits: Tensor) -> Tensor:
     """-t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)), elementwise, computed stably as
-    max(x, 0) - x t + log(1 + exp(-|x|)) (the formula of tf.nn.sigmoid_cross_entropy_with_logits)."""
+    max(x, 0) - x t + log(1 + exp(-|x|)) (the formula of
+    tf.nn.sigmoid_cross_entropy_with_logits)."""
     return ops.relu(logits) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
 
 

@@ -1,4 +1,5 @@
-"""Keras optimisers from a recipe's optimiser sections, and the one learning-rate schedule kgan adds.
+"""Keras optimisers from a recipe's optimiser sections, and the one learning-rate schedule kgan
+adds.
 
 `kgan.config` describes an optimiser (`OptimizerConfig`, TensorFlow-free); this module turns the
 description into a Keras optimiser. Training, the benchmarks and `GAN.compile` without optimisers

@@ -785,7 +785,8 @@ def ensure_dataset(
     resize: str = "pad",
     skip_bad: bool = False,
 ) -> str:
-    """Returns the dataset's directory (TFDS version folder with the shards), building it first if absent.
+    """Returns the dataset's directory (TFDS version folder with the shards), building it first if
+    absent.
 
     `kgan.pipeline.load_slices(<returned dir>)` and
     `tfds.builder("phantom_slices/sagittal_64", data_dir=data_dir)` both read it.

@@ -374,7 +374,7 @@ def nifti_affine(plane: str, size: int, count: int, pixel_mm: float | None = Non
 
 
 def nifti_description(plane: str, head: str = "kgan synthetic, not patient data") -> str:
-    """The ``descrip`` text (at most 79 ASCII bytes): what the stack is and what its 3rd axis means."""
+    """The ``descrip`` text (at most 79 ASCII bytes): what the stack is, what its 3rd axis means."""
     meaning = f"3rd axis: sample no., stacked along {STACK_AXIS[plane]}"
     head = head.encode("ascii", "replace").decode()[: 79 - len(meaning) - 2].rstrip()
     return f"{head}; {meaning}"
@@ -565,7 +565,8 @@ def write_samples(
         title = f"SYNTHETIC ({sampler.gan.upper()}, seed {seed}) - not patient data" + (
             ""
             if sampler.conditional or len(sampler.modalities) == 1
-            else f" - unconditional, trained on {', '.join(names.MODALITY_DISPLAY_NAMES[m] for m in sampler.modalities)}"
+            else " - unconditional, trained on "
+            f"{', '.join(names.MODALITY_DISPLAY_NAMES[m] for m in sampler.modalities)}"
         )
         paths = [
             write_grid(

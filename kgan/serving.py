@@ -51,7 +51,7 @@ GENERATOR_INPUTS = (LATENT, MODALITY, TUMOUR)
 _VERSION_RE = re.compile(r"^\d+$")
 
 
-# --- versions ---------------------------------------------------------------------------------------
+# --- versions -------------------------------------------------------------------------------------
 
 
 def existing_versions(base: str, *, complete: bool = False) -> list[int]:
@@ -86,7 +86,7 @@ def resolve_export_dir(path: str) -> str:
     )
 
 
-# --- signatures -------------------------------------------------------------------------------------
+# --- signatures -----------------------------------------------------------------------------------
 
 
 def input_signatures(latent_dim: int, conditional: bool) -> tuple[list, list]:
@@ -127,7 +127,7 @@ def describe_signatures(latent_dim: int, image_size: int, conditional: bool) -> 
     }
 
 
-# --- the latent stream and the pixels ---------------------------------------------------------------
+# --- the latent stream and the pixels -------------------------------------------------------------
 
 
 def latent_vectors(seed, count, latent_dim: int, stream=0) -> tf.Tensor:

@@ -186,8 +186,8 @@ def find_cases(directory: str) -> list[Case]:
     if not cases:
         raise VolumeError(
             directory,
-            "no BraTS cases found (expected <case>/<case>_t1.nii.gz ..., <case>/<case>-t1n.nii.gz ..., "
-            "or HGG|LGG/<case>/VSD.Brain.XX.O.MR_T1.<id>/*.mha)",
+            "no BraTS cases found (expected <case>/<case>_t1.nii.gz ..., <case>/<case>-t1n.nii.gz "
+            "..., or HGG|LGG/<case>/VSD.Brain.XX.O.MR_T1.<id>/*.mha)",
         )
     return [cases[k] for k in sorted(cases)]
 

@@ -136,8 +136,9 @@ def markdown(results: dict) -> str:
         f"intervals from a bootstrap over patients (real) and slices (synthetic). "
         f"CPU: {rows[0]['cpu']}.",
         "",
-        "| GAN | steps | two-sample acc. (floor) | SWD x1e3 (floor) | FID (floor) | MS-SSIM synth. (real) | "
-        "T1 / T1ce / T2 / FLAIR share, synth. (real) % | memorised | augmentation: bal. acc. gain |",
+        "| GAN | steps | two-sample acc. (floor) | SWD x1e3 (floor) | FID (floor) | MS-SSIM synth. "
+        "(real) | T1 / T1ce / T2 / FLAIR share, synth. (real) % | memorised | augmentation: bal. "
+        "acc. gain |",
         "|---|---:|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -148,12 +149,16 @@ def markdown(results: dict) -> str:
         )
         gain = s.get("augmentation", {}).get("real_plus_synthetic_minus_real_only", {})
         lines.append(
-            f"| {LABELS[r['gan']]} | {r['steps']:,} | {_ci(s['two_sample_accuracy']['synthetic'], True)} "
+            f"| {LABELS[r['gan']]} | {r['steps']:,} | "
+            f"{_ci(s['two_sample_accuracy']['synthetic'], True)} "
             f"({_ci(s['two_sample_accuracy']['floor'], True)}) | "
-            f"{_ci(s.get('swd_x1e3', {}).get('synthetic'), digits=1)} ({_ci(s.get('swd_x1e3', {}).get('floor'), digits=1)}) | "
-            f"{_ci(s.get('fid', {}).get('synthetic'), digits=2)} ({_ci(s.get('fid', {}).get('floor'), digits=2)}) | "
-            f"{_ci(s.get('ms_ssim', {}).get('synthetic_pairs'))} ({_ci(s.get('ms_ssim', {}).get('real_pairs'))}) | "
-            f"{shares} | {'yes' if s['memorisation_flagged'] else 'no'} | "
+            f"{_ci(s.get('swd_x1e3', {}).get('synthetic'), digits=1)} "
+            f"({_ci(s.get('swd_x1e3', {}).get('floor'), digits=1)}) | "
+            f"{_ci(s.get('fid', {}).get('synthetic'), digits=2)} "
+            f"({_ci(s.get('fid', {}).get('floor'), digits=2)}) | "
+            f"{_ci(s.get('ms_ssim', {}).get('synthetic_pairs'))} "
+            f"({_ci(s.get('ms_ssim', {}).get('real_pairs'))}) | {shares} | "
+            f"{'yes' if s['memorisation_flagged'] else 'no'} | "
             f"{_ci(gain.get('balanced_accuracy'))} |"
         )
     lines += [

@@ -111,18 +111,21 @@ def table(build1: dict, buildn: dict, pipe: dict) -> str:
     return "\n".join(
         [
             f"Measured by `python scripts/bench_records.py` on {platform.machine()} with "
-            f"{os.cpu_count()} cores, shared with other jobs (load average {min(build1['load'] + buildn['load']):.1f}"
+            f"{os.cpu_count()} cores, shared with other jobs (load average "
+            f"{min(build1['load'] + buildn['load']):.1f}"
             f"–{max(build1['load'] + buildn['load']):.1f} during the builds), medians of "
-            f"{len(build1['seconds'])} alternating builds of the same {build1['cases']} BraTS-layout cases "
+            f"{len(build1['seconds'])} alternating builds of the same {build1['cases']} "
+            "BraTS-layout cases "
             f"at {build1['size']}x{build1['size']}:",
             "",
             "| what | value |",
             "|---|---|",
-            f"| build, 1 process | {build1['volumes_per_s']:.2f} volumes/s ({build1['cases']} cases, "
-            f"{build1['median_s']:.1f} s) |",
+            f"| build, 1 process | {build1['volumes_per_s']:.2f} volumes/s ({build1['cases']} "
+            f"cases, {build1['median_s']:.1f} s) |",
             f"| build, {buildn['workers']} processes | {buildn['volumes_per_s']:.2f} volumes/s "
             f"({buildn['median_s']:.1f} s, {speedup:.2f}x) |",
-            f"| `load_slices`, first epoch (parse + cache) | {pipe['first_epoch_images_per_s']:,.0f} images/s |",
+            "| `load_slices`, first epoch (parse + cache) | "
+            f"{pipe['first_epoch_images_per_s']:,.0f} images/s |",
             f"| `load_slices`, cached epochs (shuffle, batch {pipe['batch']}) | "
             f"{pipe['cached_images_per_s']:,.0f} images/s |",
         ]

@@ -24,7 +24,8 @@ kgan, each with its plain and XLA step; one torch process), and the parent asks 
 timed steps, round after round and GAN after GAN, so that the machine's load falls on all of them
 alike. Medians per variant, kgan's choice (oneDNN on; on a CPU the faster of plain and XLA) over
 torch's best, FLOPs counted as torch executes them (2 x multiply-adds of every conv and matmul,
-forward and backward) and on kgan's graph by TensorFlow's profiler, and the float32 matmul peak (median over the rounds, measured in each
+forward and backward) and on kgan's graph by TensorFlow's profiler, and the float32 matmul peak
+(median over the rounds, measured in each
 between the steps).
 """
 
@@ -451,8 +452,8 @@ def markdown(report: dict) -> str:
         + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items())
         + ".",
         "",
-        "| GAN | GFLOP/step | setting | XLA img/s | no-XLA img/s | XLA speed-up | XLA GFLOP/s (% peak) "
-        "| no-XLA GFLOP/s (% peak) |",
+        "| GAN | GFLOP/step | setting | XLA img/s | no-XLA img/s | XLA speed-up | XLA GFLOP/s (% "
+        "peak) | no-XLA GFLOP/s (% peak) |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for gan, row in report["gans"].items():
@@ -463,7 +464,8 @@ def markdown(report: dict) -> str:
             lines.append(
                 f"| {gan} | {row['gflop_per_step']:.0f} | {setting} | {x['images_per_s']:.1f} | "
                 f"{n['images_per_s']:.1f} | {row[f'xla_speedup/{setting}']:.2f}x | "
-                f"{x['gflops']:.0f} ({100 * x['of_peak']:.0f}%) | {n['gflops']:.0f} ({100 * n['of_peak']:.0f}%) |"
+                f"{x['gflops']:.0f} ({100 * x['of_peak']:.0f}%) | {n['gflops']:.0f} "
+                f"({100 * n['of_peak']:.0f}%) |"
             )
     lines += ["", "| GAN | fastest | pipeline / fastest step |", "|---|---|---:|"]
     for gan, row in report["gans"].items():
@@ -484,9 +486,10 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- against a peer (PyTorch) ----------------------------------------------------------------------
+# --- against a peer (PyTorch) ---------------------------------------------------------------------
 
-#: kgan's variants: (oneDNN env value, XLA). kgan's choice on a CPU: oneDNN on, the faster of the two.
+#: kgan's variants: (oneDNN env value, XLA). kgan's choice on a CPU: oneDNN on, the faster of the
+#: two.
 KGAN_VARIANTS = {
     "onednn/plain": ("1", False),
     "onednn/xla": ("1", True),
@@ -746,13 +749,13 @@ def markdown_against(report: dict) -> str:
     cpu = f"{m['processor']}, {m['cpus']} cores"
     w = report["workers"]
     lines = [
-        f"kgan against the PyTorch reference (`scripts/torch_reference.py`), training step at "
-        f"{s['size']}x{s['size']}, batch {s['batch']}, width {s['width']}; median of "
-        f"{s['rounds']} interleaved rounds x {s['steps_per_round']} step(s). CPU: {cpu}; load "
-        f"average {m['load_average_before'][0]:.1f} before, {m['load_average_after'][0]:.1f} after. "
+        "kgan against the PyTorch reference (`scripts/torch_reference.py`), training step at "
+        f"{s['size']}x{s['size']}, batch {s['batch']}, width {s['width']}; median of {s['rounds']} "
+        f"interleaved rounds x {s['steps_per_round']} step(s). CPU: {cpu}; load average "
+        f"{m['load_average_before'][0]:.1f} before, {m['load_average_after'][0]:.1f} after. "
         f"TensorFlow {w['onednn']['tensorflow']}, torch {w['torch']['torch']} "
         f"({w['torch']['threads']} threads, {w['torch']['cpu_capability']}). Float32 matmul peak, "
-        f"median of the rounds: "
+        "median of the rounds: "
         + ", ".join(f"{v:.0f} GFLOP/s ({k})" for k, v in report["peak_gflops"].items())
         + ".",
         "",

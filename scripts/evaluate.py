@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Evaluates an exported generator against real patients it never saw and writes a report (see kgan/commands/evaluate.py; also `kgan evaluate`)."""
+"""Evaluates an exported generator against real patients it never saw and writes a report.
+
+See kgan/commands/evaluate.py; also `kgan evaluate`.
+"""
 
 import sys
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Builds a slice dataset (TFRecord shards via TFDS) from BraTS volumes or the phantom cohort (see kgan/commands/records.py; also `kgan records`)."""
+"""Builds a slice dataset (TFRecord shards via TFDS) from BraTS volumes or the phantom cohort.
+
+See kgan/commands/records.py; also `kgan records`.
+"""
 
 import sys
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env python
-"""Draw synthetic slices from an exported generator (no kgan model code needed) (see kgan/commands/sample.py; also `kgan sample`)."""
+"""Draw synthetic slices from an exported generator (no kgan model code needed).
+
+See kgan/commands/sample.py; also `kgan sample`.
+"""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""kgan's four GAN train steps re-written in PyTorch: the peer that kgan's speed is measured against.
+"""kgan's four GAN train steps re-written in PyTorch: the peer that kgan's speed is measured
+against.
 
 Benchmark-only code (`scripts/bench_train.py --against torch`, installed by the `bench` extra); no
 part of the kgan library imports it. Each network repeats its `kgan.networks` twin layer for
@@ -221,7 +222,7 @@ def build_networks(
     )
 
 
-# --- Keras weights -> torch ------------------------------------------------------------------------
+# --- Keras weights -> torch -----------------------------------------------------------------------
 
 
 def _keras_name(module_path: str) -> str:
@@ -292,7 +293,7 @@ def load_keras(module: nn.Module, keras_model) -> None:
         raise ValueError(f"weights do not match: missing {missing}, unexpected {unexpected}")
 
 
-# --- optimisers ------------------------------------------------------------------------------------
+# --- optimisers -----------------------------------------------------------------------------------
 
 
 class KerasAdam(torch.optim.Optimizer):
@@ -363,7 +364,7 @@ def make_optimizer(o: cfg.OptimizerConfig, params):
     raise ValueError(f"the torch reference has no {o.name!r} optimiser")
 
 
-# --- the steps -------------------------------------------------------------------------------------
+# --- the steps ------------------------------------------------------------------------------------
 
 
 class TorchNoise:

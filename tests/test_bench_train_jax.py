@@ -42,7 +42,8 @@ def test_wgan_step_clips_every_critic_weight_after_updating_it():
         m = b.StatelessGAN("wgan", 16, 4)
         state = m.initial_state()
         before = [np.array(v) for v in state["d"][0]]
-        real = jax.random.uniform(jax.random.key(0), [8 * m.n_critic, 16, 16, 1], minval=-1, maxval=1)
+        real = jax.random.uniform(jax.random.key(0), [8 * m.n_critic, 16, 16, 1], minval=-1,
+        maxval=1)
         after = jax.jit(m.step)(state, real)
         d = [np.array(v) for v in after["d"][0]]
         print(json.dumps({
@@ -80,7 +81,8 @@ def test_began_step_updates_k_by_proportional_control():
 
 
 def test_dcgan_discriminator_loss_is_the_cross_entropy_of_its_scores():
-    """With the generator's output fixed, the step's d_loss is softplus(-D(x)) + softplus(D(G(z)))."""
+    """With the generator's output fixed, the step's d_loss is softplus(-D(x)) + softplus(D(G(z)))
+    (the cross-entropy of kgan.losses, which the JAX step now calls)."""
     out = run_jax("""
         import json, jax, jax.numpy as jnp
         import bench_train_jax as b
@@ -92,7 +94,8 @@ def test_dcgan_discriminator_loss_is_the_cross_entropy_of_its_scores():
         d = state["d"]
         real_out, d = m._d(d, real)
         fake_out, _ = m._d(d, fake)
-        by_hand = float(jnp.mean(jnp.logaddexp(0.0, -real_out)) + jnp.mean(jnp.logaddexp(0.0, fake_out)))
+        by_hand = float(jnp.mean(jnp.logaddexp(0.0, -real_out)) + jnp.mean(jnp.logaddexp(0.0,
+        fake_out)))
         after = m._critic_update(dict(state, key=key), real, k_fake, None)
         print(json.dumps({"step": float(after["d_loss"]), "by_hand": by_hand}))
     """)

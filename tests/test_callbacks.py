@@ -1,4 +1,4 @@
-"""Callbacks: divergence stop keeps the last good checkpoint, TensorBoard scalars and grids, saving."""
+"""Callbacks: divergence stop keeps the last good checkpoint; TensorBoard scalars, grids; saving."""
 
 import glob
 import math

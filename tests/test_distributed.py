@@ -54,7 +54,8 @@ _SCRIPT = textwrap.dedent(
             x = data.uniform(-1, 1, (2 * per_step, 16, 16, 1)).astype("float32")
             labels = {"modality": data.integers(0, 4, 2 * per_step).astype("int32"),
                       "tumour": data.integers(0, 2, 2 * per_step).astype("int32")}
-            ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(per_step, drop_remainder=True)
+            ds = tf.data.Dataset.from_tensor_slices((x, labels))
+            ds = ds.batch(per_step, drop_remainder=True)
             history = gan.fit(ds, epochs=1, verbose=0).history
             return gan, {k: float(v[-1]) for k, v in history.items()}
 
@@ -67,7 +68,9 @@ _SCRIPT = textwrap.dedent(
                                            conditional=True, **params).generator.weights]))
         report[name] = {
             "replicas": two.distribute_strategy.num_replicas_in_sync,
-            "max_weight_diff": max(float(np.max(np.abs(a.astype("float64") - b))) for _, a, b in weights),
+            "max_weight_diff": max(
+                float(np.max(np.abs(a.astype("float64") - b))) for _, a, b in weights
+            ),
             "max_log_diff": max(abs(logs_one[k] - logs_two[k]) for k in logs_one),
             "same_paths": [p for p, _, _ in weights] == [w.path for w in two.weights],
             "generator_moved": changed,

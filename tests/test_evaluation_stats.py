@@ -1,4 +1,4 @@
-"""The statistics behind the evaluation report: intervals, disjoint patients, floors, shares, plots."""
+"""The statistics behind the evaluation report: intervals, disjoint patients, floors, plots."""
 
 import numpy as np
 import pytest
@@ -78,7 +78,7 @@ def test_bias_corrected_interval_is_centred_on_the_point_value():
     assert est["ci95"][0] < 2.0 < est["ci95"][1] and est["n"] == 3
 
 
-# ------------------------------------------------------------------ weighted metrics = metrics of repeated sets
+# ------------------------------------------------------------------ weighted metrics = metrics of r
 def test_fid_with_integer_weights_equals_fid_of_the_repeated_set():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((40, 3)), rng.standard_normal((30, 3)) + 0.5

@@ -75,8 +75,8 @@ def test_tumour_labels_and_appearance(patient):
 
 
 def test_written_patient_reads_back_identically_and_is_reused(patient, tmp_path_factory):
-    # The session-wide folder that test_records' phantom build also uses: the patient written here is
-    # reused there (one generation fewer on a slow machine).
+    # The session-wide folder that test_records' phantom build also uses: the patient written here
+    # is reused there (one generation fewer on a slow machine).
     root = phantom.cohort_dir(str(tmp_path_factory.getbasetemp() / "shared_phantom_records"), SEED)
     # A leftover of an interrupted write is ignored by the reader and by the writer.
     os.makedirs(

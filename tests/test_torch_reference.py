@@ -1,4 +1,5 @@
-"""The PyTorch reference (scripts/torch_reference.py) computes kgan's train steps, not only their speed.
+"""The PyTorch reference (scripts/torch_reference.py) computes kgan's train steps, not only their
+speed.
 
 Each GAN is built by kgan on tiny networks, its weights are copied into the torch twin, and one
 train step of each runs from the same real batch and the same latent draws (the torch side
@@ -150,7 +151,7 @@ def test_layer_norm_critic_step_differs_only_by_tensorflows_moments():
 
 
 def test_weight_copy_gives_the_same_forward_pass():
-    """Layout mapping alone: kgan's networks and their twins agree on one input (64x64, BEGAN too)."""
+    """Layout mapping alone: kgan's networks and their twins agree on an input (64x64, BEGAN)."""
     rng = np.random.default_rng(1)
     for gan in ("dcgan", "began"):
         model = build_gan(gan, image_size=64 if gan == "dcgan" else 32, width=4, seed=1)

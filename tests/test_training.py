@@ -276,7 +276,9 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, tiny_data):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
         from kgan import config as cfg, training
         c = cfg.resolve("dcgan", overrides={{
             "image_size": {SIZE}, "width": 8, "latent_dim": 8, "batch_size": 4, "epochs": 1,

@@ -1,4 +1,4 @@
-"""The Visual Turing Test kit: the paper's numbers, a blinded page, scoring, and a real browser run."""
+"""The Visual Turing Test kit: the paper's numbers, a blinded page, scoring, a real browser run."""
 
 import base64
 import contextlib
@@ -410,7 +410,8 @@ def test_page_in_headless_chromium_answer_reload_export_score(kit, tmp_path):
 
 
 def test_unconditional_multimodality_samples_get_a_modality_from_the_encoder(kit, tmp_path):
-    """Labelling only the real slices would give the answer away: synthetic ones get the encoder's."""
+    """Labelling only the real slices would give the answer away: synthetic ones get the encoder's
+    labels."""
     out, _, _ = kit
     data = os.path.join(os.path.dirname(str(out)), "data")
     encoder_path = tmp_path / "enc.keras"

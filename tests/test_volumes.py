@@ -104,7 +104,8 @@ def write_case(
 
 
 def write_mha_case(root, grade: str, case_id: str, *, seed: int = 0, labels=(1, 2, 4)) -> dict:
-    """Writes a BraTS 2015/2016 case: HGG|LGG/<case>/VSD.Brain.XX.O.MR_*.<id>/*.mha (LPS, as ITK stores)."""
+    """Writes a BraTS 2015/2016 case: HGG|LGG/<case>/VSD.Brain.XX.O.MR_*.<id>/*.mha (LPS, as ITK
+    stores)."""
     import SimpleITK as sitk
 
     vols = make_volumes(seed, labels=labels)

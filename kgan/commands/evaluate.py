@@ -1,6 +1,7 @@
 """Evaluates an exported generator against real patients it never saw and writes a report.
 
-    python scripts/evaluate.py --model exports/NAME/VERSION [--data DATASET] [--reference auto|heldout|DATASET]
+    python scripts/evaluate.py --model exports/NAME/VERSION [--data DATASET] [--reference
+    auto|heldout|DATASET]
                                [--out DIR] [--seed S] [--samples N] [--encoder PATH]
 
 --data defaults to the training dataset the export's metadata names. The

@@ -26,7 +26,8 @@ import numpy as np
 
 from kgan import names, pipeline
 
-#: Phantom cohort seed of the evaluation patients; training cohorts use data.split_seed (0 by default).
+#: Phantom cohort seed of the evaluation patients; training cohorts use data.split_seed (0 by
+#: default).
 EVAL_SEED = 1000
 #: Evaluation cohort size: 12 patients per half; builds in about 2 minutes on 2 cores.
 EVAL_PATIENTS = 24
@@ -131,7 +132,10 @@ def _build_hint(metadata: dict, name: str | None) -> str:
             extra += f" --patients {data['patients']}"
         if data.get("split_seed"):
             extra += f" --seed {data['split_seed']}"
-        return f"build it with `python scripts/make_records.py phantom --plane {plane} --size {size}{extra}`"
+        return (
+            f"build it with `python scripts/make_records.py phantom --plane {plane} "
+            f"--size {size}{extra}`"
+        )
     return (
         f"build it with `python scripts/make_records.py brats --dir <BraTS folder> "
         f"--plane {plane} --size {size}`"

@@ -134,7 +134,8 @@ class TuringTable:
             "| | selected as real | selected as synthetic |",
             "|---|---:|---:|",
             f"| ground truth real | {self.real_as_real} | {self.real_as_synthetic} |",
-            f"| ground truth synthetic | {self.synthetic_as_real} | {self.synthetic_as_synthetic} |",
+            f"| ground truth synthetic | {self.synthetic_as_real} | "
+            f"{self.synthetic_as_synthetic} |",
             "",
             f"- accuracy: {_pct(self.accuracy)} ({self.correct}/{self.total}; chance = 50%)",
             f"- sensitivity (real called real): {_pct(self.sensitivity)}",

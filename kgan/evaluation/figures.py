@@ -19,7 +19,7 @@ _COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255,
 
 
 def save_png(image, path: str) -> str:
-    """Writes a Pillow image (a mosaic of `kgan.imaging`) or a matplotlib figure as a PNG, atomically."""
+    """Writes a Pillow image (a `kgan.imaging` mosaic) or a matplotlib figure as PNG, atomically."""
     if isinstance(image, Image.Image):
         return imaging.write_png(image, path)
     with atomic.atomic_path(path, suffix=".png") as tmp:

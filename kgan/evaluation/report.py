@@ -471,17 +471,18 @@ def _load_real(
     if min(pa, pb) < cohort.MIN_PATIENTS_PER_SIDE:
         warnings.append(
             f"small real cohort: halves of {pa} and {pb} patients (fewer than "
-            f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of patients: the "
-            "two-sample floor can sit well above 50 % because a classifier learns individual patients, "
-            "and every interval is wide. Read only differences larger than the intervals; use more "
-            "held-out patients (or the phantom evaluation cohort) for firm floors."
+            f"{cohort.MIN_PATIENTS_PER_SIDE} per side). The floors compare small groups of "
+            "patients: the two-sample floor can sit well above 50 % because a classifier learns "
+            "individual patients, and every interval is wide. Read only differences larger than "
+            "the intervals; use more held-out patients (or the phantom evaluation cohort) for firm "
+            "floors."
         )
     for w in warnings:
         log(f"  WARNING: {w}")
     log(
-        f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} patients; "
-        f"reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, {n_patients} patients "
-        f"(half A {pa}, half B {pb}); {size}x{size}"
+        f"  training dataset {data}: {len(train_x)} slices, {len(np.unique(train_y['case_id']))} "
+        f"patients; reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, "
+        f"{n_patients} patients (half A {pa}, half B {pb}); {size}x{size}"
     )
     return _Real(
         inputs, train_x, train_y, ref_x, ref_y, in_a, in_b, (a1, a2, b1, b2), modality_ids, warnings
@@ -535,7 +536,8 @@ def _coverage(
     )
     if source.conditional:
         cover["note"] = (
-            "conditional generator: shares follow the requested conditions; the head shows whether slices match them"
+            "conditional generator: shares follow the requested conditions; the head shows whether "
+            "slices match them"
         )
     pool_x, pool_mod = s1, s1_mod
     if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
@@ -628,7 +630,8 @@ def _fidelity(
         log(
             f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
             f"(floor {fidelity[name]['swd_x1e3']['floor']['value']:.1f}); FID "
-            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor {fidelity[name]['fid']['floor']['value']:.3f})"
+            f"{fidelity[name]['fid']['synthetic']['value']:.3f} (floor "
+            f"{fidelity[name]['fid']['floor']['value']:.3f})"
         )
     return fidelity, inten, div
 
@@ -955,7 +958,8 @@ def _write_report(report: dict, out_dir: str, log) -> dict:
     atomic.write_text(os.path.join(out_dir, "report.json"), json.dumps(safe, indent=2))
     atomic.write_text(os.path.join(out_dir, "report.md"), markdown(report))
     log(
-        f"report written to {out_dir}/report.md and report.json in {report['timings_s']['total']:.0f} s"
+        f"report written to {out_dir}/report.md and report.json in "
+        f"{report['timings_s']['total']:.0f} s"
     )
     return safe
 
@@ -975,7 +979,8 @@ def _quarters(case_ids, mask, seed):
 def _two_sample(
     ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples, epochs, min_steps, resamples
 ) -> dict:
-    """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (the floor).
+    """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (the
+    floor).
 
     Synthetic vs real: train on synthetic set 1 vs real half A, test on set 2
     vs half B; then the reverse. Floor: train on quarter A1 vs B1, test on A2
@@ -1043,13 +1048,14 @@ def _two_sample(
         "synthetic": synthetic,
         "floor": floor,
         "design": (
-            "Classifier two-sample test, cross-fitted so that no classifier answers for a patient or sample "
-            "it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 vs real half A "
-            "and answers for set 2 vs real half B, a second one the reverse; every real patient and every "
-            "synthetic slice gets one unseen answer. Floor: the same with real patients on both sides: "
-            "train on quarter A1 vs B1, answer for A2 vs B2, and the reverse ('sensitivity' = half A called "
-            "A). Classes are balanced by subsampling; accuracy near 50 % means indistinguishable. "
-            "Intervals: bootstrap of the answers, real slices by patient, synthetic ones by slice."
+            "Classifier two-sample test, cross-fitted so that no classifier answers for a patient "
+            "or sample it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 "
+            "vs real half A and answers for set 2 vs real half B, a second one the reverse; every "
+            "real patient and every synthetic slice gets one unseen answer. Floor: the same with "
+            "real patients on both sides: train on quarter A1 vs B1, answer for A2 vs B2, and the "
+            "reverse ('sensitivity' = half A called A). Classes are balanced by subsampling; "
+            "accuracy near 50 % means indistinguishable. Intervals: bootstrap of the answers, real "
+            "slices by patient, synthetic ones by slice."
         ),
     }
 
@@ -1150,7 +1156,8 @@ def _figures(
             s1[closest],
             train_x[arrays["synthetic_nearest"][closest]],
             [
-                f"RMS {arrays['synthetic_rms'][k]:.4f}  {train_y['case_id'][arrays['synthetic_nearest'][k]]}"
+                f"RMS {arrays['synthetic_rms'][k]:.4f}  "
+                f"{train_y['case_id'][arrays['synthetic_nearest'][k]]}"
                 for k in closest
             ],
             title="closest synthetic (left) | nearest training slice (right)",
@@ -1298,7 +1305,11 @@ def _ci(est: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     text = figures.format_number(scale * est["value"], digits)
     if est.get("ci95"):
         lo, hi = est["ci95"]
-        text += f" [{figures.format_number(scale * lo, digits)}, {figures.format_number(scale * hi, digits)}]"
+        low, high = (
+            figures.format_number(scale * lo, digits),
+            figures.format_number(scale * hi, digits),
+        )
+        text += f" [{low}, {high}]"
     return text
 
 
@@ -1317,22 +1328,26 @@ def markdown(report: dict) -> str:
         f"# kgan evaluation: {report['model']}",
         "",
         f"- training dataset: `{report['data']}` ({report['image_size']}x{report['image_size']}, "
-        f"{report['plane']}): {s['train_slices']} slices of {s['train_patients']} patients (encoder, "
-        "memorisation neighbours, the augmentation test's few real patients); created "
+        f"{report['plane']}): {s['train_slices']} slices of {s['train_patients']} patients "
+        "(encoder, memorisation neighbours, the augmentation test's few real patients); created "
         f"{report['created']}",
-        f"- reference patients: **{ref['kind']}** (`{ref['dataset']}`): {ref['patients']} patients, "
-        f"{ref['slices']} slices; half A {ref['half_a_patients']} patients, half B {ref['half_b_patients']} "
-        f"(quarters {ref['quarter_patients']}; split seed {seeds['split']})",
+        f"- reference patients: **{ref['kind']}** (`{ref['dataset']}`): {ref['patients']} "
+        f"patients, {ref['slices']} slices; half A {ref['half_a_patients']} patients, half B "
+        f"{ref['half_b_patients']} (quarters {ref['quarter_patients']}; split seed "
+        f"{seeds['split']})",
         f"- synthetic: 2 sets of {s['synthetic_per_set']} (seeds {seeds['synthetic']} and "
-        f"{seeds['synthetic_set2']}); conditional: {report['generator']['conditional']}; modality of "
-        f"synthetic slices: {report['synthetic_modality_source']}",
-        f"- feature encoder: `{enc['path']}` sha256 `{enc['sha256'][:16]}…` (seed {enc.get('seed')}, "
-        f"{enc.get('train_slices')} training slices, {enc.get('epochs')} epochs; modality accuracy on the "
-        f"reference slices {_f(enc['reference_modality_accuracy'])})",
-        f"- intervals: 95 % {boot['method']}; {boot['resamples']} resamples ({boot['swd_resamples']} for SWD), "
+        f"{seeds['synthetic_set2']}); conditional: {report['generator']['conditional']}; modality "
+        f"of synthetic slices: {report['synthetic_modality_source']}",
+        f"- feature encoder: `{enc['path']}` sha256 `{enc['sha256'][:16]}…` (seed "
+        f"{enc.get('seed')}, {enc.get('train_slices')} training slices, {enc.get('epochs')} "
+        "epochs; modality accuracy on the reference slices "
+        f"{_f(enc['reference_modality_accuracy'])})",
+        f"- intervals: 95 % {boot['method']}; {boot['resamples']} resamples "
+        f"({boot['swd_resamples']} for SWD), "
         f"seed {boot['seed']}. Numbers read `value [low, high]`.",
-        "- the floor of each number is the same number for real half B against real half A at the same "
-        "sample count: a synthetic value near its floor is as good as another group of real patients.",
+        "- the floor of each number is the same number for real half B against real half A at the "
+        "same sample count: a synthetic value near its floor is as good as another group of real "
+        "patients.",
     ] + [f"- **warning**: {w}" for w in report.get("warnings", [])]
     vtt = report["visual_turing_test_automated"]
     lines += [
@@ -1341,15 +1356,16 @@ def markdown(report: dict) -> str:
         "",
         vtt["design"],
         "",
-        "| | accuracy | sensitivity | specificity | AUC | test slices (pos / neg) | clusters (pos / neg) |",
+        "| | accuracy | sensitivity | specificity | AUC | test slices (pos / neg) | clusters (pos "
+        "/ neg) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, key in (("synthetic vs real", "synthetic"), ("floor: real vs real", "floor")):
         e = vtt[key]
         a = e["accuracy"]
         lines.append(
-            f"| {label} | {_pct_ci(a)} | {_pct_ci(e['sensitivity'])} | {_pct_ci(e['specificity'])} | "
-            f"{_ci(e['auc'])} | {a.get('n_pos')} / {a.get('n_neg')} | {a.get('clusters_pos')} / "
+            f"| {label} | {_pct_ci(a)} | {_pct_ci(e['sensitivity'])} | {_pct_ci(e['specificity'])} "
+            f"| {_ci(e['auc'])} | {a.get('n_pos')} / {a.get('n_neg')} | {a.get('clusters_pos')} / "
             f"{a.get('clusters_neg')} |"
         )
     for label, key in (
@@ -1362,17 +1378,19 @@ def markdown(report: dict) -> str:
         "",
         "## Modality coverage",
         "",
-        f"Share of each modality among {cover['synthetic_slices']} synthetic slices and the reference "
-        f"slices, {cover['classified_by']}. Flagged: difference above {cover['flag_points']:g} points.",
+        f"Share of each modality among {cover['synthetic_slices']} synthetic slices and the "
+        f"reference slices, {cover['classified_by']}. Flagged: difference above "
+        f"{cover['flag_points']:g} points.",
         "",
-        "| modality | synthetic % | real % (same head) | real % (labels) | difference (points) | synthetic count | flagged |",
+        "| modality | synthetic % | real % (same head) | real % (labels) | difference (points) | "
+        "synthetic count | flagged |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, e in cover["per_modality"].items():
         lines.append(
             f"| {name} | {_ci(e['synthetic'], 3, 100)} | {_ci(e['real'], 3, 100)} | "
-            f"{_ci(e['real_labels'], 3, 100)} | {e['difference_points']:+.1f} | {e['synthetic_count']} | "
-            f"{'**YES**' if e['flagged'] else 'no'} |"
+            f"{_ci(e['real_labels'], 3, 100)} | {e['difference_points']:+.1f} | "
+            f"{e['synthetic_count']} | {'**YES**' if e['flagged'] else 'no'} |"
         )
     if cover.get("note"):
         lines += ["", cover["note"]]
@@ -1389,15 +1407,16 @@ def markdown(report: dict) -> str:
             continue
         lines.append(
             f"| {name} | {e['n_compared']} | {e['reference_patients']} / {e['floor_patients']} | "
-            f"{_ci(e['swd_x1e3']['synthetic'])} | {_ci(e['swd_x1e3']['floor'])} | {_ci(e['fid']['synthetic'])} | "
-            f"{_ci(e['fid']['floor'])} | {_ci(e['kid']['synthetic'])} | {_ci(e['kid']['floor'])} |"
+            f"{_ci(e['swd_x1e3']['synthetic'])} | {_ci(e['swd_x1e3']['floor'])} | "
+            f"{_ci(e['fid']['synthetic'])} | {_ci(e['fid']['floor'])} | "
+            f"{_ci(e['kid']['synthetic'])} | {_ci(e['kid']['floor'])} |"
         )
     lines += [
         "",
-        f"n = slices compared per side (synthetic, and half B for the floor); half A gives up to "
-        f"{s['synthetic_per_set']} slices. Per-modality rows use up to {s['per_modality_target']} synthetic "
-        f"slices of that modality. SWD: Laplacian levels, 7x7 patches, seed {seeds['swd']}. KID: "
-        "unbiased MMD² over the whole sets (no subsets).",
+        "n = slices compared per side (synthetic, and half B for the floor); half A gives up to "
+        f"{s['synthetic_per_set']} slices. Per-modality rows use up to {s['per_modality_target']} "
+        "synthetic slices of that modality. SWD: Laplacian levels, 7x7 patches, seed "
+        f"{seeds['swd']}. KID: unbiased MMD² over the whole sets (no subsets).",
         "",
         "## Diversity (mean MS-SSIM of random pairs; higher = more alike)",
         "",
@@ -1406,7 +1425,8 @@ def markdown(report: dict) -> str:
     ]
     for name, d in report["diversity"].items():
         lines.append(
-            f"| {name} | {_ci(d['synthetic'])} | {_ci(d['real_half_a'])} | {_ci(d['real_half_b'])} |"
+            f"| {name} | {_ci(d['synthetic'])} | {_ci(d['real_half_a'])} | {_ci(d['real_half_b'])} "
+            "|"
         )
     lines += [
         "",
@@ -1419,8 +1439,8 @@ def markdown(report: dict) -> str:
     ]
     for name, e in report["intensity"].items():
         lines.append(
-            f"| {name} | {_ci(e['synthetic']['wasserstein1'])} | {_ci(e['floor']['wasserstein1'])} | "
-            f"{_ci(e['brain_share_reference'])} | {_ci(e['synthetic']['brain_share'])} | "
+            f"| {name} | {_ci(e['synthetic']['wasserstein1'])} | {_ci(e['floor']['wasserstein1'])} "
+            f"| {_ci(e['brain_share_reference'])} | {_ci(e['synthetic']['brain_share'])} | "
             f"{_ci(e['floor']['brain_share'])} |"
         )
     lines += [
@@ -1434,15 +1454,16 @@ def markdown(report: dict) -> str:
         "## Memorisation (nearest training slice)",
         "",
         f"Flagged: **{'YES' if mem['flagged'] else 'no'}**; exact copies (pixel RMS ≤ "
-        f"{mem['exact_copy_rms']:.4f}): {mem['exact_copies']} of {mem['pixels']['synthetic']['n']}. "
-        f"Neighbours searched: {mem['n_train_neighbours']} training slices; held-out comparison: "
-        f"{mem['n_heldout']} reference slices.",
+        f"{mem['exact_copy_rms']:.4f}): {mem['exact_copies']} of "
+        f"{mem['pixels']['synthetic']['n']}. Neighbours searched: {mem['n_train_neighbours']} "
+        f"training slices; held-out comparison: {mem['n_heldout']} reference slices.",
         "",
         f"- synthetic slices closer than the held-out 1st percentile: "
         f"{_ci(iv['synthetic_below_heldout_p1'])} (about 0.01 without copying); 5th: "
         f"{_ci(iv['synthetic_below_heldout_p5'])} (about 0.05)",
         "",
-        "| space | synthetic min | median | held-out real min | median | Mann-Whitney p (synthetic closer) |",
+        "| space | synthetic min | median | held-out real min | median | Mann-Whitney p (synthetic "
+        "closer) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for space in ("pixels", "features"):
@@ -1458,12 +1479,13 @@ def markdown(report: dict) -> str:
         "",
         "## Augmentation: few real patients, with and without synthetic slices",
         "",
-        f"A tumour / no-tumour classifier trained on {len(aug['real_patients'])} real training patients "
-        f"({aug['train_real_slices']} slices), alone and with {aug['train_synthetic_slices']} synthetic "
-        f"slices (labels: {aug['label_source']}; tumour share {_f(aug['synthetic_tumour_share'])} "
-        f"against {_f(aug['real_tumour_share'])} real), tested on {aug['test_slices']} slices of "
-        f"{aug['test_patients']} reference patients; seed {aug['seed']}. Intervals: bootstrap over test "
-        "patients, the same resamples for every classifier (paired differences).",
+        f"A tumour / no-tumour classifier trained on {len(aug['real_patients'])} real training "
+        f"patients ({aug['train_real_slices']} slices), alone and with "
+        f"{aug['train_synthetic_slices']} synthetic slices (labels: {aug['label_source']}; tumour "
+        f"share {_f(aug['synthetic_tumour_share'])} against {_f(aug['real_tumour_share'])} real), "
+        f"tested on {aug['test_slices']} slices of {aug['test_patients']} reference patients; seed "
+        f"{aug['seed']}. Intervals: bootstrap over test patients, the same resamples for every "
+        "classifier (paired differences).",
         "",
         "| trained on | balanced accuracy | AUC | sensitivity | specificity |",
         "|---|---:|---:|---:|---:|",
@@ -1535,6 +1557,6 @@ def _table_md(entry: dict) -> str:
         f"{_pct_ci(entry['sensitivity'])}, specificity {_pct_ci(entry['specificity'])}, AUC "
         f"{_ci(entry['auc'])}\n- {entry['folds']} folds (accuracy per fold "
         f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}), trained on "
-        f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per fold; "
-        f"seed {entry['seed']}"
+        f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per "
+        f"fold; seed {entry['seed']}"
     )

@@ -333,7 +333,7 @@ when done, press <i>Export answers</i> and send the downloaded file.</p>
 </script>
 </body>
 </html>
-"""
+"""  # noqa: E501 (the page keeps its own lines)
 
 
 def read_json(path: str, what: str) -> dict:
@@ -406,7 +406,8 @@ def score_text(result: dict) -> str:
     if result["unanswered"]:
         lines += [
             f"unanswered (left out of the table): {len(result['unanswered'])} "
-            f"({', '.join(result['unanswered'][:10])}{' …' if len(result['unanswered']) > 10 else ''})",
+            f"({', '.join(result['unanswered'][:10])}"
+            f"{' …' if len(result['unanswered']) > 10 else ''})",
             "",
         ]
     if len(result["per_modality"]) > 1:
@@ -420,6 +421,7 @@ def score_text(result: dict) -> str:
         for m, t in result["per_modality"].items():
             lines.append(
                 f"| {m} | {t.real_as_real} | {t.real_as_synthetic} | {t.synthetic_as_real} | "
-                f"{t.synthetic_as_synthetic} | {t.accuracy:.2f} | {t.sensitivity:.2f} | {t.specificity:.2f} |"
+                f"{t.synthetic_as_synthetic} | {t.accuracy:.2f} | {t.sensitivity:.2f} | "
+                f"{t.specificity:.2f} |"
             )
     return "\n".join(lines)

@@ -154,7 +154,8 @@ class GAN(keras.Model):
     # ----------------------------------------------------------------- Keras API
 
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=True, **kwargs):
-        """Sets the two optimizers (defaults: the paper's, `kgan.names.PAPER_RECIPES`) and builds them.
+        """Sets the two optimizers (defaults: the paper's, `kgan.names.PAPER_RECIPES`) and builds
+        them.
 
         Args:
           d_optimizer: optimizer of the discriminator / critic.

@@ -15,7 +15,8 @@ class WGANGP(WGAN):
     on x_hat = alpha x + (1 - alpha) G(z), alpha ~ U(0, 1) drawn once per
     sample (not per pixel). No clipping. The critic must not use batch norm
     (the penalty is per sample); `build_gan` gives it layer norm. The defaults
-    and optimiser are Gulrajani et al.'s (`kgan.names.PAPER_RECIPES`). Batching and the critic loop are as `WGAN`'s.
+    and optimiser are Gulrajani et al.'s (`kgan.names.PAPER_RECIPES`). Batching and the critic loop
+    are as `WGAN`'s.
 
     Logged in addition: gradient_penalty (before the lambda factor).
 
