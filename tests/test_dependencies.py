@@ -117,3 +117,20 @@ def test_recipes_resolve_by_name(name):
     from kgan import config
 
     assert config.resolve(None, name).name == name
+
+
+def test_the_vocabulary_and_the_slicing_workers_import_no_tensorflow():
+    # kgan.names exists so that modules which must stay light (recipes, the dataset build's worker
+    # processes, the JAX benchmark) can share the names; a TensorFlow import there would undo it.
+    import subprocess
+
+    code = (
+        "import sys; import kgan.names, kgan.config, kgan.slice_tasks; "
+        "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); "
+        "print(','.join(heavy))"
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == ""
