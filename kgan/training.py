@@ -262,6 +262,61 @@ def fit_calls(start: int, steps_per_epoch: int, epochs: int) -> list[_FitCall]:
     return calls
 
 
+def _open_run_dir(config: cfg.Config, fresh: bool) -> tuple[str, str]:
+    """(config.json path, checkpoint folder) of the run; refuses a folder of another recipe.
+
+    With `fresh` the folder is deleted first; otherwise a run with checkpoints must have been
+    trained by this recipe (up to `RESUMABLE_CHANGES`).
+    """
+    if fresh and os.path.isdir(config.run_dir):
+        shutil.rmtree(config.run_dir)
+    config_path = os.path.join(config.run_dir, "config.json")
+    ckpt_dir = os.path.join(config.run_dir, "checkpoints")
+    if tf.train.latest_checkpoint(ckpt_dir) is not None and os.path.isfile(config_path):
+        check_resumable(config, config_path)
+    return config_path, ckpt_dir
+
+
+def _training_stream(config: cfg.Config, dataset_dir: str, per_step: int) -> pipeline.SliceStream:
+    """The recipe's split as a resumable stream of `batch_size * per_step` slices per step,
+    after checking that the dataset's slice size is the recipe's."""
+    stream = pipeline.SliceStream(
+        dataset_dir,
+        split=config.data.split,
+        batch_size=config.train.batch_size * per_step,
+        modalities=config.data.modalities,
+        seed=config.train.seed,
+    )
+    data_size = pipeline.image_size_of(pipeline.shard_files(dataset_dir, config.data.split))
+    if data_size != config.model.image_size:
+        raise cfg.ConfigError(
+            f"dataset {dataset_dir} holds {data_size}x{data_size} slices but the recipe trains "
+            f"{config.model.image_size}x{config.model.image_size}: pass --size {data_size}"
+        )
+    return stream
+
+
+def _fit(
+    gan, stream: pipeline.SliceStream, calls: list[_FitCall], callbacks, health, verbose
+) -> dict:
+    """Runs the fit calls in order (stopping early on divergence); the last epoch's logs."""
+    epoch_logs: dict = {}
+    for call in calls:
+        if gan.stop_training or health.diverged:
+            break
+        history = gan.fit(
+            stream.from_position(call.position, call.steps),
+            epochs=call.stop_epoch,
+            initial_epoch=call.first_epoch,
+            steps_per_epoch=call.steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
+        epoch_logs = {k: v[-1] for k, v in history.history.items()} or epoch_logs
+    return epoch_logs
+
+
 def _print_plan(
     config: cfg.Config,
     plan: device.Plan,
@@ -323,12 +378,7 @@ def train(
     started = time.perf_counter()
     cfg.validate(config)
     run_dir = config.run_dir
-    if fresh and os.path.isdir(run_dir):
-        shutil.rmtree(run_dir)
-    config_path = os.path.join(run_dir, "config.json")
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    if tf.train.latest_checkpoint(ckpt_dir) is not None and os.path.isfile(config_path):
-        check_resumable(config, config_path)
+    config_path, ckpt_dir = _open_run_dir(config, fresh)
 
     # The model, its data and the device plan.
     keras.utils.set_random_seed(config.train.seed)
@@ -344,19 +394,7 @@ def train(
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
-    stream = pipeline.SliceStream(
-        dataset_dir,
-        split=config.data.split,
-        batch_size=config.train.batch_size * per_step,
-        modalities=config.data.modalities,
-        seed=config.train.seed,
-    )
-    data_size = pipeline.image_size_of(pipeline.shard_files(dataset_dir, config.data.split))
-    if data_size != config.model.image_size:
-        raise cfg.ConfigError(
-            f"dataset {dataset_dir} holds {data_size}x{data_size} slices but the recipe trains "
-            f"{config.model.image_size}x{config.model.image_size}: pass --size {data_size}"
-        )
+    stream = _training_stream(config, dataset_dir, per_step)
     steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
     total_steps = steps_per_epoch * config.train.epochs
     cfg.save_json(
@@ -441,22 +479,15 @@ def train(
             cb.TimeEstimate(total_steps - start, log=lambda line: print(line, flush=True))
         )
 
-    # Training: one fit call per part of the run (see `fit_calls`).
-    epoch_logs: dict = {}
     with strategy.scope():
-        for call in fit_calls(start, steps_per_epoch, config.train.epochs):
-            if gan.stop_training or health.diverged:
-                break
-            history = gan.fit(
-                stream.from_position(call.position, call.steps),
-                epochs=call.stop_epoch,
-                initial_epoch=call.first_epoch,
-                steps_per_epoch=call.steps_per_epoch,
-                callbacks=callbacks,
-                verbose=_verbosity(config),
-                shuffle=False,
-            )
-            epoch_logs = {k: v[-1] for k, v in history.history.items()} or epoch_logs
+        epoch_logs = _fit(
+            gan,
+            stream,
+            fit_calls(start, steps_per_epoch, config.train.epochs),
+            callbacks,
+            health,
+            verbose=_verbosity(config),
+        )
     writer.close()
 
     if health.diverged:
