@@ -37,6 +37,10 @@ DEFAULT_DATA_DIR = "records"
 
 #: The GANs kgan trains, by the name recipes, the command line and exports use.
 GANS = ("dcgan", "wgan", "wgan-gp", "began")
+#: How tables and figures spell each GAN.
+GAN_DISPLAY_NAMES = MappingProxyType(
+    {"dcgan": "DCGAN", "wgan": "WGAN", "wgan-gp": "WGAN-GP", "began": "BEGAN"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +128,7 @@ SEED_OFFSETS = MappingProxyType(
 __all__ = [
     "DEFAULT_DATA_DIR",
     "GANS",
+    "GAN_DISPLAY_NAMES",
     "GRADES",
     "MODALITIES",
     "MODALITY_DISPLAY_NAMES",

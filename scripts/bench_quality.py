@@ -22,9 +22,8 @@ import os
 import sys
 import time
 
-from kgan.names import GANS
-
-LABELS = {"dcgan": "DCGAN", "wgan": "WGAN", "wgan-gp": "WGAN-GP", "began": "BEGAN"}
+from kgan.names import DEFAULT_DATA_DIR, GANS
+from kgan.names import GAN_DISPLAY_NAMES as LABELS
 
 
 def train_and_evaluate(gan: str, args) -> dict:
@@ -54,7 +53,7 @@ def train_and_evaluate(gan: str, args) -> dict:
         out_dir,
         seed=args.seed,
         samples=args.samples,
-        data_dir=os.path.join(home, "records"),
+        data_dir=os.path.join(home, DEFAULT_DATA_DIR),
         encoder_path=os.path.join(home, "reports", f"encoder-{recipe.model.image_size}.keras"),
         model_label=result.export_dir,
         log=lambda line: print(line, flush=True),
@@ -190,7 +189,9 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     if not gans:
         return ""
     enc = encoder_lib.load(os.path.join(home, "reports", "encoder-64.keras"))
-    real_dir = cohort.evaluation_cohort("sagittal", enc.image_size, os.path.join(home, "records"))
+    real_dir = cohort.evaluation_cohort(
+        "sagittal", enc.image_size, os.path.join(home, DEFAULT_DATA_DIR)
+    )
     x, y = cohort.load_splits(real_dir, cohort.splits_of(real_dir), None)
     rng = np.random.default_rng(seed)
     tiles, captions = [], []
