@@ -61,7 +61,29 @@ def weights_finite(variables: Sequence) -> bool:
     return bool(tf.reduce_all(tf.stack(checks)).numpy()) if checks else True
 
 
-class StopOnDivergence(keras.callbacks.Callback):
+class ExecutedSteps(keras.callbacks.Callback):
+    """Base for callbacks that count the training steps that actually ran.
+
+    With `steps_per_execution` = k, Keras calls `on_train_batch_end` once per k steps, with
+    `batch` the index of the execution's last step (first + k - 1), also when the fit call's
+    data ran out sooner (its last execution can be shorter). The steps done in the epoch are
+    therefore min(batch + 1, steps of the epoch), and what ran since the previous call is the
+    difference; with k = 1 that is one step per call, as before.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_steps = 0
+
+    def executed(self, batch: int) -> int:
+        """Steps run since the previous call (call once per `on_train_batch_end`)."""
+        limit = (self.params or {}).get("steps")
+        done = batch + 1 if not limit else min(batch + 1, int(limit))
+        ran = done - getattr(self, "_epoch_steps", 0)
+        self._epoch_steps = done
+        return max(ran, 0)
+
+
+class StopOnDivergence(ExecutedSteps):
     """Stops training when a metric turns NaN/Inf or exceeds a limit, and says which and when.
 
     Like Keras's `TerminateOnNaN`, but it watches every metric (a GAN has no single "loss"), takes
@@ -73,6 +95,10 @@ class StopOnDivergence(keras.callbacks.Callback):
       limits: {metric name: largest allowed |value|}.
       step_offset: steps done before this fit call (for the message after a resume).
       raise_error: raise `TrainingDivergedError` at once instead of stopping gracefully.
+
+    With several steps per execution the logs are seen once per execution: the reason then
+    names the steps of the execution that went bad (the trackers are running means, so a bad
+    value in any of its steps shows at its end), and training stops after that execution.
     """
 
     def __init__(
@@ -89,7 +115,8 @@ class StopOnDivergence(keras.callbacks.Callback):
         self.raise_error = raise_error
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        ran = self.executed(batch)
+        first, self.step = self.step + 1, self.step + ran
         bad = bad_values(logs, self.limits)
         if not bad:
             return
@@ -99,32 +126,36 @@ class StopOnDivergence(keras.callbacks.Callback):
                 parts.append(f"|{key}| = {abs(value):.4g} > limit {self.limits[key]:.4g}")
             else:
                 parts.append(f"{key} = {value}")
-        reason = (
-            f"training diverged at step {self.step} (batch {batch} of this epoch): "
-            + ", ".join(parts)
+        where = (
+            f"at step {self.step} (batch {batch} of this epoch)"
+            if ran <= 1
+            else f"at step {self.step} (in steps {first}-{self.step}, run as one execution)"
         )
+        reason = f"training diverged {where}: " + ", ".join(parts)
         self.health.fail(reason, self.step)
         self.model.stop_training = True
         if self.raise_error:
             raise TrainingDivergedError(reason)
 
 
-class StepCounter(keras.callbacks.Callback):
-    """Keeps the run's global step variable in step with the batches done (checkpoints hold it)."""
+class StepCounter(ExecutedSteps):
+    """Keeps the run's global step variable in step with the steps done (checkpoints hold it)."""
 
     def __init__(self, step_var: tf.Variable) -> None:
         super().__init__()
         self.step_var = step_var
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step_var.assign_add(1)
+        self.step_var.assign_add(self.executed(batch))
 
 
 class CheckpointEvery(keras.callbacks.Callback):
     """Saves a `tf.train.CheckpointManager` every `every` steps and at each epoch end.
 
-    Place it after `StepCounter` so the saved step counts the batch just done. Skips saving once
-    the run is unhealthy or a weight is not finite, so the newest checkpoint is always good.
+    Place it after `StepCounter` so the saved step counts the batch just done. With several
+    steps per execution it saves at the end of the execution that reaches or passes a multiple
+    of `every` (numbered with the step it ends at). Skips saving once the run is unhealthy or a
+    weight is not finite, so the newest checkpoint is always good.
     """
 
     def __init__(
@@ -142,6 +173,7 @@ class CheckpointEvery(keras.callbacks.Callback):
         self.health = health
         self.check_variables = check_variables
         self.last_saved_step = -1
+        self.last_seen_step: int | None = None
         self.skipped = 0
 
     def _save(self) -> None:
@@ -158,7 +190,10 @@ class CheckpointEvery(keras.callbacks.Callback):
         self.last_saved_step = step
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.step_var.numpy()) % self.every == 0 and not bad_values(logs):
+        step = int(self.step_var.numpy())
+        before = step - 1 if self.last_seen_step is None else self.last_seen_step
+        self.last_seen_step = step
+        if step // self.every > before // self.every and not bad_values(logs):
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -208,12 +243,13 @@ def current_learning_rate(optimizer) -> float:
     return float(np.asarray(optimizer.learning_rate))
 
 
-class ScalarLogger(keras.callbacks.Callback):
+class ScalarLogger(ExecutedSteps):
     """Writes every metric and both learning rates to TensorBoard.
 
     Per step (every `every` steps) under `train/<metric>` with the run's global step, so curves
     continue across resumes; per epoch under `epoch/<metric>`. Learning rates as `lr/d` and
-    `lr/g` (from `model.d_optimizer` / `model.g_optimizer`).
+    `lr/g` (from `model.d_optimizer` / `model.g_optimizer`). With several steps per execution,
+    at the end of each execution that reaches or passes a multiple of `every`.
     """
 
     def __init__(self, writer, every: int = 10, step_offset: int = 0) -> None:
@@ -241,8 +277,9 @@ class ScalarLogger(keras.callbacks.Callback):
                     tf.summary.scalar(tag, rate)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step % self.every == 0:
+        before = self.step
+        self.step += self.executed(batch)
+        if self.step // self.every > before // self.every:
             self._write("train", logs, self.step)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -250,11 +287,12 @@ class ScalarLogger(keras.callbacks.Callback):
         self.writer.flush()
 
 
-class TimeEstimate(keras.callbacks.Callback):
+class TimeEstimate(ExecutedSteps):
     """Prints, once, the measured seconds per step and the time the rest of the run will take.
 
-    The first `skip` steps are left out (they trace and compile the step), then `measure` steps
-    are timed; a run shorter than that says nothing. Why: a recipe meant for a GPU can take hours
+    The first `skip` steps are left out (they trace and compile the step), then at least
+    `measure` steps are timed (whole executions when a call runs several steps); a run shorter
+    than that says nothing. Why: a recipe meant for a GPU can take hours
     on a CPU, and the user should know within a minute, not at the end.
     """
 
@@ -268,16 +306,18 @@ class TimeEstimate(keras.callbacks.Callback):
         self.clock = clock or __import__("time").perf_counter
         self.seen = 0
         self.started: float | None = None
+        self.started_at = 0
         self.seconds_per_step: float | None = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
+        self.seen += self.executed(batch)
         if self.seconds_per_step is not None:
             return
-        if self.seen == self.skip:
-            self.started = self.clock()
-        elif self.seen == self.skip + self.measure and self.started is not None:
-            self.seconds_per_step = (self.clock() - self.started) / self.measure
+        if self.started is None:
+            if self.seen >= self.skip:
+                self.started, self.started_at = self.clock(), self.seen
+        elif self.seen >= self.started_at + self.measure:
+            self.seconds_per_step = (self.clock() - self.started) / (self.seen - self.started_at)
             left = (self.remaining - self.seen) * self.seconds_per_step
             self.log(
                 f"kgan: {self.seconds_per_step:.3f} s/step; about {format_duration(left)} for "

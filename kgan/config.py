@@ -107,6 +107,10 @@ class TrainConfig:
     keep_checkpoints: int = 3
     #: Write scalars to TensorBoard every this many steps.
     log_every: int = 10
+    #: Training steps per call into the compiled step (Keras's steps_per_execution): > 1 runs
+    #: several steps in one graph call, saving the host's per-step overhead; checkpoints, logs,
+    #: the NaN guard and the step counter then act at the end of each call (still exact).
+    steps_per_execution: int = 1
     #: Samples in the fixed-latent grid logged every epoch.
     num_samples: int = 64
     #: XLA: true, false, or "auto" (GPU: on; CPU: the faster path for it, see kgan/device.py).
@@ -389,6 +393,10 @@ def validate(config: Config) -> None:
     )
     need(t.keep_checkpoints > 0, "train.keep_checkpoints must be positive")
     need(t.log_every > 0, "train.log_every must be positive")
+    need(
+        isinstance(t.steps_per_execution, int) and t.steps_per_execution > 0,
+        f"train.steps_per_execution must be a positive integer, got {t.steps_per_execution!r}",
+    )
     need(
         t.mixed_precision in MIXED_PRECISION,
         f"train.mixed_precision must be one of {MIXED_PRECISION}, got {t.mixed_precision!r}",

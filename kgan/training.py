@@ -53,6 +53,7 @@ RESUMABLE_CHANGES = {
     "output.logdir",
     "data.data_dir",
     "train.jit_compile",
+    "train.steps_per_execution",
     "recipe",
 }
 
@@ -204,8 +205,12 @@ def build_model(config: cfg.Config, jit_compile: bool | None = None):
         jit_compile, _ = device.resolve_jit_compile(
             config.train.jit_compile, gpus=len(_devices()[0]), onednn=device.onednn_enabled()
         )
-    jit = jit_compile
-    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, jit_compile=jit)
+    gan.compile(
+        d_optimizer=d_opt,
+        g_optimizer=g_opt,
+        jit_compile=jit_compile,
+        steps_per_execution=config.train.steps_per_execution,
+    )
     return gan
 
 
@@ -246,19 +251,29 @@ class _FitCall:
         return self.steps_per_epoch * (self.stop_epoch - self.first_epoch)
 
 
-def fit_calls(start: int, steps_per_epoch: int, epochs: int) -> list[_FitCall]:
+def fit_calls(
+    start: int, steps_per_epoch: int, epochs: int, steps_per_execution: int = 1
+) -> list[_FitCall]:
     """The `fit` calls that take a run from step `start` to its end.
 
     A run resumed inside an epoch first finishes that epoch (a shorter epoch of its own, so
     Keras's epoch numbers stay those of an uninterrupted run), then trains the whole epochs left.
+    Keras cuts an epoch into executions of `steps_per_execution` steps and only the data running
+    out ends one early, so one call spans several epochs only when executions end on the epoch
+    boundaries; otherwise each epoch is a call of its own (its stream holds exactly its steps),
+    which keeps every epoch end - its checkpoint, sample grid, `generator.keras` - at its step.
     """
     calls = []
     epoch, done_in_epoch = divmod(start, steps_per_epoch)
     if done_in_epoch and epoch < epochs:
         calls.append(_FitCall(start, epoch, epoch + 1, steps_per_epoch - done_in_epoch))
         epoch += 1
-    if epoch < epochs:
+    if epoch < epochs and steps_per_epoch % steps_per_execution == 0:
         calls.append(_FitCall(epoch * steps_per_epoch, epoch, epochs, steps_per_epoch))
+    elif epoch < epochs:
+        calls.extend(
+            _FitCall(e * steps_per_epoch, e, e + 1, steps_per_epoch) for e in range(epoch, epochs)
+        )
     return calls
 
 
@@ -483,7 +498,9 @@ def train(
         epoch_logs = _fit(
             gan,
             stream,
-            fit_calls(start, steps_per_epoch, config.train.epochs),
+            fit_calls(
+                start, steps_per_epoch, config.train.epochs, config.train.steps_per_execution
+            ),
             callbacks,
             health,
             verbose=_verbosity(config),

@@ -334,3 +334,22 @@ def test_time_estimate_says_nothing_for_a_run_shorter_than_its_window():
 )
 def test_format_duration(seconds, text):
     assert cb.format_duration(seconds) == text
+
+
+def test_step_counting_callbacks_count_steps_not_calls():
+    """Four steps per call in a 10-step epoch: Keras reports batches 3, 7 and 11 (the last call
+    ran two steps); the counters see 4, 8 and 10 steps."""
+    ticks = iter([10.0, 14.0])
+    lines = []
+    estimate = cb.TimeEstimate(100, skip=3, measure=4, log=lines.append, clock=lambda: next(ticks))
+    step = tf.Variable(0, dtype=tf.int64)
+    counter = cb.StepCounter(step)
+    for callback in (estimate, counter):
+        callback.set_params({"steps": 10, "epochs": 1, "verbose": 0})
+        callback.on_epoch_begin(0)
+        for batch in (3, 7, 11):
+            callback.on_train_batch_end(batch)
+    assert int(step.numpy()) == 10 and estimate.seen == 10
+    # timed from the end of step 4 to the end of step 8: 4 s for 4 steps
+    assert estimate.seconds_per_step == pytest.approx(1.0)
+    assert lines == ["kgan: 1.000 s/step; about 2 min for the remaining 92 steps"]

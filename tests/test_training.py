@@ -339,3 +339,84 @@ def test_train_command_picks_the_cpu_recipe_without_a_gpu():
     both = command.parser().parse_args(["--config", "began-cpu", "--paper"])
     with pytest.raises(cfg.ConfigError, match="exclude"):
         command.choose_recipe(both, has_gpu=False)
+
+
+def test_fit_calls_keep_executions_inside_epochs():
+    def calls(*args):  # (first epoch, stop epoch, stream position, steps per epoch) per call
+        return [(c.first_epoch, c.stop_epoch, c.position, c.steps_per_epoch)
+                for c in training.fit_calls(*args)]
+
+    # Executions that end on epoch boundaries: one call for all epochs.
+    assert calls(0, 6, 3, 3) == [(0, 3, 0, 6)]
+    assert calls(0, 5, 2) == [(0, 2, 0, 5)]
+    # 5 steps in runs of 3 would carry an execution over the boundary: one call per epoch.
+    assert calls(0, 5, 3, 3) == [(0, 1, 0, 5), (1, 2, 5, 5), (2, 3, 10, 5)]
+    # A resume mid-epoch finishes that epoch in a call of its own (exactly its rest).
+    assert calls(7, 5, 3, 3) == [(1, 2, 7, 3), (2, 3, 10, 5)]
+    assert calls(7, 6, 3, 3) == [(1, 2, 7, 5), (2, 3, 12, 6)]
+    assert calls(10, 5, 2, 3) == []  # finished
+
+
+class StepsSeen(keras.callbacks.Callback):
+    """Records the steps run (BEGAN's critic updates, restored on resume) after every call Keras
+    makes, and kills the run at `kill_at`."""
+
+    def __init__(self, kill_at=None):
+        super().__init__()
+        self.kill_at, self.steps = kill_at, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(int(self.model.d_optimizer.iterations.numpy()))
+        if self.kill_at is not None and self.steps[-1] >= self.kill_at:
+            raise KeyboardInterrupt(f"simulated kill after step {self.steps[-1]}")
+
+
+def test_steps_per_execution_resume_is_exact(tmp_path, tiny_data):
+    """Three steps per call (5-step epochs, so the last call of each epoch is shorter), killed
+    and resumed, ends with the weights of an uninterrupted one-step-per-call run."""
+    whole = training.train(recipe(tmp_path, tiny_data, name="one", jit_compile=False))
+    cut = recipe(tmp_path, tiny_data, name="three", jit_compile=False, steps_per_execution=3)
+    seen = StepsSeen(kill_at=8)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cut, extra_callbacks=[seen])
+    # Calls end at steps 3, 5 (epoch end), 8; checkpoints every 3 steps land on those ends.
+    assert seen.steps == [3, 5, 8]
+    manager_dir = os.path.join(cut.run_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(manager_dir).endswith("ckpt-8")
+    resumed = training.train(cut)
+    assert (resumed.resumed_from_step, resumed.steps) == (8, 10)
+    a = _checkpoint_values(tf.train.latest_checkpoint(os.path.join(whole.run_dir, "checkpoints")))
+    b = _checkpoint_values(tf.train.latest_checkpoint(manager_dir))
+    assert a.keys() == b.keys() and len(a) > 20
+    for key in a.keys() - {"save_counter/.ATTRIBUTES/VARIABLE_VALUE"}:  # saves differ, not state
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert int(b["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 10
+    # The optimisers counted every step, not every call.
+    iterations = [k for k in b if k.startswith("d_optimizer") and int(np.size(b[k])) == 1
+                  and b[k].dtype == np.int64]
+    assert iterations and all(int(b[k]) == 10 for k in iterations)
+
+
+def test_divergence_guard_with_steps_per_execution_names_the_steps(tmp_path, tiny_data):
+    limits = {"train.divergence_limits.k_t": 6e-4}
+    one = recipe(tmp_path, tiny_data, name="div1", jit_compile=False, checkpoint_every=1, **limits)
+    with pytest.raises(cb.TrainingDivergedError) as e:
+        training.train(one)
+    exact = int(str(e.value).split("diverged at step ")[1].split()[0])
+
+    two = recipe(tmp_path, tiny_data, name="div2", jit_compile=False, checkpoint_every=1,
+                 steps_per_execution=2, **limits)
+    seen = StepsSeen()
+    with pytest.raises(cb.TrainingDivergedError) as e:
+        training.train(two, extra_callbacks=[seen])
+    # Two steps per call in 5-step epochs: calls end at steps 2, 4, 5, 7, 9, 10.
+    ends = [2, 4, 5, 7, 9, 10]
+    last = min(x for x in ends if x >= exact)
+    first = max([0] + [x for x in ends if x < last]) + 1
+    message = str(e.value)
+    assert f"diverged at step {last} " in message
+    if last > first:
+        assert f"in steps {first}-{last}" in message
+    latest = tf.train.latest_checkpoint(os.path.join(two.run_dir, "checkpoints"))
+    assert latest.endswith(f"ckpt-{first - 1}") and latest in message
+    assert seen.steps[-1] == last  # stopped after the call that went bad
