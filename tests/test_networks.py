@@ -64,7 +64,7 @@ def test_critic_norm_options():
     assert not any(
         isinstance(layer, keras.layers.BatchNormalization) for layer in layer_norm.layers
     )
-    assert any(isinstance(layer, keras.layers.GroupNormalization) for layer in layer_norm.layers)
+    assert any(isinstance(layer, networks.SampleNorm) for layer in layer_norm.layers)
     plain = networks.dcgan_discriminator(32, width=4, norm="none")
     assert not any("norm" in layer.name for layer in plain.layers)
     with pytest.raises(ValueError, match="norm"):
@@ -196,3 +196,50 @@ def test_saved_generators_load_without_kgan(tmp_path):
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     for name in models:
         np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), expected[name], atol=1e-6)
+
+
+def _penalty_gradient(norm, x):
+    """d/dx of WGAN-GP's penalty ||d critic / dx||^2 for the critic sum(w * norm(a * x)).
+
+    The scale a stands for the layers before the norm: without it the norm would see the
+    penalised input itself, whose input gradient sums to zero and hides a wrong second derivative.
+    """
+    rng = np.random.default_rng(1)
+    w = tf.constant(rng.normal(size=x.shape), x.dtype)
+    a = tf.constant(rng.uniform(0.2, 2.0, size=x.shape), x.dtype)
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            score = tf.reduce_sum(w * norm(a * x))
+        penalty = tf.reduce_sum(tf.square(inner.gradient(score, x)))
+    return penalty, outer.gradient(penalty, x)
+
+
+def test_sample_norm_has_group_norms_function_and_the_exact_second_derivative():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 2.0, (2, 3, 3, 4)), tf.float64)
+    ours = networks.SampleNorm(epsilon=1e-5, dtype="float64")
+    keras_gn = keras.layers.GroupNormalization(groups=1, epsilon=1e-5, dtype="float64")
+    ours.build(x.shape), keras_gn.build(x.shape)
+    gamma, beta = rng.uniform(0.5, 1.5, 4), rng.normal(0, 0.1, 4)
+    for layer in (ours, keras_gn):
+        layer.set_weights([gamma, beta])
+    np.testing.assert_allclose(ours(x).numpy(), keras_gn(x).numpy(), rtol=1e-10, atol=1e-12)
+    assert [w.name for w in ours.weights] == [w.name for w in keras_gn.weights] == ["gamma", "beta"]
+
+    # The penalty's gradient by autodiff against central differences of the penalty itself.
+    penalty, grad = _penalty_gradient(ours, x)
+    flat = x.numpy().ravel()
+    numeric = np.empty_like(flat)
+    h = 1e-5
+    for i in range(flat.size):
+        up, down = flat.copy(), flat.copy()
+        up[i] += h
+        down[i] -= h
+        numeric[i] = (float(_penalty_gradient(ours, tf.constant(up.reshape(x.shape)))[0])
+                      - float(_penalty_gradient(ours, tf.constant(down.reshape(x.shape)))[0])) / (2 * h)
+    np.testing.assert_allclose(grad.numpy().ravel(), numeric, rtol=1e-5, atol=1e-7)
+    # Keras's GroupNormalization (tf.nn.moments) gets this second derivative wrong.
+    _, theirs = _penalty_gradient(keras_gn, x)
+    assert not np.allclose(theirs.numpy().ravel(), numeric, rtol=1e-3, atol=1e-5)
