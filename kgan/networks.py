@@ -143,16 +143,30 @@ class SampleNorm(layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def _normalization(kind: str, name: str):
+def _several_replicas() -> bool:
+    """True when building under a TensorFlow distribution strategy with more than one replica."""
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
+def _normalization(kind: str, name: str, cheap_moments: bool = False):
     if kind == "batch":
         # synchronized: under MirroredStrategy the batch statistics are those
         # of the global batch, so multi-replica training equals one device.
-        # Only TensorFlow has it; on one device it changes nothing, so the same
-        # networks also build on Keras's other backends (the JAX GPU benchmark).
+        # Only TensorFlow has it. On one device a generator's statistics are the
+        # same without it, and Keras's plain moments are cheaper (the synchronized
+        # ones also sum a tensor of ones as large as the activations), so the
+        # generator's norms synchronize only under several replicas. A critic's
+        # stay synchronized: the plain moments (tf.nn.moments) drop a term of the
+        # second derivative, which WGAN-GP's penalty differentiates (see
+        # SampleNorm). The same networks also build on Keras's other backends
+        # (the JAX GPU benchmark).
         return layers.BatchNormalization(
             momentum=_BN_MOMENTUM,
             epsilon=_BN_EPSILON,
-            synchronized=keras.backend.backend() == "tensorflow",
+            synchronized=keras.backend.backend() == "tensorflow"
+            and (not cheap_moments or _several_replicas()),
             name=name,
         )
     if kind == "layer":
@@ -210,7 +224,7 @@ def dcgan_generator(
         4 * 4 * width * mults[0], use_bias=False, kernel_initializer=seeds.normal(), name="project"
     )(x)
     x = layers.Reshape((4, 4, width * mults[0]), name="reshape")(x)
-    x = _normalization("batch", "project_bn")(x)
+    x = _normalization("batch", "project_bn", cheap_moments=True)(x)
     x = layers.ReLU(name="project_relu")(x)
     for i, mult in enumerate(mults[1:], start=1):
         x = layers.Conv2DTranspose(
@@ -222,7 +236,7 @@ def dcgan_generator(
             kernel_initializer=seeds.normal(),
             name=f"up{i}",
         )(x)
-        x = _normalization("batch", f"up{i}_bn")(x)
+        x = _normalization("batch", f"up{i}_bn", cheap_moments=True)(x)
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = layers.Conv2DTranspose(
         1,

@@ -323,10 +323,14 @@ class GAN(keras.Model):
         (the tape has stopped recording here, so dividing the loss itself would
         cut it off from the variables).
         """
+        optimizer.apply_gradients(zip(self.gradients(tape, loss, variables), variables))
+
+    @staticmethod
+    def gradients(tape, loss, variables) -> list:
+        """d loss / d variables from `tape`, the loss divided by the number of replicas."""
         replicas, _ = replica_info()
         scale = None if replicas == 1 else tf.constant(1.0 / replicas, loss.dtype)
-        grads = tape.gradient(loss, variables, output_gradients=scale)
-        optimizer.apply_gradients(zip(grads, variables))
+        return tape.gradient(loss, variables, output_gradients=scale)
 
     def update_metrics(self, values: dict, weights: dict | None = None) -> dict:
         """Updates trackers from {name: scalar} and returns all current results."""

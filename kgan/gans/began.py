@@ -19,8 +19,9 @@ class BEGAN(GAN):
       k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1),
       M = L(x) + |gamma L(x) - L(G(z))|.
     Both networks update simultaneously from one forward pass per step (as in
-    the paper's algorithm). k_t is a non-trainable weight (saved with the
-    weights; aggregation "mean" so replicas stay in step), and L(x), L(G(z))
+    the paper's algorithm) and one backward pass of each batch through D. k_t
+    is a non-trainable weight (saved with the weights; aggregation "mean" so
+    replicas stay in step), and L(x), L(G(z))
     are averaged over replicas before the k update so that N replicas update
     k exactly as one device on the global batch.
 
@@ -65,7 +66,7 @@ class BEGAN(GAN):
         k = tf.identity(self.k_t.value)
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
-        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+        with tf.GradientTape(persistent=True) as tape:
             fake = self.augment(self.generate(z, conditions, training=True))
             seen = self.augment(real)  # the auto-encoder reconstructs what it is shown
             loss_real = losses.began_autoencoder_loss(
@@ -76,8 +77,16 @@ class BEGAN(GAN):
             )
             d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
             g_loss = losses.began_generator_loss(loss_fake)
-        self.apply_loss_gradients(self.d_optimizer, d_loss, d_tape, d_vars)
-        self.apply_loss_gradients(self.g_optimizer, g_loss, g_tape, g_vars)
+        # d L_D / d theta_D = d L(x) / d theta_D - k d L(G(z)) / d theta_D, and L_G = L(G(z)):
+        # one backward pass of L(G(z)) through D gives D's share of it and G's gradient, where
+        # differentiating L_D and L_G apart would run the fake batch back through D twice.
+        real_grads = self.gradients(tape, loss_real, d_vars)
+        fake_grads = self.gradients(tape, loss_fake, d_vars + g_vars)
+        del tape
+        d_fake_grads = fake_grads[: len(d_vars)]
+        d_grads = [r - tf.cast(k, r.dtype) * f for r, f in zip(real_grads, d_fake_grads)]
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self.g_optimizer.apply_gradients(zip(fake_grads[len(d_vars) :], g_vars))
         self.update_ema()
 
         global_real = cross_replica_mean(loss_real)
