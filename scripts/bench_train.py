@@ -511,7 +511,14 @@ def _graph_flops(gan: str, args) -> dict:
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     opts["output"] = "none"
     report = tf.compat.v1.profiler.profile(graph, cmd="op", options=opts)
-    by_op = {c.name: float(c.total_float_ops) for c in report.children}
+    # The "op" view nests the op types as a chain, each node's total counting the rest of it:
+    # its own float_ops are the type's.
+    by_op, nodes = {}, list(report.children)
+    while nodes:
+        node = nodes.pop()
+        if node.float_ops:
+            by_op[node.name] = by_op.get(node.name, 0.0) + float(node.float_ops)
+        nodes.extend(node.children)
     dense = sum(v for k, v in by_op.items() if k.startswith(("Conv2D", "MatMul", "BatchMatMul")))
     return {"all": float(report.total_float_ops), "conv_matmul": dense, "by_op": by_op}
 

@@ -70,7 +70,7 @@ def trace_op_times(logdir: str) -> tuple[dict, dict]:
                 continue
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name
-                if ":" not in name:  # executor bookkeeping, not an op
+                if ":" not in name or "::" in name:  # executor bookkeeping, not an op
                     continue
                 times[op_type(name)] += event.duration_ps
                 counts[op_type(name)] += 1
