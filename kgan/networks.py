@@ -132,8 +132,9 @@ class SampleNorm(layers.Layer):
         mean = keras.ops.mean(x, axis=axes, keepdims=True)
         centred = x - mean
         variance = keras.ops.mean(keras.ops.square(centred), axis=axes, keepdims=True)
-        y = (centred * keras.ops.rsqrt(variance + self.epsilon) * keras.ops.cast(self.gamma, x.dtype)
-             + keras.ops.cast(self.beta, x.dtype))
+        y = centred * keras.ops.rsqrt(variance + self.epsilon) * keras.ops.cast(
+            self.gamma, x.dtype
+        ) + keras.ops.cast(self.beta, x.dtype)
         return keras.ops.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

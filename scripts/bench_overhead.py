@@ -30,10 +30,16 @@ sys.path.insert(0, ROOT)
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--executions", type=int, nargs="+", default=[1, 4, 16, 64],
-                   help="steps_per_execution values to compare")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--executions",
+        type=int,
+        nargs="+",
+        default=[1, 4, 16, 64],
+        help="steps_per_execution values to compare",
+    )
     p.add_argument("--steps", type=int, default=256, help="steps per fit call")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default="", help="path stem (default docs/bench_overhead_<cpu>)")
@@ -70,16 +76,19 @@ def _kgan_callbacks(model, tmp: str):
     health = cb.RunHealth()
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(step=step), tmp, max_to_keep=1)
     writer = tf.summary.create_file_writer(tmp)
-    return [cb.StopOnDivergence(health), cb.StepCounter(step),
-            cb.CheckpointEvery(manager, step, 10 ** 9, health),
-            cb.ScalarLogger(writer, every=10 ** 9)]
+    return [
+        cb.StopOnDivergence(health),
+        cb.StepCounter(step),
+        cb.CheckpointEvery(manager, step, 10**9, health),
+        cb.ScalarLogger(writer, every=10**9),
+    ]
 
 
 def measure(args) -> dict:
     import tensorflow as tf
 
     from kgan import config as cfg
-    from kgan import device
+    from kgan import device, optimizers
     from kgan.gans import build_gan
 
     recipe = cfg.defaults("dcgan")
@@ -88,22 +97,33 @@ def measure(args) -> dict:
     models = {}
     for k in args.executions:
         model = build_gan("dcgan", image_size=16, latent_dim=8, width=4, seed=0)
-        model.compile(d_optimizer=cfg.make_optimizer(recipe.optimizer.d),
-                      g_optimizer=cfg.make_optimizer(recipe.optimizer.g), jit_compile=False,
-                      steps_per_execution=k)
+        model.compile(
+            d_optimizer=optimizers.make_optimizer(recipe.optimizer.d),
+            g_optimizer=optimizers.make_optimizer(recipe.optimizer.g),
+            jit_compile=False,
+            steps_per_execution=k,
+        )
         model.fit(data, epochs=1, steps_per_epoch=2 * k, verbose=0)  # trace
         models[k] = model
     variants = [(k, cbs) for k in args.executions for cbs in ("bare", "kgan")]
     times = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            order = variants[r % len(variants):] + variants[:r % len(variants)]
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
             for k, cbs in order:
                 stamps = _Stamps()
-                extra = _kgan_callbacks(models[k], os.path.join(tmp, f"{k}-{r}")) \
-                    if cbs == "kgan" else []
-                models[k].fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0,
-                              callbacks=[*extra, stamps.callback])
+                extra = (
+                    _kgan_callbacks(models[k], os.path.join(tmp, f"{k}-{r}"))
+                    if cbs == "kgan"
+                    else []
+                )
+                models[k].fit(
+                    data,
+                    epochs=1,
+                    steps_per_epoch=args.steps,
+                    verbose=0,
+                    callbacks=[*extra, stamps.callback],
+                )
                 times[(k, cbs)].append(stamps.seconds_per_step())
     med = {f"{k}/{cbs}": statistics.median(times[(k, cbs)]) for k, cbs in variants}
     floor = min(args.executions)
@@ -112,18 +132,31 @@ def measure(args) -> dict:
     for k, cbs in variants:
         s = med[f"{k}/{cbs}"]
         rows[f"{k}/{cbs}"] = {
-            "steps_per_execution": k, "callbacks": cbs, "step_s": s,
+            "steps_per_execution": k,
+            "callbacks": cbs,
+            "step_s": s,
             "times": times[(k, cbs)],
             "overhead_s": s - med[f"{best}/{cbs}"],
             "vs_one_step_per_call": s / med[f"{floor}/{cbs}"],
         }
     return {
-        "machine": {"platform": platform.platform(), "processor": _cpu_name(),
-                    "cpus": os.cpu_count()},
-        "settings": {"gan": "dcgan", "size": 16, "width": 4, "batch": 4, "latent_dim": 8,
-                     "steps_per_fit": args.steps, "rounds": args.rounds,
-                     "onednn": device.onednn_enabled(), "jit_compile": False,
-                     "tensorflow": tf.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": _cpu_name(),
+            "cpus": os.cpu_count(),
+        },
+        "settings": {
+            "gan": "dcgan",
+            "size": 16,
+            "width": 4,
+            "batch": 4,
+            "latent_dim": 8,
+            "steps_per_fit": args.steps,
+            "rounds": args.rounds,
+            "onednn": device.onednn_enabled(),
+            "jit_compile": False,
+            "tensorflow": tf.__version__,
+        },
         "rows": rows,
     }
 
@@ -155,8 +188,10 @@ def markdown(report: dict) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for r in report["rows"].values():
-        lines.append(f"| {r['steps_per_execution']} | {r['callbacks']} | {1e3 * r['step_s']:.2f} "
-                     f"| {1e3 * r['overhead_s']:.2f} | {r['vs_one_step_per_call']:.2f}x |")
+        lines.append(
+            f"| {r['steps_per_execution']} | {r['callbacks']} | {1e3 * r['step_s']:.2f} "
+            f"| {1e3 * r['overhead_s']:.2f} | {r['vs_one_step_per_call']:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -33,8 +33,9 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--gans", nargs="+", default=["dcgan", "began"])
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
@@ -78,13 +79,14 @@ def trace_op_times(logdir: str) -> tuple[dict, dict]:
 
 
 def profile(gan: str, args, peak: float) -> dict:
+    import bench_train as bench
     import tensorflow as tf
 
-    import bench_train as bench
     from kgan import device
 
-    jit, why = device.resolve_jit_compile("auto", gpus=len(tf.config.list_logical_devices("GPU")),
-                                          onednn=device.onednn_enabled())
+    jit, why = device.resolve_jit_compile(
+        "auto", gpus=len(tf.config.list_logical_devices("GPU")), onednn=device.onednn_enabled()
+    )
     model = bench._model(gan, args, jit=jit)
     _, ds = bench._batch(model, args)
     iterator = iter(ds)
@@ -106,36 +108,54 @@ def profile(gan: str, args, peak: float) -> dict:
     for kind, ps in times.most_common():
         seconds = ps / 1e12 / args.steps
         gflop = flops.get(kind, 0.0) / 1e9
-        rows[kind] = {"seconds_per_step": seconds, "share": ps / total,
-                      "kernels_per_step": counts[kind] / args.steps, "gflop_per_step": gflop,
-                      "gflops": gflop / seconds if gflop and seconds else None,
-                      "of_peak": gflop / seconds / peak if gflop and seconds else None}
-    return {"jit_compile": jit, "jit_reason": why, "step_s": statistics.median(walls),
-            "walls": walls, "op_seconds_per_step": total / 1e12 / args.steps, "ops": rows}
+        rows[kind] = {
+            "seconds_per_step": seconds,
+            "share": ps / total,
+            "kernels_per_step": counts[kind] / args.steps,
+            "gflop_per_step": gflop,
+            "gflops": gflop / seconds if gflop and seconds else None,
+            "of_peak": gflop / seconds / peak if gflop and seconds else None,
+        }
+    return {
+        "jit_compile": jit,
+        "jit_reason": why,
+        "step_s": statistics.median(walls),
+        "walls": walls,
+        "op_seconds_per_step": total / 1e12 / args.steps,
+        "ops": rows,
+    }
 
 
 def markdown(report: dict) -> str:
     m, s = report["machine"], report["settings"]
-    lines = [f"Training-step profile (`scripts/profile_step.py`) at {s['size']}x{s['size']}, batch "
-             f"{s['batch']}, width {s['width']}, {s['steps']} traced step(s) on kgan's chosen "
-             f"path (oneDNN {'on' if s['onednn'] else 'off'}). CPU: {m['processor']}, {m['cpus']} "
-             f"cores; load average {m['load_average_before'][0]:.1f} before, "
-             f"{m['load_average_after'][0]:.1f} after. Float32 matmul peak measured just before: "
-             f"{report['peak_gflops']:.0f} GFLOP/s. Op time is summed over the executor's threads "
-             f"(ops that ran side by side both count), so the rate is per op.", ""]
+    lines = [
+        f"Training-step profile (`scripts/profile_step.py`) at {s['size']}x{s['size']}, batch "
+        f"{s['batch']}, width {s['width']}, {s['steps']} traced step(s) on kgan's chosen "
+        f"path (oneDNN {'on' if s['onednn'] else 'off'}). CPU: {m['processor']}, {m['cpus']} "
+        f"cores; load average {m['load_average_before'][0]:.1f} before, "
+        f"{m['load_average_after'][0]:.1f} after. Float32 matmul peak measured just before: "
+        f"{report['peak_gflops']:.0f} GFLOP/s. Op time is summed over the executor's threads "
+        f"(ops that ran side by side both count), so the rate is per op.",
+        "",
+    ]
     for gan, r in report["gans"].items():
-        lines += [f"**{gan}**: step {r['step_s']:.2f} s wall, {r['op_seconds_per_step']:.2f} s of "
-                  f"op time ({'XLA' if r['jit_compile'] else 'no XLA'}: {r['jit_reason']}).", "",
-                  "| op type | s/step | share | kernels/step | GFLOP/step | GFLOP/s | % of peak |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"**{gan}**: step {r['step_s']:.2f} s wall, {r['op_seconds_per_step']:.2f} s of "
+            f"op time ({'XLA' if r['jit_compile'] else 'no XLA'}: {r['jit_reason']}).",
+            "",
+            "| op type | s/step | share | kernels/step | GFLOP/step | GFLOP/s | % of peak |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for kind, o in r["ops"].items():
             if o["share"] < 0.002:
                 continue
             rate = f"{o['gflops']:.0f}" if o["gflops"] else "-"
             share = f"{100 * o['of_peak']:.0f}%" if o["of_peak"] else "-"
             gflop = f"{o['gflop_per_step']:.1f}" if o["gflop_per_step"] else "-"
-            lines.append(f"| {kind} | {o['seconds_per_step']:.3f} | {100 * o['share']:.1f}% | "
-                         f"{o['kernels_per_step']:.0f} | {gflop} | {rate} | {share} |")
+            lines.append(
+                f"| {kind} | {o['seconds_per_step']:.3f} | {100 * o['share']:.1f}% | "
+                f"{o['kernels_per_step']:.0f} | {gflop} | {rate} | {share} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -143,16 +163,29 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     args = parse(argv)
     import bench_train as bench
+
     from kgan import atomic, device
 
     before = os.getloadavg()
     peak = bench.matmul_peak(4096, 3)
     gans = {g: profile(g, args, peak) for g in args.gans}
-    report = {"machine": {"processor": device.cpu_model(), "cpus": os.cpu_count(),
-                          "load_average_before": before, "load_average_after": os.getloadavg()},
-              "settings": {"size": args.size, "batch": args.batch, "width": args.width,
-                           "steps": args.steps, "onednn": device.onednn_enabled()},
-              "peak_gflops": peak, "gans": gans}
+    report = {
+        "machine": {
+            "processor": device.cpu_model(),
+            "cpus": os.cpu_count(),
+            "load_average_before": before,
+            "load_average_after": os.getloadavg(),
+        },
+        "settings": {
+            "size": args.size,
+            "batch": args.batch,
+            "width": args.width,
+            "steps": args.steps,
+            "onednn": device.onednn_enabled(),
+        },
+        "peak_gflops": peak,
+        "gans": gans,
+    }
     slug = re.sub(r"[^a-z0-9]+", "-", f"{device.cpu_model()} {os.cpu_count()}c".lower()).strip("-")
     stem = args.out or os.path.join(ROOT, "docs", f"profile_{slug}")
     atomic.write_text(stem + ".json", json.dumps(report, indent=2))

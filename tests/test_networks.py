@@ -237,8 +237,10 @@ def test_sample_norm_has_group_norms_function_and_the_exact_second_derivative():
         up, down = flat.copy(), flat.copy()
         up[i] += h
         down[i] -= h
-        numeric[i] = (float(_penalty_gradient(ours, tf.constant(up.reshape(x.shape)))[0])
-                      - float(_penalty_gradient(ours, tf.constant(down.reshape(x.shape)))[0])) / (2 * h)
+        numeric[i] = (
+            float(_penalty_gradient(ours, tf.constant(up.reshape(x.shape)))[0])
+            - float(_penalty_gradient(ours, tf.constant(down.reshape(x.shape)))[0])
+        ) / (2 * h)
     np.testing.assert_allclose(grad.numpy().ravel(), numeric, rtol=1e-5, atol=1e-7)
     # Keras's GroupNormalization (tf.nn.moments) gets this second derivative wrong.
     _, theirs = _penalty_gradient(keras_gn, x)

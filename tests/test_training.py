@@ -343,8 +343,10 @@ def test_train_command_picks_the_cpu_recipe_without_a_gpu():
 
 def test_fit_calls_keep_executions_inside_epochs():
     def calls(*args):  # (first epoch, stop epoch, stream position, steps per epoch) per call
-        return [(c.first_epoch, c.stop_epoch, c.position, c.steps_per_epoch)
-                for c in training.fit_calls(*args)]
+        return [
+            (c.first_epoch, c.stop_epoch, c.position, c.steps_per_epoch)
+            for c in training.fit_calls(*args)
+        ]
 
     # Executions that end on epoch boundaries: one call for all epochs.
     assert calls(0, 6, 3, 3) == [(0, 3, 0, 6)]
@@ -392,8 +394,11 @@ def test_steps_per_execution_resume_is_exact(tmp_path, tiny_data):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert int(b["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 10
     # The optimisers counted every step, not every call.
-    iterations = [k for k in b if k.startswith("d_optimizer") and int(np.size(b[k])) == 1
-                  and b[k].dtype == np.int64]
+    iterations = [
+        k
+        for k in b
+        if k.startswith("d_optimizer") and int(np.size(b[k])) == 1 and b[k].dtype == np.int64
+    ]
     assert iterations and all(int(b[k]) == 10 for k in iterations)
 
 
@@ -404,8 +409,15 @@ def test_divergence_guard_with_steps_per_execution_names_the_steps(tmp_path, tin
         training.train(one)
     exact = int(str(e.value).split("diverged at step ")[1].split()[0])
 
-    two = recipe(tmp_path, tiny_data, name="div2", jit_compile=False, checkpoint_every=1,
-                 steps_per_execution=2, **limits)
+    two = recipe(
+        tmp_path,
+        tiny_data,
+        name="div2",
+        jit_compile=False,
+        checkpoint_every=1,
+        steps_per_execution=2,
+        **limits,
+    )
     seen = StepsSeen()
     with pytest.raises(cb.TrainingDivergedError) as e:
         training.train(two, extra_callbacks=[seen])
