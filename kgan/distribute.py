@@ -18,7 +18,7 @@ machine, and lives here:
   temporary directory of its own, which is removed at the end (TensorFlow's documented
   pattern for Keras and custom loops);
 - each worker feeds only its own replicas: per step it gathers its rows of the global batch
-  (`kgan.training.SliceStream.from_position(shard=...)`), so the global batch and its order
+  (`kgan.pipeline.SliceStream.from_position(shard=...)`), so the global batch and its order
   are those of one process.
 
 This module imports TensorFlow lazily, so that `kgan.launch` (which only forms `TF_CONFIG`)

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 
 from kgan import config as cfg
-from kgan import distribute, launch, schema, training
+from kgan import distribute, launch, pipeline, schema, training
 from kgan.commands import train as train_command
 
 SIZE = 16
@@ -274,7 +274,7 @@ def test_killed_worker_stops_the_job_and_both_resume(slices, tmp_path, monkeypat
 
 def test_worker_shares_are_the_parts_of_each_global_batch(slices):
     """Replica r of R gets rows [r B/R, (r+1) B/R) of every batch of the one-process stream."""
-    stream = training.SliceStream(slices, split="train", batch_size=8, modalities=None, seed=3)
+    stream = pipeline.SliceStream(slices, split="train", batch_size=8, modalities=None, seed=3)
     whole = [x.numpy() for x, _ in stream.from_position(5, 4)]  # crosses a pass boundary
     by_replica = [
         [x.numpy() for x, _ in stream.from_position(5, 4, shard=(r, 1), shards=4)] for r in range(4)
