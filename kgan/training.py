@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -572,11 +573,7 @@ def _train(
         epoch_logs = _fit(
             gan,
             (
-                (
-                    lambda position, steps: distribute.distributed_stream(
-                        strategy, stream, position, steps
-                    )
-                )
+                functools.partial(distribute.distributed_stream, strategy, stream)
                 if across
                 else stream.from_position
             ),
