@@ -31,7 +31,7 @@ else:  # pragma: no cover - Python 3.10
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTE = ("auto", "none", "mirrored")
+DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 
 
 class ConfigError(ValueError):
@@ -116,6 +116,8 @@ class TrainConfig:
     #: XLA: true, false, or "auto" (GPU: on; CPU: the faster path for it, see kgan/device.py).
     jit_compile: Any = "auto"
     mixed_precision: str = "none"
+    #: "auto": MultiWorkerMirroredStrategy when TF_CONFIG names several workers, else
+    #: MirroredStrategy over several GPUs; "none", "mirrored" or "multiworker" to choose.
     distribute: str = "auto"
     #: Stop when a watched metric's magnitude exceeds its limit (divergence), besides NaN/Inf.
     divergence_limits: dict = field(default_factory=dict)

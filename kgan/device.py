@@ -72,18 +72,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def resolve_jit_compile(setting, *, gpus: int, onednn: bool | None, cpu_replicas: int = 1):
+def resolve_jit_compile(
+    setting, *, gpus: int, onednn: bool | None, cpu_replicas: int = 1, across_workers: bool = False
+):
     """The `jit_compile` a run passes to Keras, and why (one short clause).
 
     Args:
       setting: the recipe's `train.jit_compile`: True, False or "auto".
       gpus: GPUs the run uses.
       onednn: whether oneDNN is on (`onednn_enabled()`).
-      cpu_replicas: replicas of a MirroredStrategy over logical CPU devices (1 otherwise).
+      cpu_replicas: replicas of a MirroredStrategy over logical CPU devices, or of a
+        MultiWorkerMirroredStrategy over CPU workers (1 otherwise).
+      across_workers: the replicas are those of a MultiWorkerMirroredStrategy.
 
     Returns:
       (jit_compile: bool, reason: str).
     """
+    if across_workers and cpu_replicas > 1 and not gpus and setting is not False:
+        # XLA's CPU backend has no kernel for the collective all-reduce (CollectiveReduceV2) that
+        # the replicas' gradients and BatchNorm statistics go through; compiling the replica
+        # function alone (jit inside strategy.run) fails on the same op (TF 2.21, Keras 3.15).
+        return False, "XLA cannot compile the cross-worker all-reduce on CPUs"
     if cpu_replicas > 1 and not gpus and setting is not False:
         # XLA inside Keras's distributed step fails across logical CPU devices (a variable of
         # replica 1 read from CPU:0); GPUs are unaffected.

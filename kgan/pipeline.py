@@ -318,8 +318,20 @@ class SliceStream:
             {key: tf.gather(value, indices) for key, value in self.labels.items()},
         )
 
-    def from_position(self, position: int, steps: int) -> tf.data.Dataset:
-        """The `steps` batches that follow `position` batches of the stream."""
+    def from_position(
+        self, position: int, steps: int, *, shard: tuple[int, int] = (0, 1), shards: int = 1
+    ) -> tf.data.Dataset:
+        """The `steps` batches that follow `position` batches of the stream.
+
+        Args:
+          position: batches of the stream already consumed.
+          steps: batches to yield.
+          shard: (first, count): with `shards` > 1, yield, for every batch, its parts
+            first .. first + count - 1 (each a dataset element) instead of the whole batch:
+            a worker of a multi-worker run feeds its local replicas, and gathers only the
+            slices they train on (`kgan.distribute.distributed_stream`).
+          shards: equal parts each batch is cut into (the run's replicas).
+        """
         if steps <= 0:
             raise ValueError(f"steps must be positive, got {steps}")
         first, skip = divmod(int(position), self.batches_per_pass)
@@ -327,7 +339,19 @@ class SliceStream:
         ds = tf.data.Dataset.range(first, last + 1).flat_map(self.pass_indices)
         if skip:
             ds = ds.skip(skip)
-        ds = ds.take(int(steps)).map(
-            self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+        ds = ds.take(int(steps))
+        if shards > 1:
+            part_first, part_count = shard
+            if self.batch_size % shards or not 0 <= part_first < part_first + part_count <= shards:
+                raise ValueError(
+                    f"cannot give parts {part_first}..{part_first + part_count - 1} of {shards} "
+                    f"equal parts of a batch of {self.batch_size} slices"
+                )
+            part = self.batch_size // shards
+            ds = ds.flat_map(
+                lambda indices: tf.data.Dataset.from_tensor_slices(
+                    tf.reshape(indices, [shards, part])[part_first : part_first + part_count]
+                )
+            )
+        ds = ds.map(self.gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)

@@ -174,6 +174,8 @@ class BuildSummary:
     built: bool = True
     seconds: float = 0.0
     workers: int = 1
+    #: The Apache Beam runner that built it ("" for the local process pool).
+    runner: str = ""
 
     @property
     def total_slices(self) -> int:
@@ -190,9 +192,10 @@ class BuildSummary:
         return out
 
     def __str__(self) -> str:
+        how = f"on Apache Beam ({self.runner})" if self.runner else f"with {self.workers} worker(s)"
         lines = [
             f"dataset {self.name}: {'built' if self.built else 'already built'}"
-            + (f" in {self.seconds:.1f} s with {self.workers} worker(s)" if self.built else ""),
+            + (f" in {self.seconds:.1f} s {how}" if self.built else ""),
             f"  directory: {self.dataset_dir}",
         ]
         for split in SPLITS:
@@ -409,6 +412,9 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         self._workers = max(1, int(workers or os.cpu_count() or 1))
         self._skip_bad = skip_bad
         self._progress = progress
+        #: Set for a build on Apache Beam (a DownloadConfig with beam options): the cases are
+        #: sliced by the pipeline's workers instead of this process's pool.
+        self._on_beam = False
         super().__init__(**kwargs)
         self.summary = BuildSummary(
             dataset_dir="", name=f"{self.name}/{self.builder_config.name}", workers=self._workers
@@ -473,6 +479,16 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         by_id = {slice_tasks.task_id(t): t for t in screened}
         splits = split_cases(list(by_id), seed=self.builder_config.seed)
         splits = {s: ids for s, ids in splits.items() if ids}
+        self._assigned = splits
+        if self._on_beam:
+            from kgan import records_beam
+
+            return {
+                s: records_beam.examples(
+                    [by_id[c] for c in ids], source=self.SOURCE, skip_bad=self._skip_bad
+                )
+                for s, ids in splits.items()
+            }
         self._runner = TaskRunner(
             {s: [by_id[c] for c in ids] for s, ids in splits.items()}, self._workers
         )
@@ -494,20 +510,7 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                 yielded += len(slices)
                 for s in slices:
                     self.summary.slices[split][s.modality] += 1
-                    yield (
-                        f"{cid}/{s.modality}/{s.slice_index}",
-                        {
-                            "image": s.image[..., None],
-                            "modality": s.modality,
-                            "plane": s.plane,
-                            "slice_index": s.slice_index,
-                            "case_id": s.case_id,
-                            "tumour_fraction": np.float32(s.tumour_fraction),
-                            "grade": s.grade,
-                            "source": self.SOURCE or s.source,
-                            "synthetic": 0,
-                        },
-                    )
+                    yield example_of(cid, s, self.SOURCE)
             if self._progress is not None:
                 self._progress(cid, None if error is None else f"{error[0]}: {error[1]}")
         if not yielded:  # TFDS would fail with a bare "No examples were yielded"
@@ -518,11 +521,20 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             )
 
     def _download_and_prepare(self, dl_manager, download_config):
+        self._on_beam = download_config is not None and (
+            download_config.beam_runner is not None or download_config.beam_options is not None
+        )
         try:
             super()._download_and_prepare(dl_manager, download_config)
         finally:
             if getattr(self, "_runner", None) is not None:
                 self._runner.close()
+        if self._on_beam:  # the pipeline's workers sliced the cases: count what they wrote
+            from kgan import records_beam
+
+            records_beam.summarise(
+                self.summary, os.fspath(self.data_dir), self.name, self._assigned
+            )
         # Still inside TFDS's incomplete folder: the summary appears with the shards.
         for split in self.summary.cases:
             self.summary.cases[split].sort()
@@ -530,6 +542,24 @@ class _SliceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         atomic.write_json(
             os.path.join(os.fspath(self.data_dir), SUMMARY_FILE), self.summary.to_json()
         )
+
+
+def example_of(case_key: str, s: slicing.Slice, source: str = "") -> tuple[str, dict]:
+    """(key, features) of one slice of case `case_key`, as the local and the Beam build yield it.
+
+    TFDS orders a split's records by a hash of the key, so the same keys give the same shards.
+    """
+    return f"{case_key}/{s.modality}/{s.slice_index}", {
+        "image": s.image[..., None],
+        "modality": s.modality,
+        "plane": s.plane,
+        "slice_index": s.slice_index,
+        "case_id": s.case_id,
+        "tumour_fraction": np.float32(s.tumour_fraction),
+        "grade": s.grade,
+        "source": source or s.source,
+        "synthetic": 0,
+    }
 
 
 class BratsSlices(_SliceBuilder):
@@ -671,6 +701,8 @@ def build_dataset(
     manual_dir: str | None = None,
     skip_bad: bool = False,
     progress=None,
+    beam_runner: str | None = None,
+    beam_options: Sequence[str] = (),
 ) -> BuildSummary:
     """Builds a slice dataset if it is not there yet, and says what it holds.
 
@@ -686,7 +718,11 @@ def build_dataset(
       progress: None shows one progress bar over the cases on stderr (rate, ETA; plain lines
         every 10 % when stderr is not a terminal), then a one-line summary; False prints
         nothing; a callable is called as progress(case_id, error_or_None) after each case
-        instead, and the library prints nothing.
+        instead, and the library prints nothing (not called on Beam: the cases are sliced by
+        the pipeline's workers).
+      beam_runner: build on Apache Beam with this runner ("DirectRunner", "DataflowRunner",
+        ...) instead of the local process pool (`kgan.records_beam`; the `beam` extra).
+      beam_options: more Beam pipeline flags, passed through ("--direct_num_workers=4").
 
     Returns:
       The `BuildSummary` (read back from the dataset when it already existed).
@@ -708,6 +744,8 @@ def build_dataset(
     )
     version_dir = os.fspath(builder.data_path)
     summary_path = os.path.join(version_dir, SUMMARY_FILE)
+    if beam_options and not beam_runner:
+        raise ValueError("beam_options need a beam_runner (e.g. DirectRunner)")
     if not os.path.isdir(version_dir):
         cases = builder.builder_config.patients
         if source == "brats":
@@ -719,43 +757,59 @@ def build_dataset(
         start = time.perf_counter()
         name = f"{builder.name}/{builder.builder_config.name}"
         bar = None
-        if progress is None:  # say why the first call takes a while, then show how it goes
+        announce = progress is None
+        download = {}
+        if beam_runner:
+            from kgan import records_beam  # the optional `beam` extra
+
+            download["beam_options"] = records_beam.pipeline_options(beam_runner, beam_options)
+        if announce:  # say why the first call takes a while, then show how it goes
             what = (
                 f"{cases} phantom patients"
                 if source == "phantom"
                 else f"{cases} BraTS cases from {manual_dir}"
             )
+            how = (
+                f"on Apache Beam ({beam_runner})"
+                if beam_runner
+                else f"with {builder._workers} worker(s)"
+            )
             print(
-                f"kgan: building {name} from {what} into {version_dir} with "
-                f"{builder._workers} worker(s)",
+                f"kgan: building {name} from {what} into {version_dir} {how}",
                 file=sys.stderr,
                 flush=True,
             )
-            bar = progress_lib.Progress(cases, name, "case")
+            if not beam_runner:  # on Beam the pipeline's workers slice the cases
+                bar = progress_lib.Progress(cases, name, "case")
 
-            def progress(case_id, error):
-                bar.update(1)
-                if error:
-                    bar.write(f"kgan: skipped {case_id}: {error}")
+                def progress(case_id, error):
+                    bar.update(1)
+                    if error:
+                        bar.write(f"kgan: skipped {case_id}: {error}")
 
-            builder._progress = progress
+                builder._progress = progress
         try:
             with _build_lock(os.path.dirname(version_dir)), _tfds_quiet():
                 if not os.path.isdir(version_dir):  # another process may have finished meanwhile
                     config = tfds.download.DownloadConfig(
-                        manual_dir=manual_dir, try_download_gcs=False
+                        manual_dir=manual_dir, try_download_gcs=False, **download
                     )
                     builder.download_and_prepare(download_config=config)
                     summary = builder.summary
                     summary.seconds = time.perf_counter() - start
+                    summary.runner = beam_runner or ""
                     summary.dataset_dir = version_dir
                     atomic.write_json(summary_path, summary.to_json())
-                    if bar is not None:
-                        bar.close(
+                    if announce:
+                        line = (
                             f"kgan: built {name}: {summary.total_slices} slices from "
                             f"{sum(len(c) for c in summary.cases.values())} cases in "
                             f"{progress_lib.format_seconds(summary.seconds)} -> {version_dir}"
                         )
+                        if bar is not None:
+                            bar.close(line)
+                        else:
+                            print(line, file=sys.stderr, flush=True)
                     return summary
         finally:
             if bar is not None:

@@ -24,12 +24,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -37,7 +38,7 @@ import tensorflow as tf
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import device, imaging, optimizers, pipeline
+from kgan import device, distribute, imaging, optimizers, pipeline
 
 #: Recipe fields that may change between a run and its resume (everything else must match).
 RESUMABLE_CHANGES = {
@@ -157,7 +158,11 @@ def _devices() -> tuple[list, str]:
 
 
 def make_strategy(config: cfg.Config) -> tf.distribute.Strategy:
-    """MirroredStrategy over all GPUs when there are several (or when asked), else the default."""
+    """MirroredStrategy over all GPUs when there are several (or when asked), else the default.
+
+    Multi-worker runs get their strategy from `kgan.distribute.multiworker_strategy`, which must
+    run before any other TensorFlow op, hence before this function's device listing.
+    """
     gpus, _ = _devices()
     mode = config.train.distribute
     if mode == "mirrored" or (mode == "auto" and len(gpus) > 1):
@@ -311,16 +316,18 @@ def _training_stream(config: cfg.Config, dataset_dir: str, per_step: int) -> pip
     return stream
 
 
-def _fit(
-    gan, stream: pipeline.SliceStream, calls: list[_FitCall], callbacks, health, verbose
-) -> dict:
-    """Runs the fit calls in order (stopping early on divergence); the last epoch's logs."""
+def _fit(gan, batches: Callable, calls: list[_FitCall], callbacks, health, verbose) -> dict:
+    """Runs the fit calls in order (stopping early on divergence); the last epoch's logs.
+
+    `batches(position, steps)` is the data of one call: the stream's batches from `position`
+    (`SliceStream.from_position`, or its per-worker shares across workers).
+    """
     epoch_logs: dict = {}
     for call in calls:
         if gan.stop_training or health.diverged:
             break
         history = gan.fit(
-            stream.from_position(call.position, call.steps),
+            batches(call.position, call.steps),
             epochs=call.stop_epoch,
             initial_epoch=call.first_epoch,
             steps_per_epoch=call.steps_per_epoch,
@@ -354,14 +361,24 @@ def _print_plan(
 
 
 def _save_last(
-    gan, manager: tf.train.CheckpointManager, saver: cb.GeneratorSaver, steps_done: int
+    gan,
+    manager: tf.train.CheckpointManager,
+    saver: cb.GeneratorSaver,
+    *,
+    start: int,
+    steps_done: int,
+    saved_step: int,
 ) -> None:
-    """The checkpoint of the last step (unless the callbacks just wrote it) and generator.keras."""
-    latest = manager.latest_checkpoint
-    if latest is None or int(latest.rsplit("-", 1)[1]) != steps_done:
+    """The checkpoint of the last step (unless the callbacks just wrote it) and generator.keras.
+
+    The checkpoint is decided from values every worker shares (steps trained, the step the
+    callbacks saved last), so that in a multi-worker run all workers save together.
+    """
+    if steps_done != start and saved_step != steps_done:
         manager.save(checkpoint_number=steps_done)
-    saver.set_model(gan)
-    saver.save()
+    if steps_done != start or not os.path.exists(saver.path):
+        saver.set_model(gan)
+        saver.save()
 
 
 def _verbosity(config: cfg.Config) -> int:
@@ -377,13 +394,18 @@ def train(
 ) -> TrainResult:
     """Trains a GAN from a resolved recipe, resuming its run directory when one exists.
 
+    Under `TF_CONFIG` naming several workers (or `train.distribute = "multiworker"`), every
+    worker calls this with the same recipe: the chief writes the run directory, the others
+    write into temporary directories that are removed on return (`kgan.distribute`).
+
     Args:
       config: the recipe (`kgan.config.resolve`).
       fresh: delete `runs/<name>/` first instead of resuming it.
       extra_callbacks: more Keras callbacks (run after kgan's own).
 
     Returns:
-      A `TrainResult` with the paths of everything written.
+      A `TrainResult` with the paths of everything written (those of the run directory, also
+      on a worker that is not the chief).
 
     Raises:
       cb.TrainingDivergedError: NaN/Inf or a divergence limit; the last good checkpoint and
@@ -392,63 +414,127 @@ def train(
     """
     started = time.perf_counter()
     cfg.validate(config)
+    cluster = distribute.cluster_from_env()
+    strategy = None
+    if distribute.wants_multiworker(config.train.distribute, cluster):
+        if fresh and (cluster is None or cluster.is_chief) and os.path.isdir(config.run_dir):
+            shutil.rmtree(config.run_dir)
+        # Collective ops are configured when the runtime starts: before any other TF op.
+        strategy = distribute.multiworker_strategy()
+        # Every worker past this point: the chief's --fresh deletion above is done.
+        distribute.barrier(strategy)
+    else:
+        cluster = None
+    write_dir = distribute.worker_write_dir(config.run_dir, cluster)
+    try:
+        return _train(
+            config,
+            fresh=fresh,
+            extra_callbacks=extra_callbacks,
+            strategy=strategy,
+            cluster=cluster,
+            write_dir=write_dir,
+            started=started,
+        )
+    finally:
+        distribute.remove_worker_dir(write_dir, config.run_dir)
+
+
+def _train(
+    config: cfg.Config,
+    *,
+    fresh: bool,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+    strategy: tf.distribute.Strategy | None,
+    cluster: distribute.Cluster | None,
+    write_dir: str,
+    started: float,
+) -> TrainResult:
+    """`train` past the cluster set-up; `write_dir` is where this process writes."""
+    chief = cluster is None or cluster.is_chief
     run_dir = config.run_dir
-    config_path, ckpt_dir = _open_run_dir(config, fresh)
+    # Across workers the chief has deleted a --fresh run directory already.
+    config_path, ckpt_dir = _open_run_dir(config, fresh and strategy is None)
 
     # The model, its data and the device plan.
     keras.utils.set_random_seed(config.train.seed)
     policy = _set_precision(config)
-    strategy = make_strategy(config)
+    strategy = strategy or make_strategy(config)
+    across = distribute.across_workers(strategy)
+    if across and not chief:
+        distribute.barrier(strategy)  # the chief has built the data (a phantom cohort) by then
     dataset_dir = resolve_data(config)
+    if across and chief:
+        distribute.barrier(strategy)
     gpus, device_name = _devices()
     cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
     onednn = device.onednn_enabled()
     jit, jit_reason = device.resolve_jit_compile(
-        config.train.jit_compile, gpus=len(gpus), onednn=onednn, cpu_replicas=cpu_replicas
+        config.train.jit_compile,
+        gpus=len(gpus),
+        onednn=onednn,
+        cpu_replicas=cpu_replicas,
+        across_workers=across,
     )
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)
     per_step = int(getattr(gan, "real_batches_per_step", 1))
+    replicas = strategy.num_replicas_in_sync
+    if across:
+        if config.train.batch_size % replicas:
+            raise cfg.ConfigError(
+                f"train.batch_size {config.train.batch_size} is the global batch and must split "
+                f"evenly over the {replicas} replicas of the workers in TF_CONFIG"
+            )
+        # A dataset distributed across workers loses its static batch size; the GAN restores it.
+        gan.replica_batch_size = config.train.batch_size * per_step // replicas
     stream = _training_stream(config, dataset_dir, per_step)
     steps_per_epoch = config.train.steps_per_epoch or stream.batches_per_pass
     total_steps = steps_per_epoch * config.train.epochs
-    cfg.save_json(
-        config,
-        config_path,
-        extra={
-            "dataset_dir": os.path.abspath(dataset_dir),
-            "train_slices": stream.count,
-            "batches_per_pass": stream.batches_per_pass,
-            "real_batches_per_step": per_step,
-            "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps,
-            "replicas": strategy.num_replicas_in_sync,
-            "device": device_name,
-            "cpu": device.cpu_model(),
-            "onednn": onednn,
-            "mixed_precision": policy,
-            "jit_compile": jit,
-            "jit_reason": jit_reason,
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
-    )
+    if chief:
+        cfg.save_json(
+            config,
+            config_path,
+            extra={
+                "dataset_dir": os.path.abspath(dataset_dir),
+                "train_slices": stream.count,
+                "batches_per_pass": stream.batches_per_pass,
+                "real_batches_per_step": per_step,
+                "steps_per_epoch": steps_per_epoch,
+                "total_steps": total_steps,
+                "replicas": replicas,
+                "workers": cluster.workers if across else 1,
+                "device": device_name,
+                "cpu": device.cpu_model(),
+                "onednn": onednn,
+                "mixed_precision": policy,
+                "jit_compile": jit,
+                "jit_reason": jit_reason,
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+            },
+        )
 
-    # Where the run stands: the last checkpoint, if any.
+    # Where the run stands: the last checkpoint, if any. Every worker saves (a save reads
+    # synchronised variables: all must take part); only the chief's saves land in the run
+    # directory, and every worker resumes from those.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = make_checkpoint(gan, step)
     manager = tf.train.CheckpointManager(
-        checkpoint, ckpt_dir, max_to_keep=config.train.keep_checkpoints
+        checkpoint,
+        os.path.join(write_dir, "checkpoints"),
+        max_to_keep=config.train.keep_checkpoints,
     )
-    if manager.latest_checkpoint:
-        restore(checkpoint, manager.latest_checkpoint)
+    latest = None if fresh and not chief else tf.train.latest_checkpoint(ckpt_dir)
+    if latest:
+        restore(checkpoint, latest)
     start = int(step.numpy())
 
     # The callbacks that log, check and save while it trains.
     logdir = os.path.join(run_dir, "logs")
-    writer = tf.summary.create_file_writer(os.path.join(logdir, "train"))
+    writer = tf.summary.create_file_writer(os.path.join(write_dir, "logs", "train"))
     health = cb.RunHealth()
-    generator_path = os.path.join(run_dir, "generator.keras")
+    generator_path = os.path.join(write_dir, "generator.keras")
     inputs, groups = cb.fixed_latents(
         config.train.num_samples,
         config.model.latent_dim,
@@ -456,19 +542,20 @@ def train(
         conditional=config.model.conditional,
     )
     saver = cb.GeneratorSaver(generator_path, health)
+    checkpointer = cb.CheckpointEvery(
+        manager,
+        step,
+        config.train.checkpoint_every,
+        health,
+        check_variables=lambda: gan.variables,
+    )
     callbacks = [
         cb.StopOnDivergence(health, config.train.divergence_limits, step_offset=start),
         cb.StepCounter(step),
-        cb.CheckpointEvery(
-            manager,
-            step,
-            config.train.checkpoint_every,
-            health,
-            check_variables=lambda: gan.variables,
-        ),
+        checkpointer,
         saver,
         cb.ScalarLogger(writer, every=config.train.log_every, step_offset=start),
-        cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(run_dir, "samples")),
+        cb.SampleGrid(writer, inputs, groups, png_dir=os.path.join(write_dir, "samples")),
         *extra_callbacks,
     ]
     _print_plan(
@@ -483,12 +570,15 @@ def train(
         steps_per_epoch,
         total_steps,
     )
-    if start:
+    if across:
+        role = "the chief" if chief else f"a worker writing to {write_dir}"
         print(
-            f"kgan: resuming {run_dir} from step {start} of {total_steps} "
-            f"({manager.latest_checkpoint})",
+            f"kgan: workers       : {cluster.workers} ({replicas} replicas in sync; "
+            f"this process is {role})",
             flush=True,
         )
+    if start:
+        print(f"kgan: resuming {run_dir} from step {start} of {total_steps} ({latest})", flush=True)
     if start < total_steps:
         callbacks.append(
             cb.TimeEstimate(total_steps - start, log=lambda line: print(line, flush=True))
@@ -497,7 +587,11 @@ def train(
     with strategy.scope():
         epoch_logs = _fit(
             gan,
-            stream,
+            (
+                functools.partial(distribute.distributed_stream, strategy, stream)
+                if across
+                else stream.from_position
+            ),
             fit_calls(
                 start, steps_per_epoch, config.train.epochs, config.train.steps_per_execution
             ),
@@ -508,7 +602,7 @@ def train(
     writer.close()
 
     if health.diverged:
-        last = manager.latest_checkpoint or "(none saved)"
+        last = tf.train.latest_checkpoint(ckpt_dir) or "(none saved)"
         raise cb.TrainingDivergedError(
             f"{health.reason}. Kept the last good checkpoint {last} and {generator_path}; "
             f"lower the learning rate or change the recipe, then rerun to resume from it."
@@ -516,20 +610,38 @@ def train(
 
     # What a run leaves: the last checkpoint and generator, a sample grid and an export.
     steps_done = int(step.numpy())
-    if steps_done != start or not os.path.exists(generator_path):
-        _save_last(gan, manager, saver, steps_done)
-    samples_png = os.path.join(run_dir, "samples.png")
-    write_sample_grid(gan.sampling_generator, inputs, groups, samples_png)
+    if across:
+        if not distribute.workers_agree(strategy, gan.weights):
+            raise cb.TrainingDivergedError(
+                f"the {replicas} replicas hold different weights after step {steps_done}: "
+                f"a worker drifted out of step (the chief's checkpoints are kept in {ckpt_dir})"
+            )
+        print(
+            f"kgan: in sync       : every weight, k_t and the latent seed state included, "
+            f"is identical on all {replicas} replicas",
+            flush=True,
+        )
+    _save_last(
+        gan,
+        manager,
+        saver,
+        start=start,
+        steps_done=steps_done,
+        saved_step=checkpointer.last_saved_step,
+    )
+    write_sample_grid(
+        gan.sampling_generator, inputs, groups, os.path.join(write_dir, "samples.png")
+    )
     export_dir = None
-    if config.output.export:
+    if config.output.export and chief:
         export_dir = export(run_dir, config.export_base, reuse=steps_done == start)
     return TrainResult(
         run_dir=run_dir,
         config_path=config_path,
-        generator_path=generator_path,
+        generator_path=os.path.join(run_dir, "generator.keras"),
         checkpoint_dir=ckpt_dir,
         logdir=logdir,
-        samples_png=samples_png,
+        samples_png=os.path.join(run_dir, "samples.png"),
         export_dir=export_dir,
         steps=steps_done,
         total_steps=total_steps,

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The README's documented commands (benchmarks have their own extras).
 DOCUMENTED_SCRIPTS = ("train", "make_records", "export", "sample", "evaluate", "turing_test")
 #: Imports that are optional by design, with the extra that provides them.
-OPTIONAL = {"SimpleITK": "mha", "jax": "jax"}
+OPTIONAL = {"SimpleITK": "mha", "jax": "jax", "apache_beam": "beam"}
 
 
 def _pyproject() -> dict:

@@ -27,6 +27,7 @@ _SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
+    from kgan import distribute
     from kgan.gans import build_gan
 
     GLOBAL_BATCH = 8
@@ -82,6 +83,11 @@ _SCRIPT = textwrap.dedent(
         if name == "wgan":
             report[name]["max_abs_critic_weight"] = max(
                 float(np.max(np.abs(v.numpy()))) for v in two.discriminator.trainable_variables)
+        if name == "dcgan":  # the end-of-run check of multi-worker runs sees a drifted replica
+            agree = distribute.workers_agree(TWO, two.weights)
+            kernel = two.generator.trainable_variables[0]
+            kernel.value.values[1].assign_add(tf.ones_like(kernel.value.values[1]) * 1e-6)
+            report[name]["agree"] = [agree, distribute.workers_agree(TWO, two.weights)]
     print("REPORT " + json.dumps(report))
     """
 )
@@ -120,6 +126,10 @@ def test_began_k_t_is_replica_exact(report):
     k_one, k_two = report["began"]["k_t"]
     assert k_one != 0.1 and 0.0 < k_one < 1.0  # k moved and stayed inside its bounds
     assert k_two == pytest.approx(k_one, abs=1e-7)
+
+
+def test_replica_drift_is_detected(report):
+    assert report["dcgan"]["agree"] == [True, False]
 
 
 def test_wgan_clipping_under_strategy(report):

@@ -4,6 +4,11 @@ Examples:
   python scripts/make_records.py phantom                      # the default dataset
   python scripts/make_records.py phantom --patients 50 --seed 1 --size 128
   python scripts/make_records.py brats --dir ~/BraTS2021 --plane sagittal --size 64 --skip-bad
+  python scripts/make_records.py phantom --beam-runner DirectRunner -- --direct_num_workers=2
+  python scripts/make_records.py brats --dir /data/brats --beam-runner DataflowRunner \\
+      -- --project=P --region=R --temp_location=gs://bucket/tmp --setup_file=./setup.py
+
+Everything after `--` goes to Apache Beam as pipeline options (`pip install 'kgan[beam]'`).
 """
 
 from __future__ import annotations
@@ -60,7 +65,28 @@ def main(argv=None) -> int:
         p.add_argument(
             "--skip-bad", action="store_true", help="record unusable cases in the summary and go on"
         )
+        p.add_argument(
+            "--beam-runner",
+            metavar="RUNNER",
+            help="build on Apache Beam with this runner (DirectRunner, DataflowRunner, "
+            "SparkRunner, FlinkRunner, ...) instead of local processes; "
+            "pipeline options follow a `--`",
+        )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_options = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     args = parser.parse_args(argv)
+    if beam_options and not args.beam_runner:
+        parser.error("pipeline options after -- need --beam-runner")
+    if args.beam_runner:
+        try:
+            import apache_beam  # noqa: F401  (the optional `beam` extra)
+        except ImportError as err:
+            print(
+                f"error: --beam-runner needs Apache Beam ({err}); pip install 'kgan[beam]'",
+                file=sys.stderr,
+            )
+            return 2
 
     from kgan import records, volumes
 
@@ -82,6 +108,8 @@ def main(argv=None) -> int:
             manual_dir=getattr(args, "dir", None),
             patients=getattr(args, "patients", None),
             skip_bad=args.skip_bad,
+            beam_runner=args.beam_runner,
+            beam_options=beam_options,
         )
     except volumes.VolumeError as err:
         print(f"error: {err}\n(use --skip-bad to record bad cases and go on)", file=sys.stderr)

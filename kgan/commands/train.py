@@ -114,17 +114,27 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     import tensorflow as tf
 
-    from kgan import callbacks, config, training
+    from kgan import callbacks, config, distribute, training
 
     try:
-        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))  # runs no TensorFlow op
         recipe_file = choose_recipe(args, has_gpu)
         overrides = overrides_from(args)
+        mode = config.resolve(args.gan, recipe_file, overrides, args.set_items).train.distribute
+        if distribute.wants_multiworker(mode, distribute.cluster_from_env()):
+            # The strategy first: TensorFlow configures collective ops before its first op
+            # (reading the dataset's image size below is one).
+            distribute.multiworker_strategy()
         if args.data and args.data != "phantom" and args.size is None:
             overrides["model.image_size"] = training.dataset_image_size(args.data)
         recipe = config.resolve(args.gan, recipe_file, overrides, args.set_items)
         result = training.train(recipe, fresh=args.fresh)
-    except (config.ConfigError, callbacks.TrainingDivergedError, FileNotFoundError) as e:
+    except (
+        config.ConfigError,
+        callbacks.TrainingDivergedError,
+        FileNotFoundError,
+        distribute.ClusterError,
+    ) as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 2
     print(result.summary())

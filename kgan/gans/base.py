@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 
 from kgan import augment as aug
-from kgan import optimizers
+from kgan import distribute, optimizers
 
 _CONDITION_KEYS = ("modality", "tumour")
 
@@ -150,6 +150,9 @@ class GAN(keras.Model):
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.d_optimizer = None
         self.g_optimizer = None
+        #: Images one replica receives per step, when the input pipeline cannot say: a dataset
+        #: distributed across workers has no static batch size, and WGAN's split and XLA need one.
+        self.replica_batch_size: int | None = None
 
     # ----------------------------------------------------------------- Keras API
 
@@ -180,6 +183,16 @@ class GAN(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Skips Keras's pre-fit build across workers: `compile` has built everything already.
+
+        Under a strategy Keras peeks at one batch and reduces it with `strategy.reduce`, which
+        MultiWorkerMirroredStrategy refuses for an (images, labels) batch (Keras 3.15).
+        """
+        if distribute.across_workers(tf.distribute.get_strategy()):
+            return None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     @property
     def sampling_generator(self) -> keras.Model:
@@ -257,6 +270,13 @@ class GAN(keras.Model):
         else:
             images, labels = data, None
         images = tf.cast(images, tf.float32)
+        if images.shape[0] is None and self.replica_batch_size:
+            images = tf.ensure_shape(images, [self.replica_batch_size, *images.shape[1:]])
+            if isinstance(labels, dict):
+                labels = {
+                    k: tf.ensure_shape(v, [self.replica_batch_size, *v.shape[1:]])
+                    for k, v in labels.items()
+                }
         if not self.conditional:
             return images, None
         if not isinstance(labels, dict) or any(k not in labels for k in _CONDITION_KEYS):
@@ -337,4 +357,10 @@ class GAN(keras.Model):
         for name, value in values.items():
             weight = None if weights is None else weights.get(name)
             self.trackers[name].update_state(value, sample_weight=weight)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if distribute.across_workers(tf.distribute.get_strategy()):
+            # Keras reduces a step's outputs under MultiWorkerMirroredStrategy with
+            # strategy.reduce(MEAN, v, axis=0), which rejects scalars (checked with Keras
+            # 3.15); shape [1] reduces to the same scalar.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
