@@ -1,4 +1,4 @@
-"""The realism filter (kgan.selection): it drops what real slices do not look like and keeps real shares."""
+"""The realism filter (kgan.selection): drops what real slices do not look like, keeps shares."""
 
 import numpy as np
 import pytest
