@@ -100,9 +100,16 @@ def test_levers_table_sets_each_variant_beside_its_plain_gan(bench):
     plain["fid"]["synthetic"]["ci95"] = [6.0, 10.0]
     filtered = _summary(acc=0.70, fid=(9.0, 3.0), shares=(23, 26, 25, 26), real=(23, 27, 25, 25))
     filtered["fid"]["synthetic"]["ci95"] = [7.0, 11.0]
-    results = {"dcgan": {"gan": "dcgan", "steps": 3000, "cpu": "AMD EPYC", "summary": plain},
-               "dcgan:filter": {"gan": "dcgan", "lever": "realism filter", "steps": 3000,
-                                "cpu": "AMD EPYC", "summary": filtered}}
+    results = {
+        "dcgan": {"gan": "dcgan", "steps": 3000, "cpu": "AMD EPYC", "summary": plain},
+        "dcgan:filter": {
+            "gan": "dcgan",
+            "lever": "realism filter",
+            "steps": 3000,
+            "cpu": "AMD EPYC",
+            "summary": filtered,
+        },
+    }
     table = bench.levers_markdown(results)
     row = next(line for line in table.splitlines() if line.startswith("| realism filter |"))
     assert "-> 70.0 [65.0, 75.0] (52.0 [44.0, 60.0]): better" in row  # intervals apart, lower
