@@ -46,9 +46,25 @@ def train_and_evaluate(gan: str, args) -> dict:
     result = training.train(recipe)
     trained_s = time.perf_counter() - started
     out_dir = os.path.join(home, "reports", recipe.name)
+    source, filter_info = sources.from_export(result.export_dir), None
+    if args.realism_filter:
+        from kgan import selection
+        from kgan.sampling import GeneratorSampler
+
+        sampler = GeneratorSampler(result.export_dir)
+        draw, filter_info = selection.for_export(
+            sampler,
+            args.realism_filter,
+            data_dir=os.path.join(home, DEFAULT_DATA_DIR),
+            seed=args.seed,
+        )
+        source.generate = draw
+        source.name = f"{source.name}, realism filter keep {args.realism_filter:g}"
+    if args.tag:
+        out_dir += f"-{args.tag}"
     started = time.perf_counter()
     full = report.evaluate(
-        sources.from_export(result.export_dir),
+        source,
         None,
         out_dir,
         seed=args.seed,
@@ -60,6 +76,9 @@ def train_and_evaluate(gan: str, args) -> dict:
     )
     return {
         "gan": gan,
+        "tag": args.tag,
+        "lever": args.lever or args.tag,
+        "realism_filter": filter_info,
         "recipe": recipe.name,
         "export": result.export_dir,
         "steps": result.steps,
@@ -177,6 +196,61 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _gap(summary: dict) -> float:
+    return max(abs(e["difference_points"]) for e in summary["modality_shares"].values())
+
+
+def _moved(before: dict | None, after: dict | None, lower_is_better: bool = True) -> str:
+    """'better' / 'worse' when the intervals do not overlap, else 'within intervals'."""
+    b, a = (before or {}).get("ci95"), (after or {}).get("ci95")
+    if not b or not a or None in b or None in a:
+        return "?"
+    if a[1] < b[0]:
+        return "better" if lower_is_better else "worse"
+    if a[0] > b[1]:
+        return "worse" if lower_is_better else "better"
+    return "within intervals"
+
+
+def _gain(summary: dict):
+    gains = summary.get("augmentation", {}).get("real_plus_synthetic_minus_real_only", {})
+    return gains.get("balanced_accuracy")
+
+
+def _before_after(before, after, digits: int = 3, pct: bool = False) -> str:
+    return f"{_ci(before, pct, digits)} -> {_ci(after, pct, digits)}: {_moved(before, after)}"
+
+
+def levers_markdown(results: dict) -> str:
+    """One table: each lever's variant against its plain GAN, metric before -> after."""
+    variants = [(k, r) for k, r in results.items() if ":" in k and k.split(":")[0] in results]
+    if not variants:
+        return ""
+    lines = [
+        "| lever | GAN | two-sample acc. % (floor) | FID | SWD x1e3 | MS-SSIM synth. (real) | "
+        "worst modality-share gap, points | augmentation: bal. acc. gain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in variants:
+        base, s = results[key.split(":")[0]]["summary"], r["summary"]
+        acc_b, acc_s = base["two_sample_accuracy"], s["two_sample_accuracy"]
+        cells = [
+            f"{_ci(acc_b['synthetic'], True)} ({_ci(acc_b['floor'], True)}) -> "
+            f"{_ci(acc_s['synthetic'], True)} ({_ci(acc_s['floor'], True)}): "
+            f"{_moved(acc_b['synthetic'], acc_s['synthetic'])}",
+            _before_after(base["fid"]["synthetic"], s["fid"]["synthetic"], digits=2),
+            _before_after(base["swd_x1e3"]["synthetic"], s["swd_x1e3"]["synthetic"], digits=1),
+            f"{_ci(base['ms_ssim']['synthetic_pairs'])} -> {_ci(s['ms_ssim']['synthetic_pairs'])} "
+            f"({_ci(s['ms_ssim']['real_pairs'])})",
+            f"{_gap(base):.1f} -> {_gap(s):.1f}",
+            f"{_ci(_gain(base))} -> {_ci(_gain(s))}",
+        ]
+        lines.append(
+            f"| {r.get('lever') or key} | {LABELS[r['gan']]} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines)
+
+
 def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 0) -> str:
     """Rows real / each GAN, columns T1..FLAIR; synthetic slices placed by the encoder's head."""
     import numpy as np
@@ -237,6 +311,22 @@ def main(argv=None) -> int:
     p.add_argument("--markdown", default="docs/quality/table.md")
     p.add_argument("--figure", default="docs/quality/paper_figure.png")
     p.add_argument("--render", action="store_true", help="only render stored results")
+    p.add_argument(
+        "--tag",
+        default="",
+        help="a lever's variant of the GAN: stored as GAN:TAG and shown in the levers table "
+        "against the plain GAN",
+    )
+    p.add_argument(
+        "--lever", default="", help="how the levers table names the variant (default: the tag)"
+    )
+    p.add_argument(
+        "--realism-filter",
+        type=float,
+        metavar="KEEP",
+        help="evaluate the export through the realism filter (kgan.selection) keeping KEEP",
+    )
+    p.add_argument("--levers-markdown", default="docs/quality/levers.md")
     args = p.parse_args(argv)
 
     from kgan import atomic
@@ -248,12 +338,16 @@ def main(argv=None) -> int:
         for gan in args.gans:
             entry = train_and_evaluate(gan, args)
             results = stored()  # read again: a parallel call may have added another GAN
-            results[gan] = entry
+            results[gan + (f":{args.tag}" if args.tag else "")] = entry
             atomic.write_json(args.results, results, indent=2)  # kept after every GAN
     results = stored()
     table = markdown(results)
     atomic.write_text(args.markdown, table + "\n")
     print(table)
+    lever_table = levers_markdown(results)
+    if lever_table:
+        atomic.write_text(args.levers_markdown, lever_table + "\n")
+        print(lever_table)
     drawn = figure(results, args.figure, os.path.abspath(args.home), seed=args.seed)
     if drawn:
         print(f"figure: {drawn}")

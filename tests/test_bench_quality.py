@@ -93,3 +93,27 @@ def test_table_has_a_row_per_gan_and_the_bars(bench):
     assert table.index("| DCGAN |") < table.index("| BEGAN |")  # the paper's order
     assert "70.0 [65.0, 75.0] (52.0 [44.0, 60.0])" in table
     assert "| memorisation not flagged | met | met |" in table
+
+
+def test_levers_table_sets_each_variant_beside_its_plain_gan(bench):
+    plain = _summary(acc=0.95, fid=(8.0, 3.0), shares=(25, 16, 25, 34), real=(23, 27, 25, 25))
+    plain["fid"]["synthetic"]["ci95"] = [6.0, 10.0]
+    filtered = _summary(acc=0.70, fid=(9.0, 3.0), shares=(23, 26, 25, 26), real=(23, 27, 25, 25))
+    filtered["fid"]["synthetic"]["ci95"] = [7.0, 11.0]
+    results = {
+        "dcgan": {"gan": "dcgan", "steps": 3000, "cpu": "AMD EPYC", "summary": plain},
+        "dcgan:filter": {
+            "gan": "dcgan",
+            "lever": "realism filter",
+            "steps": 3000,
+            "cpu": "AMD EPYC",
+            "summary": filtered,
+        },
+    }
+    table = bench.levers_markdown(results)
+    row = next(line for line in table.splitlines() if line.startswith("| realism filter |"))
+    assert "-> 70.0 [65.0, 75.0] (52.0 [44.0, 60.0]): better" in row  # intervals apart, lower
+    assert "8.00 [6.00, 10.00] -> 9.00 [7.00, 11.00]: within intervals" in row
+    assert "11.0 -> 1.0" in row  # worst share gap, points
+    assert "| realism filter |" not in bench.markdown(results)  # the GAN table keeps plain GANs
+    assert bench.levers_markdown({"dcgan": results["dcgan"]}) == ""

@@ -141,10 +141,11 @@ def test_report_files_exist_and_parse(tmp_path, conditional):
     assert summary["ms_ssim"]["synthetic_pairs"]["ci95"] and "memorisation_flagged" in summary
     assert "real_only" in summary["augmentation"]
     vtt = loaded["visual_turing_test_automated"]["synthetic"]
+    assert vtt["folds"] == 2 * report_lib.TWO_SAMPLE_REPEATS == 2 * len(vtt["repeat_accuracy"])
     assert (
         sum(vtt["counts"].values())
         == vtt["n_real"] + vtt["n_synthetic"]
-        == 2 * 2 * vtt["test_per_class"]
+        == 2 * vtt["folds"] * vtt["test_per_class"]
     )
     assert loaded["encoder"]["sha256"] and os.path.isfile(encoder_path)
     labels = loaded["augmentation"]["label_source"]

@@ -143,19 +143,33 @@ def _build_hint(metadata: dict, name: str | None) -> str:
 
 
 def patient_groups(case_ids, groups: int, seed: int) -> list[np.ndarray]:
-    """Splits the patients into `groups` disjoint, near-equal groups (seeded).
+    """Splits the patients into `groups` disjoint groups, even in patients and in slices (seeded).
+
+    Patients are ranked by slice count (ties in a seeded random order) and
+    dealt out block by block: each block of `groups` neighbours in that
+    ranking gives one patient to every group, in a random order. Groups thus
+    differ by at most one patient and by little in slice count, while every
+    seed draws another split: a two-sample test whose classes differed in
+    size or in slices per patient would not sit at chance.
 
     Returns:
       One boolean mask over `case_ids` per group.
     """
-    patients = np.unique(np.asarray(case_ids))
+    case_ids = np.asarray(case_ids)
+    patients, counts = np.unique(case_ids, return_counts=True)
     if len(patients) < groups:
         raise EvaluationInputError(
             f"need at least {groups} patients to form {groups} patient groups, have {len(patients)}"
         )
-    order = np.random.default_rng(seed).permutation(patients)
-    members = [set(order[k::groups]) for k in range(groups)]
-    return [np.isin(case_ids, list(m)) for m in members]
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(patients))
+    ranked = shuffled[np.argsort(-counts[shuffled], kind="stable")]
+    members = [[] for _ in range(groups)]
+    for start in range(0, len(ranked), groups):
+        block = ranked[start : start + groups]
+        for group, patient in zip(rng.permutation(groups)[: len(block)], block):
+            members[group].append(patients[patient])
+    return [np.isin(case_ids, m) for m in members]
 
 
 def dataset_info(data: str, data_dir: str | None = None) -> dict:

@@ -50,7 +50,11 @@ from kgan.evaluation.sources import SyntheticSource
 STEPS = 8
 #: Fewest slices per side for a per-modality comparison to be reported.
 MIN_GROUP = 20
-REPORT_VERSION = 2
+REPORT_VERSION = 3
+#: Random patient splits the two-sample tests pool (one split alone swings far around chance).
+TWO_SAMPLE_REPEATS = 3
+#: Split r uses seeds["split"] + r * this (halves) and + 1, + 2 (quarters).
+SPLIT_SEED_STRIDE = 100
 
 
 class Progress:
@@ -462,9 +466,7 @@ def _load_real(
             f"reference {ref_name} holds {n_patients} patient(s); the floors need at "
             f"least 4 (2 per half), better {2 * cohort.MIN_PATIENTS_PER_SIDE}"
         )
-    in_a, in_b = cohort.patient_groups(ref_c, 2, seeds["split"])
-    a1, a2 = _quarters(ref_c, in_a, seeds["split"] + 1)
-    b1, b2 = _quarters(ref_c, in_b, seeds["split"] + 2)
+    in_a, in_b, a1, a2, b1, b2 = _split(ref_c, seeds["split"])
     modality_ids = sorted({int(m) for m in ref_y["modality"]})
     pa, pb = len(np.unique(ref_c[in_a])), len(np.unique(ref_c[in_b]))
     warnings = []
@@ -685,6 +687,7 @@ def evaluate(
     eval_patients: int = cohort.EVAL_PATIENTS,
     augment_patients: int = 4,
     per_modality: int | None = None,
+    two_sample_repeats: int = TWO_SAMPLE_REPEATS,
     resamples: int = bootstrap.RESAMPLES,
     swd_resamples: int = bootstrap.SWD_RESAMPLES,
     model_label: str | None = None,
@@ -716,6 +719,7 @@ def evaluate(
       pairs: random pairs for MS-SSIM.
       eval_patients: evaluation cohort size (phantom).
       augment_patients: real patients the augmentation test's classifier gets.
+      two_sample_repeats: random patient splits the two-sample tests pool.
       per_modality: synthetic slices wanted per modality for per-modality
         metrics (unconditional generators draw more until each modality has
         them, up to 8 x samples); default samples // 4.
@@ -784,9 +788,6 @@ def evaluate(
     vtt = _two_sample(
         real.ref_x,
         real.ref_c,
-        real.in_a,
-        real.in_b,
-        *real.quarters,
         s1,
         s2,
         seeds,
@@ -794,6 +795,7 @@ def evaluate(
         classifier_epochs,
         min_steps,
         resamples,
+        two_sample_repeats,
     )
     log(
         f"  synthetic vs real: {_pct_ci(vtt['synthetic']['accuracy'])}; floor (real vs real): "
@@ -976,24 +978,43 @@ def _quarters(case_ids, mask, seed):
     return out
 
 
-def _two_sample(
-    ref_x, ref_c, in_a, in_b, a1, a2, b1, b2, s1, s2, seeds, samples, epochs, min_steps, resamples
-) -> dict:
-    """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (the
-    floor).
+def _split(case_ids, seed: int):
+    """Halves A, B and quarters A1, A2, B1, B2 of the patients (even in patients and slices)."""
+    in_a, in_b = cohort.patient_groups(case_ids, 2, seed)
+    return (in_a, in_b, *_quarters(case_ids, in_a, seed + 1), *_quarters(case_ids, in_b, seed + 2))
 
-    Synthetic vs real: train on synthetic set 1 vs real half A, test on set 2
-    vs half B; then the reverse. Floor: train on quarter A1 vs B1, test on A2
-    vs B2; then the reverse. No classifier ever answers for a patient or a
-    sample it was trained on, so the floor sits near 50 % when the two groups
-    of patients come from one population.
+
+def _two_sample(
+    ref_x,
+    ref_c,
+    s1,
+    s2,
+    seeds,
+    samples,
+    epochs,
+    min_steps,
+    resamples,
+    repeats: int = TWO_SAMPLE_REPEATS,
+) -> dict:
+    """Two cross-fitted classifier two-sample tests: synthetic vs real, and real vs real (floor).
+
+    For each of `repeats` random splits of the patients into halves and
+    quarters (split 0 is the halves every other number uses): synthetic vs
+    real trains on synthetic set 1 vs real half A and tests on set 2 vs half
+    B, then the reverse; the floor trains on quarter A1 vs B1 and tests on A2
+    vs B2, then the reverse. No classifier ever answers for a patient or a
+    sample it was trained on, and the answers of all splits are pooled, so
+    the floor sits near 50 % when the two groups of patients come from one
+    population rather than wherever one split happened to fall.
     """
 
     def syn_ids(k, x):
         return np.array([f"set{k}:{i}" for i in range(len(x))])
 
-    synthetic = two_sample.cross_fitted(
-        [
+    syn_folds, floor_folds = [], []
+    for r in range(repeats):
+        in_a, in_b, a1, a2, b1, b2 = _split(ref_c, seeds["split"] + SPLIT_SEED_STRIDE * r)
+        syn_folds += [
             {
                 "pos_train": ref_x[in_a],
                 "neg_train": s1,
@@ -1001,6 +1022,7 @@ def _two_sample(
                 "neg_test": s2,
                 "pos_test_clusters": ref_c[in_b],
                 "neg_test_clusters": syn_ids(2, s2),
+                "repeat": r,
             },
             {
                 "pos_train": ref_x[in_b],
@@ -1009,17 +1031,10 @@ def _two_sample(
                 "neg_test": s1,
                 "pos_test_clusters": ref_c[in_a],
                 "neg_test_clusters": syn_ids(1, s1),
+                "repeat": r,
             },
-        ],
-        seed=seeds["c2st"],
-        epochs=epochs,
-        min_steps=min_steps,
-        max_per_class=samples,
-        resamples=resamples,
-        labels=("real", "synthetic"),
-    )
-    floor = two_sample.cross_fitted(
-        [
+        ]
+        floor_folds += [
             {
                 "pos_train": ref_x[a1],
                 "neg_train": ref_x[b1],
@@ -1027,6 +1042,7 @@ def _two_sample(
                 "neg_test": ref_x[b2],
                 "pos_test_clusters": ref_c[a2],
                 "neg_test_clusters": ref_c[b2],
+                "repeat": r,
             },
             {
                 "pos_train": ref_x[a2],
@@ -1035,27 +1051,39 @@ def _two_sample(
                 "neg_test": ref_x[b1],
                 "pos_test_clusters": ref_c[a1],
                 "neg_test_clusters": ref_c[b1],
+                "repeat": r,
             },
-        ],
+        ]
+    common = dict(
         seed=seeds["c2st"],
         epochs=epochs,
         min_steps=min_steps,
         max_per_class=samples,
         resamples=resamples,
-        labels=("real half A", "real half B"),
+    )
+    synthetic = two_sample.cross_fitted(
+        syn_folds, labels=("real", "synthetic"), strata=("real", "synthetic"), **common
+    )
+    floor = two_sample.cross_fitted(
+        floor_folds, labels=("real half A", "real half B"), strata=("real", "real"), **common
     )
     return {
         "synthetic": synthetic,
         "floor": floor,
+        "repeats": repeats,
         "design": (
             "Classifier two-sample test, cross-fitted so that no classifier answers for a patient "
-            "or sample it was trained on. Synthetic vs real: a small CNN trains on synthetic set 1 "
-            "vs real half A and answers for set 2 vs real half B, a second one the reverse; every "
-            "real patient and every synthetic slice gets one unseen answer. Floor: the same with "
-            "real patients on both sides: train on quarter A1 vs B1, answer for A2 vs B2, and the "
-            "reverse ('sensitivity' = half A called A). Classes are balanced by subsampling; "
-            "accuracy near 50 % means indistinguishable. Intervals: bootstrap of the answers, real "
-            "slices by patient, synthetic ones by slice."
+            f"or sample it was trained on, and repeated over {repeats} random splits of the "
+            "patients (halves and quarters even in patients and in slices), whose answers are "
+            "pooled: one split alone swings far around chance with a few dozen patients. Synthetic "
+            "vs real: per split, a small CNN trains on synthetic set 1 vs real half A and answers "
+            "for set 2 vs real half B, a second one the reverse; every real patient and every "
+            "synthetic slice gets one unseen answer per split. Floor: the same with real patients "
+            "on both sides: train on quarter A1 vs B1, answer for A2 vs B2, and the reverse "
+            "('sensitivity' = half A called A). Classes are balanced by subsampling; accuracy near "
+            "50 % means indistinguishable. Intervals: bootstrap of the pooled answers, real slices "
+            "by patient (a drawn patient brings its answers from every split), synthetic ones by "
+            "slice."
         ),
     }
 
@@ -1556,7 +1584,8 @@ def _table_md(entry: dict) -> str:
         text + f"\n- 95 % intervals: accuracy {_pct_ci(entry['accuracy'])}, sensitivity "
         f"{_pct_ci(entry['sensitivity'])}, specificity {_pct_ci(entry['specificity'])}, AUC "
         f"{_ci(entry['auc'])}\n- {entry['folds']} folds (accuracy per fold "
-        f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}), trained on "
+        f"{', '.join(f'{100 * a:.1f} %' for a in entry['fold_accuracy'])}; per patient split "
+        f"{', '.join(f'{100 * a:.1f} %' for a in entry.get('repeat_accuracy', []))}), trained on "
         f"{entry['train_per_class']} per class, tested on {entry['test_per_class']} per class per "
         f"fold; seed {entry['seed']}"
     )
