@@ -32,3 +32,45 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def write_disc_slices(
+    path: str,
+    *,
+    size: int = 16,
+    count: int = 48,
+    seed: int = 0,
+    radius: tuple[float, float] = (4, 7),
+    brightness: tuple[int, int] = (80, 40),
+    noise: float = 5.0,
+) -> None:
+    """Writes a tiny slice shard for training tests: bright discs of varying size on black.
+
+    Four modalities (brightness `base + step * modality`), eight slices per case, every third
+    slice with a 'tumour' label; the same seed writes the same records.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from kgan import schema
+
+    rng = np.random.default_rng(seed)
+    centre = (size - 1) / 2
+    yy, xx = np.mgrid[:size, :size]
+    base, step = brightness
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(count):
+            r = rng.uniform(*radius)
+            disc = ((yy - centre) ** 2 + (xx - centre) ** 2 < r * r) * (base + step * (i % 4))
+            image = np.clip(disc + rng.normal(0, noise, disc.shape), 0, 255).astype(np.uint8)
+            writer.write(
+                schema.encode_example(
+                    image,
+                    modality=i % 4,
+                    plane=0,
+                    slice_index=i,
+                    case_id=f"case{i // 8}",
+                    tumour_fraction=0.05 if i % 3 == 0 else 0.0,
+                    source="test",
+                )
+            )

@@ -22,9 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_disc_slices
 
 from kgan import config as cfg
-from kgan import distribute, launch, pipeline, schema, training
+from kgan import distribute, launch, pipeline, training
 from kgan.commands import train as train_command
 
 SIZE = 16
@@ -34,25 +35,15 @@ LAUNCH_TIMEOUT = 240
 
 def _write_slices(directory: str, count: int = 48, seed: int = 0) -> str:
     """Discs of varying size and brightness: four modalities, some with a 'tumour'."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    path = os.path.join(directory, "mw-train.tfrecord-00000-of-00001")
-    with tf.io.TFRecordWriter(path) as writer:
-        for i in range(count):
-            r = rng.uniform(3, 7)
-            disc = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2 < r * r) * (70 + 45 * (i % 4))
-            image = np.clip(disc + rng.normal(0, 8, disc.shape), 0, 255).astype(np.uint8)
-            writer.write(
-                schema.encode_example(
-                    image,
-                    modality=i % 4,
-                    plane=0,
-                    slice_index=i,
-                    case_id=f"case{i // 8}",
-                    tumour_fraction=0.05 if i % 3 == 0 else 0.0,
-                    source="test",
-                )
-            )
+    write_disc_slices(
+        os.path.join(directory, "mw-train.tfrecord-00000-of-00001"),
+        size=SIZE,
+        count=count,
+        seed=seed,
+        radius=(3, 7),
+        brightness=(70, 45),
+        noise=8.0,
+    )
     return directory
 
 

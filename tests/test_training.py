@@ -9,35 +9,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_disc_slices
 
 from kgan import callbacks as cb
 from kgan import config as cfg
-from kgan import pipeline, schema, training
+from kgan import pipeline, training
 
 SIZE = 16
 
 
 def _write_tiny_dataset(directory, count=48, seed=0):
     """Bright discs of varying size on black: four modalities, some with a 'tumour'."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    path = os.path.join(directory, "tiny-train.tfrecord-00000-of-00001")
-    with tf.io.TFRecordWriter(path) as writer:
-        for i in range(count):
-            r = rng.uniform(4, 7)
-            disc = ((yy - 7.5) ** 2 + (xx - 7.5) ** 2 < r * r) * (80 + 40 * (i % 4))
-            image = np.clip(disc + rng.normal(0, 5, disc.shape), 0, 255).astype(np.uint8)
-            writer.write(
-                schema.encode_example(
-                    image,
-                    modality=i % 4,
-                    plane=0,
-                    slice_index=i,
-                    case_id=f"case{i // 8}",
-                    tumour_fraction=0.05 if i % 3 == 0 else 0.0,
-                    source="test",
-                )
-            )
+    write_disc_slices(
+        os.path.join(directory, "tiny-train.tfrecord-00000-of-00001"),
+        size=SIZE,
+        count=count,
+        seed=seed,
+    )
     return directory
 
 
