@@ -72,6 +72,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def machine_slug() -> str:
+    """A file-name stem for this machine's benchmark results, e.g. "amd-epyc-2c"."""
+    import re
+
+    name = f"{cpu_model()} {os.cpu_count()}c".lower()
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+
+
 def resolve_jit_compile(
     setting, *, gpus: int, onednn: bool | None, cpu_replicas: int = 1, across_workers: bool = False
 ):

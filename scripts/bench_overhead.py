@@ -142,7 +142,7 @@ def measure(args) -> dict:
     return {
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_name(),
+            "processor": device.cpu_model(),
             "cpus": os.cpu_count(),
         },
         "settings": {
@@ -159,17 +159,6 @@ def measure(args) -> dict:
         },
         "rows": rows,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def markdown(report: dict) -> str:
@@ -197,15 +186,14 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse(argv)
-    import re
+    from kgan import atomic, device
 
     before = os.getloadavg()
     report = measure(args)
     report["machine"]["load_average_before"] = before
     report["machine"]["load_average_after"] = os.getloadavg()
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{_cpu_name()} {os.cpu_count()}c".lower()).strip("-")
+    slug = device.machine_slug()
     stem = args.out or os.path.join(ROOT, "docs", f"bench_overhead_{slug}")
-    from kgan import atomic
 
     atomic.write_text(stem + ".json", json.dumps(report, indent=2))
     atomic.write_text(stem + ".md", markdown(report))

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 
+from kgan import device
 from kgan.names import GANS
 
 
@@ -407,7 +408,7 @@ def summarise(args, runs: dict) -> dict:
     return {
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_name(),
+            "processor": device.cpu_model(),
             "cpus": os.cpu_count(),
             "load_average": os.getloadavg(),
         },
@@ -427,17 +428,6 @@ def summarise(args, runs: dict) -> dict:
         "bars": bars,
         "raw": runs,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def markdown(report: dict) -> str:
@@ -730,7 +720,7 @@ def against_torch(args) -> dict:
     return {
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_name(),
+            "processor": device.cpu_model(),
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
@@ -800,12 +790,6 @@ def markdown_against(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpu_slug() -> str:
-    import re
-
-    return re.sub(r"[^a-z0-9]+", "-", f"{_cpu_name()} {os.cpu_count()}c".lower()).strip("-")
-
-
 def _write(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as f:
@@ -823,7 +807,7 @@ def main(argv=None) -> int:
         return 0
     if args.against:
         report = against_torch(args)
-        stem = args.out or os.path.join("docs", f"bench_torch_{_cpu_slug()}")
+        stem = args.out or os.path.join("docs", f"bench_torch_{device.machine_slug()}")
         _write(stem + ".json", json.dumps(report, indent=2))
         _write(stem + ".md", markdown_against(report))
         print(markdown_against(report))

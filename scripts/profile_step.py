@@ -186,7 +186,7 @@ def main(argv=None) -> int:
         "peak_gflops": peak,
         "gans": gans,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{device.cpu_model()} {os.cpu_count()}c".lower()).strip("-")
+    slug = device.machine_slug()
     stem = args.out or os.path.join(ROOT, "docs", f"profile_{slug}")
     atomic.write_text(stem + ".json", json.dumps(report, indent=2))
     atomic.write_text(stem + ".md", markdown(report))

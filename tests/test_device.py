@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -77,3 +79,9 @@ def test_descriptions_name_the_cpu_and_the_origin(monkeypatch):
     assert device.describe_onednn(True, "kgan").startswith("on (kgan set")
     assert device.describe_devices([]).startswith(f"CPU only: {device.cpu_model()}")
     assert device.cpu_model()
+
+
+def test_machine_slug_is_a_file_name_stem_naming_cores():
+    slug = device.machine_slug()
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug)
+    assert slug.endswith(f"-{os.cpu_count()}c")
