@@ -12,7 +12,9 @@ Two choices decide a GAN step's speed on a CPU, and the right one differs betwee
   on, the plain step is as fast or faster (Intel: 0.68-0.81x for XLA at the paper's size; AMD:
   DCGAN 2.6 s XLA vs 1.8 s plain, main job 0.117 vs 0.123 s); with oneDNN off, XLA wins
   (1.36-1.71x). So `jit_compile = "auto"` resolves to: GPU -> XLA; CPU with oneDNN -> plain;
-  CPU without oneDNN -> XLA.
+  CPU without oneDNN -> XLA. Under a strategy over several CPU replicas (logical devices or
+  workers) the same rule holds for a GAN whose step compiles per replica (BEGAN); for the
+  GANs with batch norm XLA stays off there (`resolve_jit_compile` says why).
 
 This module imports no TensorFlow at import time, so that `kgan/__init__.py` can call
 `enable_onednn` first.
@@ -81,7 +83,13 @@ def machine_slug() -> str:
 
 
 def resolve_jit_compile(
-    setting, *, gpus: int, onednn: bool | None, cpu_replicas: int = 1, across_workers: bool = False
+    setting,
+    *,
+    gpus: int,
+    onednn: bool | None,
+    cpu_replicas: int = 1,
+    across_workers: bool = False,
+    per_replica: bool = False,
 ):
     """The `jit_compile` a run passes to Keras, and why (one short clause).
 
@@ -92,19 +100,26 @@ def resolve_jit_compile(
       cpu_replicas: replicas of a MirroredStrategy over logical CPU devices, or of a
         MultiWorkerMirroredStrategy over CPU workers (1 otherwise).
       across_workers: the replicas are those of a MultiWorkerMirroredStrategy.
+      per_replica: the GAN's step compiles each replica's computation apart from the
+        all-reduces (`GAN.compiles_per_replica`: BEGAN).
 
     Returns:
       (jit_compile: bool, reason: str).
     """
-    if across_workers and cpu_replicas > 1 and not gpus and setting is not False:
-        # XLA's CPU backend has no kernel for the collective all-reduce (CollectiveReduceV2) that
-        # the replicas' gradients and BatchNorm statistics go through; compiling the replica
-        # function alone (jit inside strategy.run) fails on the same op (TF 2.21, Keras 3.15).
-        return False, "XLA cannot compile the cross-worker all-reduce on CPUs"
-    if cpu_replicas > 1 and not gpus and setting is not False:
-        # XLA inside Keras's distributed step fails across logical CPU devices (a variable of
-        # replica 1 read from CPU:0); GPUs are unaffected.
-        return False, "XLA fails under MirroredStrategy over CPU devices"
+    several_cpus = cpu_replicas > 1 and not gpus
+    if several_cpus and setting is not False and not per_replica:
+        # Keras compiles the function that calls strategy.run: one XLA cluster on one device
+        # holding every replica's variables ("Trying to access resource .../replica_1 located
+        # in device CPU:1 from device CPU:0") and the all-reduces, which XLA compiles on CPUs
+        # for no collective implementation ("Only compiling NCCL/auto collective is supported,
+        # got: ring"; with AUTO: "Collectives are not yet implemented for CPU devices when
+        # compiling with XLA"). Compiling each replica's computation alone gets round both
+        # (BEGAN), but synchronised batch norm all-reduces in the middle of the forward pass
+        # (a merge_call, which tf.distribute refuses inside a nested tf.function). TF 2.21.
+        where = "across CPU workers" if across_workers else "over CPU devices"
+        return False, f"XLA cannot compile synchronised batch norm's all-reduce {where}"
+    if several_cpus and setting is True:
+        return True, "the recipe asks for XLA, compiled per replica with the all-reduces outside it"
     if setting is True:
         return True, "the recipe asks for XLA"
     if setting is False:

@@ -467,6 +467,8 @@ def _train(
     if across and chief:
         distribute.barrier(strategy)
     gpus, device_name = _devices()
+    from kgan import gans
+
     cpu_replicas = strategy.num_replicas_in_sync if not gpus else 1
     onednn = device.onednn_enabled()
     jit, jit_reason = device.resolve_jit_compile(
@@ -475,6 +477,7 @@ def _train(
         onednn=onednn,
         cpu_replicas=cpu_replicas,
         across_workers=across,
+        per_replica=gans.GANS[config.gan].compiles_per_replica,
     )
     with strategy.scope():
         gan = build_model(config, jit_compile=jit)

@@ -36,20 +36,23 @@ _SCRIPT = textwrap.dedent(
     ONE = tf.distribute.OneDeviceStrategy("/cpu:0")
     TWO = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     report = {}
-    for name in ("dcgan", "wgan", "wgan-gp", "began"):
+    # "began-xla": BEGAN's two replicas XLA-compiled per replica, against the plain one device.
+    for key in ("dcgan", "wgan", "wgan-gp", "began", "began-xla"):
+        jit = key.endswith("-xla")
+        name = key.removesuffix("-xla")
         params = {"n_critic": 2} if name.startswith("wgan") else {}
         if name == "began":
             params.update(lambda_k=0.05, k_initial=0.1)  # keep k_t off its bounds
         rng = np.random.default_rng(0)
 
-        def train(strategy):
+        def train(strategy, jit=False):
             with strategy.scope():
                 gan = build_gan(name, image_size=16, width=4, bottleneck=8, seed=3,
                                 conditional=True, **params)
                 # Large learning rates so that any replica mismatch shows up.
                 make = (lambda: keras.optimizers.RMSprop(1e-3)) if name == "wgan" else (
                     lambda: keras.optimizers.Adam(1e-3, beta_1=0.5))
-                gan.compile(d_optimizer=make(), g_optimizer=make(), jit_compile=False)
+                gan.compile(d_optimizer=make(), g_optimizer=make(), jit_compile=jit)
             per_step = GLOBAL_BATCH * gan.real_batches_per_step
             data = np.random.default_rng(1)
             x = data.uniform(-1, 1, (2 * per_step, 16, 16, 1)).astype("float32")
@@ -61,14 +64,15 @@ _SCRIPT = textwrap.dedent(
             return gan, {k: float(v[-1]) for k, v in history.items()}
 
         one, logs_one = train(ONE)
-        two, logs_two = train(TWO)
+        two, logs_two = train(TWO, jit=jit)
         weights = [(a.path, a.numpy(), b.numpy()) for a, b in zip(one.weights, two.weights)]
         changed = max(float(np.max(np.abs(a - b))) for a, b in zip(
             [w.numpy() for w in one.generator.weights],
             [w.numpy() for w in build_gan(name, image_size=16, width=4, bottleneck=8, seed=3,
                                            conditional=True, **params).generator.weights]))
-        report[name] = {
+        report[key] = {
             "replicas": two.distribute_strategy.num_replicas_in_sync,
+            "jit": [two.jit_compile, two.jit_per_replica],
             "max_weight_diff": max(
                 float(np.max(np.abs(a.astype("float64") - b))) for _, a, b in weights
             ),
@@ -79,15 +83,15 @@ _SCRIPT = textwrap.dedent(
             "latent_seed": [one.latent_seed.numpy().tolist(), two.latent_seed.numpy().tolist()],
         }
         if name == "began":
-            report[name]["k_t"] = [float(one.k_t.numpy()), float(two.k_t.numpy())]
+            report[key]["k_t"] = [float(one.k_t.numpy()), float(two.k_t.numpy())]
         if name == "wgan":
-            report[name]["max_abs_critic_weight"] = max(
+            report[key]["max_abs_critic_weight"] = max(
                 float(np.max(np.abs(v.numpy()))) for v in two.discriminator.trainable_variables)
         if name == "dcgan":  # the end-of-run check of multi-worker runs sees a drifted replica
             agree = distribute.workers_agree(TWO, two.weights)
             kernel = two.generator.trainable_variables[0]
             kernel.value.values[1].assign_add(tf.ones_like(kernel.value.values[1]) * 1e-6)
-            report[name]["agree"] = [agree, distribute.workers_agree(TWO, two.weights)]
+            report[key]["agree"] = [agree, distribute.workers_agree(TWO, two.weights)]
     print("REPORT " + json.dumps(report))
     """
 )
@@ -109,10 +113,12 @@ def report():
     return json.loads(line[len("REPORT ") :])
 
 
-@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "began"])
+@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "began", "began-xla"])
 def test_two_replicas_equal_one_device(report, name):
     entry = report[name]
     assert entry["replicas"] == 2
+    # XLA per replica: Keras's own (whole-step) XLA is off, each replica's gradients compiled.
+    assert entry["jit"] == ([False, True] if name.endswith("-xla") else [False, False])
     assert entry["same_paths"]
     # Training really moved the weights (so equality is not trivial) ...
     assert entry["generator_moved"] > 1e-3
@@ -122,8 +128,9 @@ def test_two_replicas_equal_one_device(report, name):
     assert entry["latent_seed"][0] == entry["latent_seed"][1]
 
 
-def test_began_k_t_is_replica_exact(report):
-    k_one, k_two = report["began"]["k_t"]
+@pytest.mark.parametrize("name", ["began", "began-xla"])
+def test_began_k_t_is_replica_exact(report, name):
+    k_one, k_two = report[name]["k_t"]
     assert k_one != 0.1 and 0.0 < k_one < 1.0  # k moved and stayed inside its bounds
     assert k_two == pytest.approx(k_one, abs=1e-7)
 

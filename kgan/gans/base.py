@@ -28,6 +28,13 @@ A GAN wraps a generator and a discriminator (both functional models from
   generator update and served by `sampling_generator`), and `augment` applies
   DiffAugment (`kgan.augment`) to every batch the discriminator sees, real
   and fake, with parameters drawn from the same seed state as z.
+- XLA under several replicas: Keras compiles the function that calls `strategy.run`, so its
+  XLA cluster holds every replica's variables and all-reduces, which fails on CPUs (one
+  cluster on one device; no CPU kernel for the collectives). A GAN whose step is written
+  per replica (`compiles_per_replica`, BEGAN) instead compiles only each replica's own
+  computation, a pure function of the weights' values and the batch (forward, losses,
+  gradients), and leaves the all-reduces (in `apply_gradients`, `cross_replica_mean`,
+  `assign_in_sync`) and the seed and metric updates outside XLA.
 """
 
 from __future__ import annotations
@@ -102,6 +109,10 @@ class GAN(keras.Model):
 
     gan_name = "gan"
     real_batches_per_step = 1
+    #: The step XLA-compiles each replica's computation apart (`replica_compiled`), so XLA
+    #: works under several replicas. Synchronised batch norm all-reduces in the middle of the
+    #: forward pass, so only GANs whose networks hold no batch norm can do this.
+    compiles_per_replica = False
     extra_metrics: tuple[str, ...] = ()
 
     def __init__(
@@ -150,6 +161,9 @@ class GAN(keras.Model):
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.d_optimizer = None
         self.g_optimizer = None
+        #: XLA compiles each replica's computation, not the whole step (set by `compile`).
+        self.jit_per_replica = False
+        self._replica_compiled = {}
         #: Images one replica receives per step, when the input pipeline cannot say: a dataset
         #: distributed across workers has no static batch size, and WGAN's split and XLA need one.
         self.replica_batch_size: int | None = None
@@ -164,10 +178,16 @@ class GAN(keras.Model):
           d_optimizer: optimizer of the discriminator / critic.
           g_optimizer: optimizer of the generator.
           jit_compile: XLA-compile the train step. Pass True explicitly: Keras'
-            "auto" turns XLA off on CPU and under tf.distribute.
+            "auto" turns XLA off on CPU and under tf.distribute. Under several replicas a
+            GAN that `compiles_per_replica` compiles each replica's computation instead.
           **kwargs: passed to `keras.Model.compile` (e.g. steps_per_execution).
         """
-        super().compile(optimizer=None, jit_compile=jit_compile, **kwargs)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.jit_per_replica = jit_compile is True and replicas > 1 and self.compiles_per_replica
+        self._replica_compiled = {}
+        super().compile(
+            optimizer=None, jit_compile=jit_compile and not self.jit_per_replica, **kwargs
+        )
         if d_optimizer is None or g_optimizer is None:
             default_d, default_g = optimizers.paper_optimizers(self.gan_name)
             d_optimizer = d_optimizer or default_d
@@ -179,6 +199,29 @@ class GAN(keras.Model):
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.built = True
+
+    def replica_compiled(self, fn):
+        """`fn`, XLA-compiled on its own when XLA runs per replica (else `fn` itself).
+
+        `fn` must be a pure function of its arguments (weights passed as tensors, see
+        `weight_values`): a compiled function inside `strategy.run` may neither read a
+        replica's variables (XLA places it on the first device) nor all-reduce.
+        """
+        if not self.jit_per_replica:
+            return fn
+        if fn.__name__ not in self._replica_compiled:
+            if self.generator.non_trainable_variables or self.discriminator.non_trainable_variables:
+                raise ValueError(
+                    f"{type(self).__name__} cannot compile per replica: its networks hold "
+                    "non-trainable state (batch norm statistics)"
+                )
+            self._replica_compiled[fn.__name__] = tf.function(fn, jit_compile=True)
+        return self._replica_compiled[fn.__name__]
+
+    @staticmethod
+    def weight_values(variables) -> list[tf.Tensor]:
+        """This replica's values of `variables`, as tensors to pass into a compiled function."""
+        return [tf.convert_to_tensor(v.value) for v in variables]
 
     @property
     def metrics(self):
@@ -247,8 +290,12 @@ class GAN(keras.Model):
         sequence, hence training, is exactly that of a GAN without the option. Under a
         strategy each replica draws the parameters of the global batch and keeps its slice.
         """
+        return self.apply_augment(images, self.augment_params(images))
+
+    def augment_params(self, images: tf.Tensor) -> dict | None:
+        """The DiffAugment parameters of `augment(images)`, drawn (None when off)."""
         if not self.augment_policy:
-            return images
+            return None
         batch = self.batch_size_of(images)
         replicas, replica_id = replica_info()
         params = aug.draw_params(
@@ -256,7 +303,12 @@ class GAN(keras.Model):
         )
         if replicas > 1:
             params = aug.slice_params(params, tf.cast(replica_id, tf.int32) * batch, batch)
-        return aug.apply_params(images, params)
+        return params
+
+    @staticmethod
+    def apply_augment(images: tf.Tensor, params: dict | None) -> tf.Tensor:
+        """`images` augmented with drawn parameters (unchanged for None)."""
+        return images if params is None else aug.apply_params(images, params)
 
     # --------------------------------------------------------------- helpers
 
@@ -320,21 +372,27 @@ class GAN(keras.Model):
         u = tf.random.stateless_uniform([batch_size * replicas], seed=self._next_seed())
         return self._replica_slice(u, batch_size)
 
-    def generate(self, z, conditions=None, training: bool = False) -> tf.Tensor:
-        """G(z) or G(z | modality, tumour)."""
-        if self.conditional:
-            if conditions is None:
-                raise ValueError("conditional generator needs (modality, tumour)")
-            return self.generator([z, conditions[0], conditions[1]], training=training)
-        return self.generator(z, training=training)
+    def generate(self, z, conditions=None, training: bool = False, weights=None) -> tf.Tensor:
+        """G(z) or G(z | modality, tumour); with `weights` (tensors), G with those weights."""
+        return self._call(self.generator, "generator", z, conditions, training, weights)
 
-    def discriminate(self, images, conditions=None, training: bool = False) -> tf.Tensor:
-        """D(x) or D(x | modality, tumour)."""
+    def discriminate(self, images, conditions=None, training: bool = False, weights=None):
+        """D(x) or D(x | modality, tumour); with `weights` (tensors), D with those weights."""
+        return self._call(
+            self.discriminator, "discriminator", images, conditions, training, weights
+        )
+
+    def _call(self, network, role, x, conditions, training, weights):
         if self.conditional:
             if conditions is None:
-                raise ValueError("conditional discriminator needs (modality, tumour)")
-            return self.discriminator([images, conditions[0], conditions[1]], training=training)
-        return self.discriminator(images, training=training)
+                raise ValueError(f"conditional {role} needs (modality, tumour)")
+            x = [x, conditions[0], conditions[1]]
+        if weights is None:
+            return network(x, training=training)
+        # A pure call: the weights are the given tensors, so a replica-compiled function reads
+        # no variable. The networks of such GANs hold no non-trainable state to update.
+        outputs, _ = network.stateless_call(weights, [], x, training=training)
+        return outputs
 
     def apply_loss_gradients(self, optimizer, loss, tape, variables) -> None:
         """One optimizer update of `variables` down the gradient of a loss recorded on `tape`.

@@ -36,6 +36,7 @@ class BEGAN(GAN):
 
     gan_name = "began"
     extra_metrics = ("k_t", "convergence")
+    compiles_per_replica = True  # no batch norm: see `GAN.replica_compiled`
 
     def __init__(
         self,
@@ -63,30 +64,26 @@ class BEGAN(GAN):
         real, conditions = self.unpack(data)
         batch = self.batch_size_of(real)
         z = self.sample_latent(batch)
+        # Everything that draws from the seed state, reads k_t or all-reduces stays out here;
+        # `replica_gradients` is this replica's computation alone (XLA-compiled on its own
+        # under several replicas, see `GAN.replica_compiled`).
+        fake_augment = self.augment_params(real)  # drawn in the order `augment` draws them
+        real_augment = self.augment_params(real)
         k = tf.identity(self.k_t.value)
         d_vars = self.discriminator.trainable_variables
         g_vars = self.generator.trainable_variables
-        with tf.GradientTape(persistent=True) as tape:
-            fake = self.augment(self.generate(z, conditions, training=True))
-            seen = self.augment(real)  # the auto-encoder reconstructs what it is shown
-            loss_real = losses.began_autoencoder_loss(
-                seen, self.discriminate(seen, conditions, training=True)
-            )
-            loss_fake = losses.began_autoencoder_loss(
-                fake, self.discriminate(fake, conditions, training=True)
-            )
-            d_loss = losses.began_discriminator_loss(loss_real, loss_fake, k)
-            g_loss = losses.began_generator_loss(loss_fake)
-        # d L_D / d theta_D = d L(x) / d theta_D - k d L(G(z)) / d theta_D, and L_G = L(G(z)):
-        # one backward pass of L(G(z)) through D gives D's share of it and G's gradient, where
-        # differentiating L_D and L_G apart would run the fake batch back through D twice.
-        real_grads = self.gradients(tape, loss_real, d_vars)
-        fake_grads = self.gradients(tape, loss_fake, d_vars + g_vars)
-        del tape
-        d_fake_grads = fake_grads[: len(d_vars)]
-        d_grads = [r - tf.cast(k, r.dtype) * f for r, f in zip(real_grads, d_fake_grads)]
+        d_grads, g_grads, loss_real, loss_fake = self.replica_compiled(self.replica_gradients)(
+            self.weight_values(d_vars),
+            self.weight_values(g_vars),
+            real,
+            z,
+            conditions,
+            k,
+            fake_augment,
+            real_augment,
+        )
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-        self.g_optimizer.apply_gradients(zip(fake_grads[len(d_vars) :], g_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         self.update_ema()
 
         global_real = cross_replica_mean(loss_real)
@@ -97,11 +94,38 @@ class BEGAN(GAN):
         assign_in_sync([self.k_t], [new_k])
         return self.update_metrics(
             {
-                "d_loss": d_loss,
-                "g_loss": g_loss,
+                "d_loss": losses.began_discriminator_loss(loss_real, loss_fake, k),
+                "g_loss": losses.began_generator_loss(loss_fake),
                 "d_real": loss_real,
                 "d_fake": loss_fake,
                 "k_t": new_k,
                 "convergence": losses.began_convergence(global_real, global_fake, gamma=self.gamma),
             }
         )
+
+    def replica_gradients(
+        self, d_weights, g_weights, real, z, conditions, k, fake_augment, real_augment
+    ):
+        """(D's gradients, G's gradients, L(x), L(G(z))) of one replica, from weight values.
+
+        d L_D / d theta_D = d L(x) / d theta_D - k d L(G(z)) / d theta_D, and L_G = L(G(z)):
+        one backward pass of L(G(z)) through D gives D's share of it and G's gradient, where
+        differentiating L_D and L_G apart would run the fake batch back through D twice.
+        """
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(d_weights + g_weights)
+            fake = self.generate(z, conditions, training=True, weights=g_weights)
+            fake = self.apply_augment(fake, fake_augment)
+            seen = self.apply_augment(real, real_augment)  # the auto-encoder reconstructs this
+            loss_real = losses.began_autoencoder_loss(
+                seen, self.discriminate(seen, conditions, training=True, weights=d_weights)
+            )
+            loss_fake = losses.began_autoencoder_loss(
+                fake, self.discriminate(fake, conditions, training=True, weights=d_weights)
+            )
+        real_grads = self.gradients(tape, loss_real, d_weights)
+        fake_grads = self.gradients(tape, loss_fake, d_weights + g_weights)
+        del tape
+        d_fake_grads = fake_grads[: len(d_weights)]
+        d_grads = [r - tf.cast(k, r.dtype) * f for r, f in zip(real_grads, d_fake_grads)]
+        return d_grads, fake_grads[len(d_weights) :], loss_real, loss_fake
