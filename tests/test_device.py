@@ -33,6 +33,35 @@ def test_resolve_jit_compile(setting, gpus, onednn, replicas, expected):
     assert reason
 
 
+@pytest.mark.parametrize(
+    "setting,onednn,across,per_replica,expected,why",
+    [
+        # BN GANs: Keras's whole-step XLA cannot compile the replicas' variables and all-reduces
+        (True, False, False, False, False, "over CPU devices"),
+        ("auto", False, True, False, False, "across CPU workers"),
+        # BEGAN compiles per replica: the recipe's choice and the one-device rule hold again
+        (True, True, True, True, True, "compiled per replica"),
+        (True, False, False, True, True, "compiled per replica"),
+        ("auto", False, True, True, True, "without oneDNN"),
+        ("auto", True, True, True, False, "with oneDNN"),
+        (False, False, True, True, False, "turns XLA off"),
+    ],
+)
+def test_resolve_jit_compile_under_several_cpu_replicas(
+    setting, onednn, across, per_replica, expected, why
+):
+    jit, reason = device.resolve_jit_compile(
+        setting,
+        gpus=0,
+        onednn=onednn,
+        cpu_replicas=2,
+        across_workers=across,
+        per_replica=per_replica,
+    )
+    assert jit is expected
+    assert why in reason
+
+
 def test_resolve_jit_compile_rejects_other_words():
     with pytest.raises(ValueError, match="true, false or"):
         device.resolve_jit_compile("sometimes", gpus=0, onednn=True)

@@ -201,6 +201,28 @@ def test_two_workers_train_as_one_process(gan, slices, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_two_workers_with_xla_per_replica_train_as_one_process(slices, tmp_path, monkeypatch):
+    """BEGAN with XLA across two CPU workers: each replica's forward and gradients compiled, the
+    all-reduces outside XLA, and the same weights as one plain process on the global batch."""
+    gan = "began"
+    run_one = train_here(
+        train_args(gan, slices, str(tmp_path / "one")) + ["--set", "train.jit_compile=false"],
+        monkeypatch,
+    )
+    step_one, one = checkpoint_values(run_one)
+    assert moved(run_one) > 1e-3
+
+    args = train_args(gan, slices, str(tmp_path / "two")) + ["--set", "train.jit_compile=true"]
+    result = launch_two(args)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert result.stdout.count("XLA           : on (the recipe asks for XLA, compiled per") == 2
+    step_two, two = checkpoint_values(str(tmp_path / "two" / gan))
+    assert step_two == step_one == 6
+    assert_same_weights(one, two)
+    assert result.stdout.count("is identical on all 2 replicas") == 2
+
+
+@pytest.mark.slow
 def test_killed_worker_stops_the_job_and_both_resume(slices, tmp_path, monkeypatch):
     """kill -9 of worker 1 mid-run ends the job; rerunning resumes and ends as an unbroken run."""
     gan = "began"
