@@ -3,6 +3,7 @@
 
   python scripts/bench_workers.py                 # DCGAN 32x32, width 32, batch 32
   python scripts/bench_workers.py --gan began --size 16 --width 8 --batch 16
+  python scripts/bench_workers.py --gan began --xla --rounds 2   # each run plain and with XLA
 
 Three runs of `kgan train` on the same small synthetic slice set, each a fresh process tree:
 
@@ -10,6 +11,11 @@ Three runs of `kgan train` on the same small synthetic slice set, each a fresh p
 - two workers via `python -m kgan.launch --workers 2`, global batch B (B/2 per worker: the
   same training, split);
 - two workers, global batch 2B (B per worker: the work per worker of the one-process run).
+
+With `--xla` every run is made twice, `train.jit_compile` false and true (BEGAN compiles each
+replica's computation under the strategy; for the GANs with batch norm XLA stays off across
+workers, and the table's XLA column says so). `--rounds` repeats the whole list, interleaved, and
+takes the median per run, as the machine's load drifts.
 
 Steps/s come from Keras's per-epoch "ms/step" lines (verbose 2): the median over the epochs after
 the first, so that tracing and start-up are left out. On one machine the two workers share its
@@ -42,6 +48,8 @@ def parse(argv=None):
     p.add_argument("--batch", type=int, default=32, help="global batch B of the one-process run")
     p.add_argument("--steps", type=int, default=10, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=4, help="epochs (the first is not measured)")
+    p.add_argument("--xla", action="store_true", help="also run each case with XLA on")
+    p.add_argument("--rounds", type=int, default=1, help="times the list of runs is repeated")
     p.add_argument("--json", default="docs/bench_workers_amd-epyc-2c.json")
     p.add_argument("--markdown", default="docs/bench_workers_amd-epyc-2c.md")
     return p.parse_args(argv)
@@ -76,8 +84,9 @@ def write_slices(directory: str, size: int, count: int = 512, seed: int = 0) -> 
     return directory
 
 
-def train_args(a, data: str, logdir: str, name: str, batch: int) -> list[str]:
+def train_args(a, data: str, logdir: str, name: str, batch: int, jit: bool) -> list[str]:
     sets = {
+        "train.jit_compile": str(jit).lower(),
         "model.width": a.width,
         "train.batch_size": batch,
         "train.epochs": a.epochs,
@@ -141,45 +150,54 @@ def main(argv=None) -> int:
         os.makedirs(os.path.join(tmp, "data"))
         data = write_slices(os.path.join(tmp, "data"), a.size)
         cases = [
-            ("1 process", 1, a.batch),
-            ("2 workers", 2, a.batch),
-            ("2 workers", 2, 2 * a.batch),
+            (label, workers, batch, jit)
+            for label, workers, batch in (
+                ("1 process", 1, a.batch),
+                ("2 workers", 2, a.batch),
+                ("2 workers", 2, 2 * a.batch),
+            )
+            for jit in ((False, True) if a.xla else (False,))
         ]
-        for label, workers, batch in cases:
-            args = train_args(a, data, os.path.join(tmp, "runs"), f"w{workers}b{batch}", batch)
-            if workers == 1:
-                command = [sys.executable, "-m", "kgan.cli", "train", *args]
-            else:
-                command = [
-                    sys.executable,
-                    "-m",
-                    "kgan.launch",
-                    "--workers",
-                    str(workers),
-                    "--",
-                    *args,
-                ]
-            output, seconds = run(command, env)
-            per_step = ms_per_step(output, "" if workers == 1 else "[worker 0]")
-            measured = per_step[1:] or per_step
-            median_ms = statistics.median(measured)
+        measured: dict = {case: [] for case in cases}
+        xla_plan = {}  # the "XLA : on (why)" line each run printed
+        for _ in range(a.rounds):
+            for case in cases:
+                label, workers, batch, jit = case
+                name = f"w{workers}b{batch}{'x' if jit else ''}"
+                args = train_args(a, data, os.path.join(tmp, "runs"), name, batch, jit)
+                if workers == 1:
+                    command = [sys.executable, "-m", "kgan.cli", "train", *args]
+                else:
+                    command = [sys.executable, "-m", "kgan.launch", "--workers", str(workers)]
+                    command += ["--", *args]
+                output, seconds = run(command, env)
+                prefix = "" if workers == 1 else "[worker 0] "
+                per_step = ms_per_step(output, prefix.strip())
+                xla = re.search(re.escape(prefix) + r"kgan: XLA +: (.*)", output)
+                xla_plan[case] = xla.group(1) if xla else "?"
+                measured[case].append((statistics.median(per_step[1:] or per_step), seconds))
+                print(
+                    f"{label}, global batch {batch}, XLA {xla_plan[case]}: "
+                    f"{measured[case][-1][0]:.0f} ms/step ({seconds:.0f} s with start-up)",
+                    flush=True,
+                )
+        for case in cases:
+            label, workers, batch, jit = case
+            median_ms = statistics.median(ms for ms, _ in measured[case])
             rows.append(
                 {
                     "run": label,
                     "workers": workers,
                     "global_batch": batch,
                     "per_worker_batch": batch // workers,
-                    "ms_per_step_by_epoch": per_step,
+                    "jit_compile": jit,
+                    "xla": xla_plan[case],
+                    "ms_per_step_by_round": [ms for ms, _ in measured[case]],
                     "median_ms_per_step": median_ms,
                     "steps_per_s": 1000.0 / median_ms,
                     "images_per_s": 1000.0 / median_ms * batch,
-                    "wall_s_incl_startup": seconds,
+                    "wall_s_incl_startup": [s for _, s in measured[case]],
                 }
-            )
-            print(
-                f"{label}, global batch {batch}: {1000.0 / median_ms:.2f} steps/s "
-                f"({median_ms:.0f} ms/step; {seconds:.0f} s with start-up)",
-                flush=True,
             )
     base = rows[0]
     for r in rows:
@@ -187,7 +205,7 @@ def main(argv=None) -> int:
         r["images_per_s_vs_1_process"] = r["images_per_s"] / base["images_per_s"]
     result = {
         "what": f"{a.gan} {a.size}x{a.size}, width {a.width}, {a.steps} steps x {a.epochs} "
-        f"epochs, median ms/step of epochs 2..{a.epochs}",
+        f"epochs, median ms/step of epochs 2..{a.epochs}, median of {a.rounds} round(s)",
         "cpu": device.cpu_model(),
         "cores": os.cpu_count(),
         "machine": platform.machine(),
@@ -206,13 +224,14 @@ def main(argv=None) -> int:
         f"{result['cores']} cores shared by both workers; load average "
         f"{load_before[0]:.1f} before, {result['load_average_after'][0]:.1f} after. No GPU.",
         "",
-        "| run | global batch | per worker | ms/step (median) | steps/s | images/s | "
+        "| run | XLA | global batch | per worker | ms/step (median) | steps/s | images/s | "
         "steps/s vs 1 process | images/s vs 1 process |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['run']} | {r['global_batch']} | {r['per_worker_batch']} | "
+            f"| {r['run']} | {r['xla'].split(' ', 1)[0]} | {r['global_batch']} | "
+            f"{r['per_worker_batch']} | "
             f"{r['median_ms_per_step']:.0f} | {r['steps_per_s']:.2f} | "
             f"{r['images_per_s']:.0f} | {r['steps_per_s_vs_1_process']:.2f}x | "
             f"{r['images_per_s_vs_1_process']:.2f}x |"
