@@ -564,8 +564,11 @@ def serve(args) -> None:
         else:
             from kgan import kernels
 
-            kernels.enabled = not variant.endswith("keras-kernels")
-            model = _model(gan, args, jit=variant.endswith("xla"))
+            default, kernels.enabled = kernels.enabled, not variant.endswith("keras-kernels")
+            try:
+                model = _model(gan, args, jit=variant.endswith("xla"))
+            finally:
+                kernels.enabled = default  # for every other model (the FLOP count)
             _, ds = _batch(model, args)
             iterator = iter(ds)
             model.make_train_function()
