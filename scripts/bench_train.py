@@ -74,7 +74,7 @@ def parse(argv=None):
         nargs="+",
         default=None,
         help="--against: kgan variants to time (default: all of onednn/plain, "
-        "onednn/xla, no-onednn/plain, no-onednn/xla)",
+        "onednn/plain-keras-kernels, onednn/xla, no-onednn/plain, no-onednn/xla)",
     )
     p.add_argument(
         "--out",
@@ -482,6 +482,8 @@ def markdown(report: dict) -> str:
 #: two.
 KGAN_VARIANTS = {
     "onednn/plain": ("1", False),
+    # kgan's plain step on Keras's own layer kernels (KGAN_FAST_KERNELS=0, kgan.kernels)
+    "onednn/plain-keras-kernels": ("1", False),
     "onednn/xla": ("1", True),
     "no-onednn/plain": ("0", False),
     "no-onednn/xla": ("0", True),
@@ -560,7 +562,13 @@ def serve(args) -> None:
             real = (2 * real - 1).contiguous(memory_format=model.memory_format)
             step = lambda: model.step(real)  # noqa: E731
         else:
-            model = _model(gan, args, jit=variant.endswith("xla"))
+            from kgan import kernels
+
+            default, kernels.enabled = kernels.enabled, not variant.endswith("keras-kernels")
+            try:
+                model = _model(gan, args, jit=variant.endswith("xla"))
+            finally:
+                kernels.enabled = default  # for every other model (the FLOP count)
             _, ds = _batch(model, args)
             iterator = iter(ds)
             model.make_train_function()

@@ -27,6 +27,7 @@ class WGANGP(WGAN):
     """
 
     gan_name = "wgan-gp"
+    discriminator_second_derivatives = True
     extra_metrics = ("wasserstein", "gradient_penalty")
 
     def __init__(
