@@ -153,14 +153,20 @@ def _subpixel_transpose(layer) -> bool:
     )
 
 
-def _fast_conv_transpose_call(layer):
+def _layer_call(layer, convolve):
+    """A convolution layer's `call` with `convolve(inputs, kernel)` in place of its own op."""
+
     def call(inputs):
-        y = subpixel_conv_transpose(inputs, tf.cast(layer.kernel, inputs.dtype))
+        y = convolve(inputs, tf.cast(layer.kernel, inputs.dtype))
         if layer.use_bias:
             y = y + tf.cast(layer.bias, y.dtype)
         return layer.activation(y) if layer.activation is not None else y
 
     return call
+
+
+def _fast_conv_transpose_call(layer):
+    return _layer_call(layer, subpixel_conv_transpose)
 
 
 def conv_with_subpixel_input_gradient(x, kernel):
@@ -204,13 +210,7 @@ def _subpixel_input_gradient(layer) -> bool:
 
 
 def _fast_conv_call(layer):
-    def call(inputs):
-        y = conv_with_subpixel_input_gradient(inputs, tf.cast(layer.kernel, inputs.dtype))
-        if layer.use_bias:
-            y = y + tf.cast(layer.bias, y.dtype)
-        return layer.activation(y) if layer.activation is not None else y
-
-    return call
+    return _layer_call(layer, conv_with_subpixel_input_gradient)
 
 
 def accelerate(model: keras.Model, *, second_derivatives: bool = False) -> keras.Model:
