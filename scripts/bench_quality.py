@@ -262,7 +262,9 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
     gans = [g for g in GANS if g in results]
     if not gans:
         return ""
-    enc = encoder_lib.load(os.path.join(home, "reports", "encoder-64.keras"))
+    drawn = {g: sources.from_export(results[g]["export"]).draw(per_gan, seed=seed) for g in gans}
+    size = drawn[gans[0]].shape[1]  # the encoder of the exports' size (64 for the paper's table)
+    enc = encoder_lib.load(os.path.join(home, "reports", f"encoder-{size}.keras"))
     real_dir = cohort.evaluation_cohort(
         "sagittal", enc.image_size, os.path.join(home, DEFAULT_DATA_DIR)
     )
@@ -278,8 +280,7 @@ def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 
 
     row(x, y["modality"], "real")
     for g in gans:
-        images = sources.from_export(results[g]["export"]).draw(per_gan, seed=seed)
-        row(images, enc.modality(images), LABELS[g])
+        row(drawn[g], enc.modality(drawn[g]), LABELS[g])
     grid = imaging.captioned_grid(
         np.stack(tiles), cols=len(names.MODALITIES), scale=3, captions=captions
     )
