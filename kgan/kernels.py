@@ -165,10 +165,6 @@ def _layer_call(layer, convolve):
     return call
 
 
-def _fast_conv_transpose_call(layer):
-    return _layer_call(layer, subpixel_conv_transpose)
-
-
 def conv_with_subpixel_input_gradient(x, kernel):
     """A stride-2, 4x4, "same" convolution whose input gradient is `subpixel_conv_transpose`.
 
@@ -209,10 +205,6 @@ def _subpixel_input_gradient(layer) -> bool:
     )
 
 
-def _fast_conv_call(layer):
-    return _layer_call(layer, conv_with_subpixel_input_gradient)
-
-
 def accelerate(model: keras.Model, *, second_derivatives: bool = False) -> keras.Model:
     """Swaps the computation of `model`'s eligible layers for faster, equal kernels, in place.
 
@@ -236,7 +228,7 @@ def accelerate(model: keras.Model, *, second_derivatives: bool = False) -> keras
         if _fusable_batch_norm(layer) and not second_derivatives:
             layer.call = _fast_batch_norm_call(layer)
         elif _subpixel_transpose(layer):
-            layer.call = _fast_conv_transpose_call(layer)
+            layer.call = _layer_call(layer, subpixel_conv_transpose)
         elif _subpixel_input_gradient(layer) and not second_derivatives:
-            layer.call = _fast_conv_call(layer)
+            layer.call = _layer_call(layer, conv_with_subpixel_input_gradient)
     return model
