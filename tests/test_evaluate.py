@@ -103,6 +103,7 @@ def test_report_files_exist_and_parse(tmp_path, conditional):
         resamples=100,
         swd_resamples=10,
         augment_patients=2,
+        augment_min_steps=10,
         log=lines.append,
     )
     assert any(line.startswith("[8/8]") for line in lines)  # progress was shown
@@ -149,7 +150,8 @@ def test_report_files_exist_and_parse(tmp_path, conditional):
     )
     assert loaded["encoder"]["sha256"] and os.path.isfile(encoder_path)
     labels = loaded["augmentation"]["label_source"]
-    assert ("condition" in labels) if conditional else ("tumour head" in labels)
+    assert ("condition" in labels) if conditional else ("ceiling classifier" in labels)
+    assert "real_all_patients" in summary["augmentation"]  # the ceiling is reported
     assert len(loaded["augmentation"]["real_patients"]) == 2
     md = (out / "report.md").read_text()
     for heading in (

@@ -200,34 +200,83 @@ def test_two_sample_test_separates_different_sets_and_not_identical_ones():
     assert same["accuracy"]["value"] < 0.75
 
 
-def test_augmentation_three_settings_differences_and_floor():
+def _blob(x):  # tumour blob present
+    return (x.reshape(len(x), -1) > 0.9).any(1).astype(int)
+
+
+def test_augmentation_settings_ceiling_differences_and_floor():
     rng = np.random.default_rng(3)
-
-    def blob(x):  # tumour blob present
-        return (x.reshape(len(x), -1) > 0.9).any(1).astype(int)
-
-    real, test, synth = _toy_set(96, 20), _toy_set(64, 21), _toy_set(48, 22)
+    real, test, synth, every = (
+        _toy_set(96, 20),
+        _toy_set(64, 21),
+        _toy_set(48, 22),
+        _toy_set(160, 23),
+    )
+    fitted = {}
     result = downstream.augmentation(
         real,
-        blob(real),
+        _blob(real),
         synth,
-        blob(synth),
+        None,  # unconditional: the ceiling classifier labels the synthetic slices
         test,
-        blob(test),
+        _blob(test),
         np.arange(64) // 4,
+        all_real_x=every,
+        all_real_y=_blob(every),
         test_half_a=rng.random(64) < 0.5,
         seed=0,
         epochs=1,
         min_steps=100,
         resamples=100,
+        fitted=fitted,
     )
-    for name in ("real_only", "real_plus_synthetic", "synthetic_only"):
+    for name in ("real_only", "real_plus_synthetic", "synthetic_only", "real_all_patients"):
         assert 0 <= result[name]["balanced_accuracy"]["value"] <= 1
-    assert result["real_only"]["auc"]["value"] > 0.7  # the blob is easy to see
-    assert (
-        result["floor"]["auc"] is not None
-        and "real_plus_synthetic_minus_real_only" in result["differences"]
+        assert fitted[name].shape == (64,)
+    assert result["real_all_patients"]["auc"]["value"] > 0.7  # the blob is easy to see
+    assert "ceiling classifier" in result["label_source"]
+    # The synthetic labels are the ceiling classifier's calls on the synthetic slices.
+    calls = (fitted["labeller"].predict(synth, verbose=0)[:, 0] >= 0.5).mean()
+    assert result["synthetic_tumour_share"] == pytest.approx(calls)
+    headroom = result["differences"]["real_all_patients_minus_real_only"]["auc"]["value"]
+    assert headroom == pytest.approx(
+        result["real_all_patients"]["auc"]["value"] - result["real_only"]["auc"]["value"]
     )
+    assert result["floor"]["auc"] is not None
+
+
+def test_augmentation_reuses_fitted_real_classifiers():
+    """A second generator against the same real sets reuses the real-only classifier."""
+    real, test, synth = _toy_set(64, 24), _toy_set(40, 25), _toy_set(32, 26)
+    truth = _blob(test)
+    fitted = {"real_only": truth.astype(np.float32)}  # a perfect "classifier"
+    result = downstream.augmentation(
+        real, _blob(real), synth, _blob(synth), test, truth, np.arange(40) // 4,
+        seed=0, epochs=1, min_steps=20, resamples=50, fitted=fitted,
+    )  # fmt: skip
+    assert result["real_only"]["balanced_accuracy"]["value"] == 1.0
+    assert result["real_only"]["auc"]["value"] == 1.0
+    with pytest.raises(ValueError, match="no tumour labels"):
+        downstream.augmentation(
+            real, _blob(real), synth, None, test, truth, np.arange(40) // 4, min_steps=1
+        )  # fmt: skip
+
+
+def test_mean_difference_averages_paired_draws():
+    truth = np.array([1, 1, 0, 0, 1, 0])
+    clusters = np.array([0, 0, 1, 1, 2, 2])
+    perfect = truth.astype(float)
+    always = np.full(6, 0.9)  # says tumour every time: balanced accuracy 0.5, AUC 0.5
+    one_wrong = np.array([0.9, 0.2, 0.1, 0.1, 0.8, 0.3])  # misses one of 3 tumours: 5/6
+    out = downstream.mean_difference(
+        [(perfect, always), (one_wrong, always)], truth, clusters, resamples=200
+    )
+    # draw 1: 1.0 - 0.5; draw 2: (2/3 + 1) / 2 - 0.5 = 1/3; mean (0.5 + 1/3) / 2
+    assert out["balanced_accuracy"]["value"] == pytest.approx((0.5 + 1 / 3) / 2)
+    # AUC: perfect 1; one_wrong ranks its 0.2 tumour below the 0.3 non-tumour: 8/9; always 0.5.
+    assert out["auc"]["value"] == pytest.approx((0.5 + (8 / 9 - 0.5)) / 2)
+    lo, hi = out["balanced_accuracy"]["ci95"]
+    assert lo <= out["balanced_accuracy"]["value"] <= hi and out["draws"] == 2
 
 
 # ------------------------------------------------------------------ encoder reuse

@@ -62,11 +62,6 @@ class Encoder:
         outputs = self.model.predict(np.asarray(images, np.float32), batch_size=256, verbose=0)
         return np.argmax(outputs[0], axis=-1).astype(np.int64)
 
-    def tumour_probability(self, images: np.ndarray) -> np.ndarray:
-        """The tumour head's probability per image (a labeller trained on real training slices)."""
-        outputs = self.model.predict(np.asarray(images, np.float32), batch_size=256, verbose=0)
-        return np.asarray(outputs[1])[:, 0]
-
     def describe(self) -> dict:
         """Provenance for the report: file, hash, and how it was trained."""
         return {"path": self.path, "sha256": self.sha256, **self.info}
