@@ -249,6 +249,24 @@ def render(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merged(result: dict, path: str) -> dict:
+    """Adds the rows of an earlier run to `result` when that run used the same settings.
+
+    One export per call works too, as with bench_quality: the real-only and
+    ceiling classifiers are seeded, so a call with the same draws, samples
+    and seed retrains them to the same predictions.
+    """
+    if not os.path.isfile(path):
+        return result
+    with open(path) as f:
+        earlier = json.load(f)
+    same = ("draws", "samples", "seed", "min_steps", "classifier")
+    if "rows" not in earlier or any(earlier.get(k) != result.get(k) for k in same):
+        return result
+    result["rows"] = {**earlier["rows"], **result["rows"]}
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default="docs/quality/results.json", help="bench_quality results")
@@ -287,7 +305,7 @@ def main(argv=None) -> int:
         }
         render_table = render_classifiers
     else:
-        result, render_table = measure(rows, real, seeds, draws, args), render
+        result, render_table = _merged(measure(rows, real, seeds, draws, args), args.out), render
     result["cpu"], result["load"] = _cpu(), f"{os.getloadavg()[0]:.1f}"
     atomic.write_text(args.out, json.dumps(result, indent=1, default=str) + "\n")
     table = render_table(result)
