@@ -271,7 +271,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", default="docs/quality/results.json", help="bench_quality results")
     p.add_argument("--rows", default="", help="comma-separated result keys (default: all here)")
-    p.add_argument("--data-dir", default="/work/quality-runs/records", help="records home")
+    p.add_argument(
+        "--data-dir",
+        default="bench-quality/records",
+        help="records home: <bench_quality --home>/records, where the cohort was built",
+    )
     p.add_argument("--draws", type=int, default=3, help="draws of the few real patients")
     p.add_argument("--patients", type=int, default=4, help="real patients per draw")
     p.add_argument("--samples", type=int, default=1000, help="synthetic slices per export")
