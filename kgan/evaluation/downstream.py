@@ -53,7 +53,7 @@ def _weighted_scores(p: np.ndarray, truth: np.ndarray, w: np.ndarray) -> dict:
     }
 
 
-#: Updates every tumour classifier gets at least: the lesion CNN is still learning at 200.
+#: Updates every tumour classifier gets at least (the budget docs/quality/classifiers.md measured).
 MIN_STEPS = 600
 
 _METRICS = ("balanced_accuracy", "sensitivity", "specificity", "auc")
