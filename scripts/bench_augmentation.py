@@ -43,10 +43,8 @@ def _cpu() -> str:
 
 def load(first_export: str, args):
     """The real slices (as the report loads them), the seeds and the draws of few patients."""
-    import numpy as np
-
     from kgan import names
-    from kgan.evaluation import cohort, report, sources
+    from kgan.evaluation import cohort, downstream, report, sources
 
     seeds = {k: args.seed + v for k, v in names.SEED_OFFSETS.items()}
     real = report._load_real(
@@ -58,14 +56,15 @@ def load(first_export: str, args):
         seeds,
         lambda line: print(line),
     )
-    patients = np.unique(real.train_y["case_id"])
-    draws = []
-    for d in range(args.draws):
-        rng = np.random.default_rng(
-            seeds["augment_patients"] if d == 0 else [seeds["augment_patients"], d]
-        )
-        chosen = np.sort(rng.permutation(patients)[: args.patients])
-        draws.append({"patients": [str(c) for c in chosen], "fitted": {}})
+    draws = [
+        {
+            "patients": downstream.few_patients(
+                real.train_y["case_id"], args.patients, seeds["augment_patients"], d
+            ),
+            "fitted": {},
+        }
+        for d in range(args.draws)
+    ]
     return real, seeds, draws
 
 
@@ -87,15 +86,14 @@ def compare_classifiers(real, seeds, draws, args) -> dict:
         started = time.perf_counter()
 
         def fit_predict(mask, build=build):
-            model = cnn.fit_binary(
+            return downstream.fit_predict(
                 x[mask],
                 y["tumour"][mask],
+                test_x,
                 seed=seeds["downstream"],
-                sample_weight=cnn.balanced_weights(y["tumour"][mask]),
                 min_steps=args.min_steps,
                 build=build,
-            )
-            return cnn.predict(model, test_x)[:, 0]
+            )[1]
 
         ceiling = fit_predict(np.ones(len(x), bool))
         few = [fit_predict(np.isin(y["case_id"], d["patients"])) for d in draws]

@@ -302,3 +302,11 @@ def test_encoder_is_trained_once_then_reused_with_same_hash(tmp_path):
     assert first.features(images).shape == (64, 64)
     with pytest.raises(ValueError, match="takes 16x16"):
         first.features(np.zeros((2, 32, 32, 1), np.float32))
+
+
+def test_few_patients_is_seeded_sorted_and_differs_by_draw():
+    ids = np.repeat([f"P{i:02d}" for i in range(16)], 3)  # three slices per patient
+    first = downstream.few_patients(ids, 4, seed=7)
+    assert first == downstream.few_patients(ids, 4, seed=7, draw=0) == sorted(first)
+    assert len(set(first)) == 4 and set(first) <= set(ids)
+    assert downstream.few_patients(ids, 4, seed=7, draw=1) != first

@@ -59,8 +59,14 @@ MIN_STEPS = 600
 _METRICS = ("balanced_accuracy", "sensitivity", "specificity", "auc")
 
 
-def _fit_predict(x, y, test_x, *, seed, epochs, min_steps):
-    """Trains the class-balanced lesion classifier and returns it with its test predictions."""
+def few_patients(patients, count: int, seed: int, draw: int = 0) -> list[str]:
+    """The `count` real patients of one draw, sorted; draw 0 is the one the report uses."""
+    rng = np.random.default_rng(seed if draw == 0 else [seed, draw])
+    return [str(c) for c in np.sort(rng.permutation(np.unique(patients))[:count])]
+
+
+def fit_predict(x, y, test_x, *, seed, epochs=5, min_steps=MIN_STEPS, build=cnn.lesion_classifier):
+    """Trains a class-balanced tumour classifier; returns it and its test predictions."""
     model = cnn.fit_binary(
         x,
         y,
@@ -68,7 +74,7 @@ def _fit_predict(x, y, test_x, *, seed, epochs, min_steps):
         epochs=epochs,
         sample_weight=cnn.balanced_weights(y),
         min_steps=min_steps,
-        build=cnn.lesion_classifier,
+        build=build,
     )
     return model, cnn.predict(model, test_x)[:, 0]
 
@@ -129,7 +135,7 @@ def augmentation(
     fitted = {} if fitted is None else fitted
     truth = np.asarray(test_y).astype(bool)
     if all_real_x is not None and "real_all_patients" not in fitted:
-        model, p = _fit_predict(
+        model, p = fit_predict(
             all_real_x,
             np.asarray(all_real_y).astype(int),
             test_x,
@@ -170,9 +176,9 @@ def augmentation(
             }
             continue
         if name not in fitted:
-            fitted[name] = _fit_predict(
-                x, y, test_x, seed=seed, epochs=epochs, min_steps=min_steps
-            )[1]
+            fitted[name] = fit_predict(x, y, test_x, seed=seed, epochs=epochs, min_steps=min_steps)[
+                1
+            ]
         p = fitted[name]
         point = scores(p, truth)
         resampled[name] = _weighted_scores(p, truth, w)

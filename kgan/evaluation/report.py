@@ -1102,10 +1102,7 @@ def _augmentation(
     min_steps,
     resamples,
 ) -> dict:
-    train_patients = np.unique(train_y["case_id"])
-    chosen = np.sort(
-        np.random.default_rng(seeds["augment_patients"]).permutation(train_patients)[:patients]
-    )
+    chosen = downstream.few_patients(train_y["case_id"], patients, seeds["augment_patients"])
     few = np.isin(train_y["case_id"], chosen)
     label_source = "the generator's tumour condition" if s1_tum is not None else ""
     out = downstream.augmentation(
@@ -1125,7 +1122,7 @@ def _augmentation(
         resamples=resamples,
         label_source=label_source,
     )
-    out["real_patients"] = [str(c) for c in chosen]
+    out["real_patients"] = chosen
     return out
 
 
