@@ -117,3 +117,27 @@ def test_levers_table_sets_each_variant_beside_its_plain_gan(bench):
     assert "11.0 -> 1.0" in row  # worst share gap, points
     assert "| realism filter |" not in bench.markdown(results)  # the GAN table keeps plain GANs
     assert bench.levers_markdown({"dcgan": results["dcgan"]}) == ""
+
+
+def test_gains_from_an_older_evaluation_are_marked_as_such(bench):
+    # v3's tumour classifier could not see a gain; a v3 "missed" must not read as a v4 verdict.
+    old = {"gan": "dcgan", "steps": 3000, "cpu": "AMD EPYC", "evaluation_version": 3}
+    new = {"gan": "wgan", "steps": 3000, "cpu": "AMD EPYC", "evaluation_version": 4}
+    results = {
+        "dcgan": {**old, "summary": _summary(helps=False)},
+        "wgan": {**new, "summary": _summary()},
+        "dcgan:long": {**new, "lever": "longer", "summary": _summary()},
+    }
+    table = bench.markdown(results)
+    dcgan_row = next(line for line in table.splitlines() if line.startswith("| DCGAN |"))
+    wgan_row = next(line for line in table.splitlines() if line.startswith("| WGAN |"))
+    assert dcgan_row.endswith("0.040 [0.010, 0.070] (evaluation v3) |")
+    assert wgan_row.endswith("0.040 [0.010, 0.070] |")
+    bar = next(line for line in table.splitlines() if line.startswith("| augmentation beats"))
+    assert bar.endswith("| missed (evaluation v3) | met |")
+    levers = bench.levers_markdown(results)
+    assert "0.040 [0.010, 0.070] (evaluation v3) -> 0.040 [0.010, 0.070] |" in levers
+    # one version throughout (or none recorded): nothing to mark
+    for r in results.values():
+        r["evaluation_version"] = 4
+    assert "evaluation v" not in bench.markdown(results) + bench.levers_markdown(results)
