@@ -267,27 +267,38 @@ def _pair_estimates(images, clusters, pairs, seed, resamples, rng_seed):
     )
 
 
-def _compare(
-    name,
-    ref,
-    ref_c,
-    floor_x,
-    floor_c,
-    syn,
-    f_ref,
-    f_floor,
-    f_syn,
-    seeds,
-    resamples,
-    swd_resamples,
-    pairs,
-):
+@dataclasses.dataclass(frozen=True)
+class _Slices:
+    """One side of a comparison: images, the cluster each one is resampled by (its patient; a
+    synthetic slice is its own cluster), and the encoder's features of each."""
+
+    images: np.ndarray
+    clusters: np.ndarray
+    features: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class _Budget:
+    """How much each metric draws: slices per group, pairs and bootstrap resamples."""
+
+    samples: int
+    per_modality: int | None
+    resamples: int
+    swd_resamples: int
+    pairs: int
+
+
+def _compare(name, reference: _Slices, floor: _Slices, synthetic: _Slices, seeds, budget: _Budget):
     """Fidelity, intensity and diversity of one group: synthetic vs half A and floor (B vs A)."""
+    ref, ref_c, f_ref = reference.images, reference.clusters, reference.features
+    floor_x, floor_c, f_floor = floor.images, floor.clusters, floor.features
+    syn, syn_c, f_syn = synthetic.images, synthetic.clusters, synthetic.features
+    resamples, swd_resamples, pairs = budget.resamples, budget.swd_resamples, budget.pairs
     rng = np.random.default_rng([seeds["bootstrap"], len(name)])
     n_syn = len(syn)
     w_ref = bootstrap.cluster_weights(ref_c, resamples, rng)
     w_floor = bootstrap.cluster_weights(floor_c, resamples, rng)
-    w_syn = bootstrap.cluster_weights(np.arange(n_syn), resamples, rng)
+    w_syn = bootstrap.cluster_weights(syn_c, resamples, rng)
     counts = {"n_reference": len(ref), "reference_patients": len(np.unique(ref_c))}
     syn_counts = {**counts, "n_compared": n_syn}
     floor_counts = {
@@ -366,7 +377,7 @@ def _compare(
     inten["bin_edges"] = np.linspace(intensity.BRAIN_THRESHOLD, 1.0, intensity.BINS + 1).tolist()
     div = {
         "synthetic": _pair_estimates(
-            syn, np.arange(n_syn), pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 11]
+            syn, syn_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 11]
         ),
         "real_half_a": _pair_estimates(
             ref, ref_c, pairs, seeds["pairs"], resamples, [seeds["bootstrap"], 12]
@@ -571,22 +582,14 @@ def _coverage(
     return cover, pool_x, pool_mod
 
 
-def _fidelity(
-    real: _Real,
-    enc,
-    f_ref,
-    s1,
-    pool_x,
-    pool_mod,
-    seeds,
-    samples,
-    per_modality,
-    resamples,
-    swd_resamples,
-    pairs,
-    log,
-):
-    """Fidelity, intensity and diversity for all slices and for each modality."""
+def _fidelity(real: _Real, enc, f_ref, s1, pool, seeds, budget: _Budget, log):
+    """Fidelity, intensity and diversity for all slices and for each modality.
+
+    `s1` is the synthetic set for all slices; `pool` = (images, modality) the per-modality
+    pool of `_coverage`, from which each modality's group takes its first slices.
+    """
+    pool_x, pool_mod = pool
+    samples, per_modality = budget.samples, budget.per_modality
     ref_x, ref_y, ref_c = real.ref_x, real.ref_y, real.ref_c
     rng = np.random.default_rng(seeds["subsample"])
     groups = {"all": None}
@@ -616,18 +619,11 @@ def _fidelity(
         f_syn = enc.features(syn)
         fidelity[name], inten[name], div[name] = _compare(
             name,
-            ref_x[ia],
-            ref_c[ia],
-            ref_x[ib],
-            ref_c[ib],
-            syn,
-            f_ref[ia],
-            f_ref[ib],
-            f_syn,
+            _Slices(ref_x[ia], ref_c[ia], f_ref[ia]),
+            _Slices(ref_x[ib], ref_c[ib], f_ref[ib]),
+            _Slices(syn, np.arange(len(syn)), f_syn),
             seeds,
-            resamples,
-            swd_resamples,
-            pairs,
+            budget,
         )
         log(
             f"  {name}: n = {n}; SWD {fidelity[name]['swd_x1e3']['synthetic']['value']:.1f} "
@@ -766,21 +762,8 @@ def evaluate(
         "fidelity, intensity and diversity per group, with 95 % intervals "
         "(synthetic vs half A; floor: half B vs half A)",
     )
-    fidelity, inten, div = _fidelity(
-        real,
-        enc,
-        f_ref,
-        s1,
-        pool_x,
-        pool_mod,
-        seeds,
-        samples,
-        per_modality,
-        resamples,
-        swd_resamples,
-        pairs,
-        log,
-    )
+    budget = _Budget(samples, per_modality, resamples, swd_resamples, pairs)
+    fidelity, inten, div = _fidelity(real, enc, f_ref, s1, (pool_x, pool_mod), seeds, budget, log)
 
     progress(
         "two_sample_test",
