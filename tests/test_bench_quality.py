@@ -42,8 +42,10 @@ def _summary(
         },
         "memorisation_flagged": memorised,
         "augmentation": {
-            "synthetic_helps": helps,
-            "real_plus_synthetic_minus_real_only": {"balanced_accuracy": _e(0.04, 0.01, 0.07)},
+            "real_plus_synthetic_minus_real_only": {
+                "balanced_accuracy": _e(0.04, 0.01, 0.07) if helps else _e(0.04, -0.01, 0.09),
+                "auc": _e(0.05, -0.01, 0.11),
+            },
         },
     }
 
@@ -131,13 +133,22 @@ def test_gains_from_an_older_evaluation_are_marked_as_such(bench):
     table = bench.markdown(results)
     dcgan_row = next(line for line in table.splitlines() if line.startswith("| DCGAN |"))
     wgan_row = next(line for line in table.splitlines() if line.startswith("| WGAN |"))
-    assert dcgan_row.endswith("0.040 [0.010, 0.070] (evaluation v3) |")
+    assert dcgan_row.endswith("0.040 [-0.010, 0.090] (evaluation v3) |")
     assert wgan_row.endswith("0.040 [0.010, 0.070] |")
     bar = next(line for line in table.splitlines() if line.startswith("| augmentation beats"))
-    assert bar.endswith("| missed (evaluation v3) | met |")
+    assert bar.endswith("| missed (evaluation v3) | met (bal. acc. 0.040 [0.010, 0.070]) |")
     levers = bench.levers_markdown(results)
-    assert "0.040 [0.010, 0.070] (evaluation v3) -> 0.040 [0.010, 0.070] |" in levers
+    assert "0.040 [-0.010, 0.090] (evaluation v3) -> 0.040 [0.010, 0.070] |" in levers
     # one version throughout (or none recorded): nothing to mark
     for r in results.values():
         r["evaluation_version"] = 4
     assert "evaluation v" not in bench.markdown(results) + bench.levers_markdown(results)
+
+
+def test_the_augmentation_bar_counts_a_gain_in_auc_alone(bench):
+    # The bar: beyond the interval in balanced accuracy *or* AUC.
+    summary = _summary(helps=False)
+    assert bench.bars(summary)["augmentation beats real only beyond the interval"] == (False, "")
+    summary["augmentation"]["real_plus_synthetic_minus_real_only"]["auc"] = _e(0.05, 0.012, 0.09)
+    met, detail = bench.bars(summary)["augmentation beats real only beyond the interval"]
+    assert met and detail == "AUC 0.050 [0.012, 0.090]"

@@ -258,3 +258,16 @@ def test_evaluate_script_on_an_exported_savedmodel(tmp_path, capsys):
     assert report["samples"]["train_slices"] == 6 * 2 * 4
     assert report["encoder"]["path"] == str(tmp_path / "enc.keras")
     assert cli.main(["--model", str(tmp_path / "missing"), "--data", data]) == 2
+
+
+def test_a_gain_counts_when_its_interval_clears_zero_in_either_metric():
+    gains = {
+        "balanced_accuracy": {"value": 0.03, "ci95": [-0.01, 0.07]},
+        "auc": {"value": 0.05, "ci95": [0.012, 0.09]},
+    }
+    assert report_lib.gains_beyond_interval(gains) == ["auc"]
+    gains["balanced_accuracy"]["ci95"] = [0.001, 0.06]
+    assert report_lib.gains_beyond_interval(gains) == ["balanced_accuracy", "auc"]
+    gains["auc"]["ci95"] = [0.0, 0.09]  # touching zero is not beyond it
+    gains["balanced_accuracy"]["ci95"] = [None, None]  # no interval: no claim
+    assert report_lib.gains_beyond_interval(gains) == []

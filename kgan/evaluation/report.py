@@ -1232,6 +1232,20 @@ def _brief(est: dict | None) -> dict | None:
     return {k: est[k] for k in ("value", "ci95") if k in est}
 
 
+def gains_beyond_interval(difference: dict) -> list[str]:
+    """The metrics ("balanced_accuracy", "auc") whose paired gain lies wholly above zero.
+
+    Issue #10's augmentation bar: real + synthetic beats real only by more than the interval
+    in balanced accuracy or in AUC.
+    """
+    out = []
+    for key in ("balanced_accuracy", "auc"):
+        ci = (difference.get(key) or {}).get("ci95")
+        if ci and ci[0] is not None and ci[0] > 0:
+            out.append(key)
+    return out
+
+
 def summary(report: dict) -> dict:
     """The headline numbers a benchmark reads: each with its 95 % interval and floor."""
     vtt = report["visual_turing_test_automated"]
@@ -1285,8 +1299,9 @@ def summary(report: dict) -> dict:
         out["augmentation"]["real_plus_synthetic_minus_real_only"] = {
             k: _brief(v) for k, v in diff.items()
         }
-        lo = (diff["balanced_accuracy"].get("ci95") or [None])[0]
-        out["augmentation"]["synthetic_helps"] = bool(lo is not None and lo > 0)
+        helps_by = gains_beyond_interval(diff)
+        out["augmentation"]["synthetic_helps"] = bool(helps_by)
+        out["augmentation"]["synthetic_helps_by"] = helps_by
     headroom = aug["differences"].get("real_all_patients_minus_real_only")
     if headroom:
         out["augmentation"]["real_all_patients_minus_real_only"] = {
