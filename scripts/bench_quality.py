@@ -286,6 +286,32 @@ def levers_markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def bars_markdown(results: dict) -> str:
+    """Every stored run (plain GANs, then each lever's variant) against every bar: where each
+    bar stands, and which run comes closest, in one table."""
+    keys = [g for g in GANS if g in results] + [k for k in results if ":" in k]
+    if not keys:
+        return ""
+    checks = {k: bars(results[k]["summary"]) for k in keys}
+    names_of_bars = list(checks[keys[0]])
+    lines = [
+        "| run | steps | " + " | ".join(names_of_bars) + " |",
+        "|---|---:|" + "---|" * len(names_of_bars),
+    ]
+    for k in keys:
+        r = results[k]
+        label = LABELS[r["gan"]] + (f": {r.get('lever') or r['tag']}" if ":" in k else "")
+        cells = []
+        for bar in names_of_bars:
+            met, detail = checks[k][bar]
+            if bar.startswith("augmentation"):
+                older = _older_evaluation(r, results).strip(" ()")
+                detail = "; ".join(d for d in (detail, older) if d)
+            cells.append(("met" if met else "missed") + (f" ({detail})" if detail else ""))
+        lines.append(f"| {label} | {r['steps']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def figure(results: dict, path: str, home: str, per_gan: int = 256, seed: int = 0) -> str:
     """Rows real / each GAN, columns T1..FLAIR; synthetic slices placed by the encoder's head."""
     import numpy as np
@@ -363,6 +389,7 @@ def main(argv=None) -> int:
         help="evaluate the export through the realism filter (kgan.selection) keeping KEEP",
     )
     p.add_argument("--levers-markdown", default="docs/quality/levers.md")
+    p.add_argument("--bars-markdown", default="docs/quality/bars.md")
     args = p.parse_args(argv)
 
     from kgan import atomic
@@ -384,6 +411,10 @@ def main(argv=None) -> int:
     if lever_table:
         atomic.write_text(args.levers_markdown, lever_table + "\n")
         print(lever_table)
+    bar_table = bars_markdown(results)
+    if bar_table:
+        atomic.write_text(args.bars_markdown, bar_table + "\n")
+        print(bar_table)
     drawn = figure(results, args.figure, os.path.abspath(args.home), seed=args.seed)
     if drawn:
         print(f"figure: {drawn}")

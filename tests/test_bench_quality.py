@@ -152,3 +152,23 @@ def test_the_augmentation_bar_counts_a_gain_in_auc_alone(bench):
     summary["augmentation"]["real_plus_synthetic_minus_real_only"]["auc"] = _e(0.05, 0.012, 0.09)
     met, detail = bench.bars(summary)["augmentation beats real only beyond the interval"]
     assert met and detail == "AUC 0.050 [0.012, 0.090]"
+
+
+def test_bars_table_has_a_row_per_run_levers_included(bench):
+    results = {
+        "dcgan": {"gan": "dcgan", "steps": 3000, "summary": _summary(acc=0.99)},
+        "began": {"gan": "began", "steps": 4000, "summary": _summary(memorised=True)},
+        "dcgan:long": {
+            "gan": "dcgan",
+            "tag": "long",
+            "lever": "9,000 steps",
+            "steps": 9000,
+            "summary": _summary(),
+        },
+    }
+    rows = bench.bars_markdown(results).splitlines()
+    assert rows[0].startswith("| run | steps | real-vs-real floor within 50-65 % |")
+    assert [r.split(" | ")[0] for r in rows[2:]] == ["| DCGAN", "| BEGAN", "| DCGAN: 9,000 steps"]
+    assert "| missed (99.0%) |" in rows[2] and "| met (70.0%) |" in rows[4]
+    assert rows[3].count("missed") == 1  # BEGAN: memorisation only
+    assert bench.bars_markdown({}) == ""
