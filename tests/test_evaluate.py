@@ -240,6 +240,8 @@ def test_evaluate_script_on_an_exported_savedmodel(tmp_path, capsys):
             "5",
             "--augment-patients",
             "2",
+            "--augment-min-steps",
+            "10",
         ]
     )
     assert code == 0
@@ -257,6 +259,7 @@ def test_evaluate_script_on_an_exported_savedmodel(tmp_path, capsys):
     assert report["reference"]["splits"] == ["test"] and "held-out" in report["reference"]["kind"]
     assert report["samples"]["train_slices"] == 6 * 2 * 4
     assert report["encoder"]["path"] == str(tmp_path / "enc.keras")
+    assert report["augmentation"]["min_steps"] == 10  # --augment-min-steps reached the test
     assert cli.main(["--model", str(tmp_path / "missing"), "--data", data]) == 2
 
 

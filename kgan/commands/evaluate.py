@@ -78,13 +78,20 @@ def main(argv=None) -> int:
         "--min-steps",
         type=int,
         default=200,
-        help="fewest updates each small classifier gets, however small its data",
+        help="fewest updates the two-sample classifier gets, however small its data",
+    )
+    parser.add_argument(
+        "--augment-min-steps",
+        type=int,
+        default=None,
+        help="fewest updates each tumour classifier of the augmentation test gets "
+        "(default: kgan.evaluation.downstream.MIN_STEPS, 600: fewer and it cannot see a gain)",
     )
     args = parser.parse_args(argv)
     if args.samples < 4:
         parser.error("--samples must be at least 4")
 
-    from kgan.evaluation import report, sources
+    from kgan.evaluation import downstream, report, sources
     from kgan.evaluation.cohort import EvaluationInputError
 
     try:
@@ -114,6 +121,9 @@ def main(argv=None) -> int:
             min_steps=args.min_steps,
             eval_patients=args.eval_patients,
             augment_patients=args.augment_patients,
+            augment_min_steps=(
+                downstream.MIN_STEPS if args.augment_min_steps is None else args.augment_min_steps
+            ),
             resamples=args.resamples,
             swd_resamples=args.swd_resamples,
             model_label=args.model,
