@@ -47,7 +47,7 @@ def load(first_export: str, args):
     from kgan.evaluation import cohort, downstream, report, sources
 
     seeds = {k: args.seed + v for k, v in names.SEED_OFFSETS.items()}
-    real = report._load_real(
+    real = report.load_real(
         sources.from_export(first_export),
         None,
         None,
@@ -141,7 +141,7 @@ def measure(rows: dict, real, seeds, draws, args) -> dict:
     for label, export in rows.items():
         started = time.perf_counter()
         source = sources.from_export(export)
-        s1, _, s1_tum = report._draw(
+        s1, _, s1_tum = report.draw_synthetic(
             source, args.samples, seeds["synthetic"], train_y, real.modality_ids
         )
         synthetic_only: dict = {}

@@ -117,7 +117,7 @@ def default_encoder_path(
     return os.path.join(base, f"{slug}-{image_size}.keras")
 
 
-def _draw(
+def draw_synthetic(
     source: SyntheticSource, count: int, seed: int, train_labels: dict, modality_ids: list[int]
 ):
     """Draws `count` slices; conditional ones follow the training mix of modality and tumour."""
@@ -416,7 +416,7 @@ def _memorisation_intervals(mem: dict, heldout_clusters, seeds, resamples) -> di
 
 
 @dataclasses.dataclass
-class _Real:
+class RealSlices:
     """The real slices of one evaluation: the generator's training split, and the reference
     patients in two halves (A, B) of two quarters each, with the warnings their size calls for."""
 
@@ -454,9 +454,9 @@ class _Real:
         return len(np.unique(self.ref_c[self.in_a])), len(np.unique(self.ref_c[self.in_b]))
 
 
-def _load_real(
+def load_real(
     source: SyntheticSource, data, reference, data_dir, eval_patients, seeds, log
-) -> _Real:
+) -> RealSlices:
     """Loads the training split and the reference patients, and splits the patients in halves."""
     inputs = resolve_inputs(source, data, reference, data_dir, eval_patients=eval_patients, log=log)
     data, ref_name = inputs["data"], inputs["reference"]
@@ -497,12 +497,12 @@ def _load_real(
         f"patients; reference: {inputs['reference_kind']} ({ref_name}): {len(ref_x)} slices, "
         f"{n_patients} patients (half A {pa}, half B {pb}); {size}x{size}"
     )
-    return _Real(
+    return RealSlices(
         inputs, train_x, train_y, ref_x, ref_y, in_a, in_b, (a1, a2, b1, b2), modality_ids, warnings
     )
 
 
-def _load_encoder(real: _Real, encoder_path, data_dir, seeds, encoder_epochs, log):
+def _load_encoder(real: RealSlices, encoder_path, data_dir, seeds, encoder_epochs, log):
     """The feature encoder: the cached file, else trained once on the training split."""
     enc_path = encoder_path or default_encoder_path(real.data, real.size, data_dir=data_dir)
     enc = encoder_lib.load_or_train(
@@ -521,7 +521,7 @@ def _load_encoder(real: _Real, encoder_path, data_dir, seeds, encoder_epochs, lo
     return enc
 
 
-def _synthetic_modalities(source, real: _Real, s1, s1_mod, s1_head):
+def _synthetic_modalities(source, real: RealSlices, s1, s1_mod, s1_head):
     """The modality of each slice of set 1, and where it comes from."""
     if source.conditional:
         return s1_mod, "generator condition"
@@ -531,7 +531,17 @@ def _synthetic_modalities(source, real: _Real, s1, s1_mod, s1_head):
 
 
 def _coverage(
-    source, enc, real: _Real, s1, s1_mod, s1_head, s2_head, seeds, samples, per_modality, resamples
+    source,
+    enc,
+    real: RealSlices,
+    s1,
+    s1_mod,
+    s1_head,
+    s2_head,
+    seeds,
+    samples,
+    per_modality,
+    resamples,
 ):
     """Modality coverage, and the pool of synthetic slices per modality the fidelity step uses."""
     modality_ids = real.modality_ids
@@ -582,7 +592,7 @@ def _coverage(
     return cover, pool_x, pool_mod
 
 
-def _fidelity(real: _Real, enc, f_ref, s1, pool, seeds, budget: _Budget, log):
+def _fidelity(real: RealSlices, enc, f_ref, s1, pool, seeds, budget: _Budget, log):
     """Fidelity, intensity and diversity for all slices and for each modality.
 
     `s1` is the synthetic set for all slices; `pool` = (images, modality) the per-modality
@@ -634,7 +644,7 @@ def _fidelity(real: _Real, enc, f_ref, s1, pool, seeds, budget: _Budget, log):
     return fidelity, inten, div
 
 
-def _memorisation(real: _Real, enc, f_ref, s1, seeds, samples, resamples) -> dict:
+def _memorisation(real: RealSlices, enc, f_ref, s1, seeds, samples, resamples) -> dict:
     """Nearest training slice of each synthetic and held-out real slice, with intervals."""
     train_x, train_y = real.train_x, real.train_y
     ia_all = _subsample(
@@ -693,7 +703,7 @@ def evaluate(
 ) -> dict:
     """Evaluates a generator against real patients it never saw and writes the report.
 
-    Load (`_load_real`), draw, the encoder, the metrics (`_coverage`, `_fidelity`,
+    Load (`load_real`), draw, the encoder, the metrics (`_coverage`, `_fidelity`,
     `_two_sample`, `_memorisation`, `_augmentation`), the figures (`_figures`) and the report
     (`_report`, `_write_report`), in that order.
 
@@ -736,11 +746,15 @@ def evaluate(
     per_modality = per_modality or max(MIN_GROUP, samples // 4)
 
     progress("load", "finding and loading the real slices")
-    real = _load_real(source, data, reference, data_dir, eval_patients, seeds, log)
+    real = load_real(source, data, reference, data_dir, eval_patients, seeds, log)
 
     progress("generate", f"drawing 2 x {samples} synthetic slices ({source.name})")
-    s1, s1_mod, s1_tum = _draw(source, samples, seeds["synthetic"], real.train_y, real.modality_ids)
-    s2, _, _ = _draw(source, samples, seeds["synthetic_set2"], real.train_y, real.modality_ids)
+    s1, s1_mod, s1_tum = draw_synthetic(
+        source, samples, seeds["synthetic"], real.train_y, real.modality_ids
+    )
+    s2, _, _ = draw_synthetic(
+        source, samples, seeds["synthetic_set2"], real.train_y, real.modality_ids
+    )
 
     progress(
         "encoder", "feature encoder (trained once on the generator's training slices, then reused)"
@@ -865,7 +879,7 @@ def evaluate(
 
 def _report(
     source,
-    real: _Real,
+    real: RealSlices,
     data_dir,
     seed,
     seeds,
