@@ -129,14 +129,14 @@ def bars(summary: dict, gains: dict | None = None) -> dict:
             s, f = summary[key]["synthetic"]["value"], summary[key]["floor"]["value"]
             out[f"{key} <= {limit}x floor"] = (
                 s <= limit * max(f, 1e-12),
-                f"{s / max(f, 1e-12):.1f}x",
+                f"{s / max(f, 1e-12):.2f}x",  # two decimals: 1.52x must not read as 1.5x
             )
     if "ms_ssim" in summary:
         s = summary["ms_ssim"]["synthetic_pairs"]["value"]
         r = summary["ms_ssim"]["real_pairs"]["value"]
         out["MS-SSIM within 10 % of real pairs"] = (abs(s - r) <= 0.1 * r, f"{s:.3f} vs {r:.3f}")
     worst = max(abs(e["difference_points"]) for e in summary["modality_shares"].values())
-    out["every modality share within 5 points"] = (worst <= 5, f"worst {worst:.1f} points")
+    out["every modality share within 5 points"] = (worst <= 5, f"worst {worst:.2f} points")
     out["memorisation not flagged"] = (not summary["memorisation_flagged"], "")
     if gains is None:
         gains = _own_gains(summary)

@@ -226,3 +226,9 @@ def test_the_augmentation_bar_reads_the_mean_over_draws_where_it_was_measured(be
     assert "| 0.011 [-0.008, 0.029] (mean of 3 draws) |" in table
     rows = bench.bars_markdown(results, augmentation).splitlines()
     assert rows[2].endswith("| missed (mean of 3 draws) |")
+
+
+def test_a_near_miss_never_prints_as_the_bar_itself(bench):
+    checks = bench.bars(_summary(swd=(33.37, 21.94), shares=(30.01, 25, 25, 20), real=(25,) * 4))
+    assert checks["swd_x1e3 <= 1.5x floor"] == (False, "1.52x")
+    assert checks["every modality share within 5 points"] == (False, "worst 5.01 points")
