@@ -12,6 +12,10 @@ and stores the report's summary in --results (merged with earlier calls). Then i
 Markdown table of every metric beside its real-vs-real floor, with 95 % intervals, checks the
 issue's bars, and draws the paper's figure: rows real / DCGAN / WGAN / WGAN-GP / BEGAN,
 columns T1 / T1ce / T2 / FLAIR (synthetic slices placed by the encoder's modality head).
+Tagged runs (levers) go into a before -> after table, and every run into a table of the bars
+(docs/quality/bars.md). The augmentation bar reads `scripts/bench_augmentation.py`'s mean over
+several draws of the few real patients where it measured the same export, else the report's
+one draw.
 """
 
 from __future__ import annotations
@@ -319,8 +323,8 @@ def levers_markdown(results: dict, augmentation: dict | None = None) -> str:
 
 
 def bars_markdown(results: dict, augmentation: dict | None = None) -> str:
-    """Every stored run (plain GANs, then each lever's variant) against every bar: where each
-    bar stands, and which run comes closest, in one table."""
+    """Every stored run (plain GANs, then each lever's variant) against every bar, one row a run,
+    so that how near each recipe comes to each bar reads down a column."""
     view = augmentation_view(results, augmentation)
     keys = [g for g in GANS if g in results] + [k for k in results if ":" in k]
     if not keys:
