@@ -13,8 +13,8 @@ Two choices decide a GAN step's speed on a CPU, and the right one differs betwee
   DCGAN 2.6 s XLA vs 1.8 s plain, main job 0.117 vs 0.123 s); with oneDNN off, XLA wins
   (1.36-1.71x). So `jit_compile = "auto"` resolves to: GPU -> XLA; CPU with oneDNN -> plain;
   CPU without oneDNN -> XLA. Under a strategy over several CPU replicas (logical devices or
-  workers) the same rule holds for a GAN whose step compiles per replica (BEGAN); for the
-  GANs with batch norm XLA stays off there (`resolve_jit_compile` says why).
+  workers) the same rule holds: each replica's computation compiles on its own, with the
+  all-reduces outside XLA (`resolve_jit_compile` says how).
 
 This module imports no TensorFlow at import time, so that `kgan/__init__.py` can call
 `enable_onednn` first.
@@ -100,26 +100,24 @@ def resolve_jit_compile(
       cpu_replicas: replicas of a MirroredStrategy over logical CPU devices, or of a
         MultiWorkerMirroredStrategy over CPU workers (1 otherwise).
       across_workers: the replicas are those of a MultiWorkerMirroredStrategy.
-      per_replica: the GAN's step compiles each replica's computation apart from the
-        all-reduces (`GAN.compiles_per_replica`: BEGAN).
+      per_replica: the GAN's step compiles each replica's whole computation at once
+        (`GAN.compiles_per_replica`: BEGAN); the others compile theirs in segments between
+        their synchronised batch norms (`kgan.segments`). Only the reason differs.
 
     Returns:
       (jit_compile: bool, reason: str).
     """
     several_cpus = cpu_replicas > 1 and not gpus
-    if several_cpus and setting is not False and not per_replica:
+    if several_cpus and setting is True:
         # Keras compiles the function that calls strategy.run: one XLA cluster on one device
         # holding every replica's variables ("Trying to access resource .../replica_1 located
-        # in device CPU:1 from device CPU:0") and the all-reduces, which XLA compiles on CPUs
-        # for no collective implementation ("Only compiling NCCL/auto collective is supported,
-        # got: ring"; with AUTO: "Collectives are not yet implemented for CPU devices when
-        # compiling with XLA"). Compiling each replica's computation alone gets round both
-        # (BEGAN), but synchronised batch norm all-reduces in the middle of the forward pass
-        # (a merge_call, which tf.distribute refuses inside a nested tf.function). TF 2.21.
-        where = "across CPU workers" if across_workers else "over CPU devices"
-        return False, f"XLA cannot compile synchronised batch norm's all-reduce {where}"
-    if several_cpus and setting is True:
-        return True, "the recipe asks for XLA, compiled per replica with the all-reduces outside it"
+        # in device CPU:1 from device CPU:0") and the all-reduces, which XLA cannot compile on
+        # CPUs ("Only compiling NCCL/auto collective is supported, got: ring"; with AUTO:
+        # "Collectives are not yet implemented for CPU devices when compiling with XLA";
+        # TF 2.21). So under several replicas the GANs compile each replica's computation
+        # alone and all-reduce outside XLA (`GAN.jit_per_replica`).
+        where = "" if per_replica else " between the synchronised batch norms"
+        return True, f"the recipe asks for XLA, compiled per replica{where}, all-reduces outside it"
     if setting is True:
         return True, "the recipe asks for XLA"
     if setting is False:

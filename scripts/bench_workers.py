@@ -12,10 +12,10 @@ Three runs of `kgan train` on the same small synthetic slice set, each a fresh p
   same training, split);
 - two workers, global batch 2B (B per worker: the work per worker of the one-process run).
 
-With `--xla` every run is made twice, `train.jit_compile` false and true (BEGAN compiles each
-replica's computation under the strategy; for the GANs with batch norm XLA stays off across
-workers, and the table's XLA column says so). `--rounds` repeats the whole list, interleaved, and
-takes the median per run, as the machine's load drifts.
+With `--xla` every run is made twice, `train.jit_compile` false and true (under the strategy
+each replica's computation compiles on its own: BEGAN's at once, the batch-norm GANs' in segments
+between their batch norms; the JSON keeps each run's "XLA : on (why)" line). `--rounds` repeats
+the whole list, interleaved, and takes the median per run, as the machine's load drifts.
 
 Steps/s come from Keras's per-epoch "ms/step" lines (verbose 2): the median over the epochs after
 the first, so that tracing and start-up are left out. On one machine the two workers share its

@@ -21,8 +21,9 @@ from kgan import device
         ("auto", 0, None, 1, True),  # unknown oneDNN state: XLA, the CPU's safe choice without it
         (True, 0, True, 1, True),  # the recipe's explicit choice wins
         (False, 2, True, 1, False),
-        ("auto", 0, False, 2, False),  # MirroredStrategy over CPU devices: XLA fails there
-        (True, 0, False, 2, False),
+        ("auto", 0, False, 2, True),  # over CPU devices the one-device rule holds, per replica
+        ("auto", 0, True, 2, False),
+        (True, 0, True, 2, True),
     ],
 )
 def test_resolve_jit_compile(setting, gpus, onednn, replicas, expected):
@@ -36,11 +37,13 @@ def test_resolve_jit_compile(setting, gpus, onednn, replicas, expected):
 @pytest.mark.parametrize(
     "setting,onednn,across,per_replica,expected,why",
     [
-        # BN GANs: Keras's whole-step XLA cannot compile the replicas' variables and all-reduces
-        (True, False, False, False, False, "over CPU devices"),
-        ("auto", False, True, False, False, "across CPU workers"),
-        # BEGAN compiles per replica: the recipe's choice and the one-device rule hold again
-        (True, True, True, True, True, "compiled per replica"),
+        # BN GANs compile per replica between their synchronised batch norms
+        (True, False, False, False, True, "between the synchronised batch norms"),
+        (True, True, True, False, True, "between the synchronised batch norms"),
+        ("auto", False, True, False, True, "without oneDNN"),
+        ("auto", True, False, False, False, "with oneDNN"),
+        # BEGAN compiles each replica's whole computation at once
+        (True, True, True, True, True, "compiled per replica, all-reduces outside"),
         (True, False, False, True, True, "compiled per replica"),
         ("auto", False, True, True, True, "without oneDNN"),
         ("auto", True, True, True, False, "with oneDNN"),

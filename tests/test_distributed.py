@@ -36,8 +36,9 @@ _SCRIPT = textwrap.dedent(
     ONE = tf.distribute.OneDeviceStrategy("/cpu:0")
     TWO = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     report = {}
-    # "began-xla": BEGAN's two replicas XLA-compiled per replica, against the plain one device.
-    for key in ("dcgan", "wgan", "wgan-gp", "began", "began-xla"):
+    # "-xla": two replicas XLA-compiled per replica (BEGAN's whole replica computation, the
+    # others' networks in segments between their batch norms), against the plain one device.
+    for key in ("dcgan", "wgan", "wgan-gp", "began", "dcgan-xla", "wgan-gp-xla", "began-xla"):
         jit = key.endswith("-xla")
         name = key.removesuffix("-xla")
         params = {"n_critic": 2} if name.startswith("wgan") else {}
@@ -73,6 +74,11 @@ _SCRIPT = textwrap.dedent(
         report[key] = {
             "replicas": two.distribute_strategy.num_replicas_in_sync,
             "jit": [two.jit_compile, two.jit_per_replica],
+            "segments": sorted(
+                f"{network}/{'train' if training else 'infer'}:"
+                + "".join("x" if kind == "xla" else "b" for kind, _ in segmented.steps)
+                for (network, training), segmented in two._segmented.items()
+            ),
             "max_weight_diff": max(
                 float(np.max(np.abs(a.astype("float64") - b))) for _, a, b in weights
             ),
@@ -113,7 +119,10 @@ def report():
     return json.loads(line[len("REPORT ") :])
 
 
-@pytest.mark.parametrize("name", ["dcgan", "wgan", "wgan-gp", "began", "began-xla"])
+_NAMES = ["dcgan", "wgan", "wgan-gp", "began", "dcgan-xla", "wgan-gp-xla", "began-xla"]
+
+
+@pytest.mark.parametrize("name", _NAMES)
 def test_two_replicas_equal_one_device(report, name):
     entry = report[name]
     assert entry["replicas"] == 2
@@ -133,6 +142,20 @@ def test_began_k_t_is_replica_exact(report, name):
     k_one, k_two = report[name]["k_t"]
     assert k_one != 0.1 and 0.0 < k_one < 1.0  # k moved and stayed inside its bounds
     assert k_two == pytest.approx(k_one, abs=1e-7)
+
+
+def test_batch_norm_gans_compile_segments_between_their_batch_norms(report):
+    # Conditional DCGAN at 16x16: the generator's projection and its one hidden up-block are
+    # each followed by a batch norm, then the last up-block (x b x b x); the discriminator's
+    # first conv has none, its second has one (x b x).
+    assert report["dcgan-xla"]["segments"] == [
+        "discriminator/train:xbx",
+        "generator/train:xbxbx",
+    ]
+    # WGAN-GP's critic has layer norm, not batch norm: one compiled segment, differentiated twice.
+    assert "discriminator/train:x" in report["wgan-gp-xla"]["segments"]
+    assert report["began-xla"]["segments"] == []  # one compiled function per replica instead
+    assert report["dcgan"]["segments"] == []  # no XLA, no segments
 
 
 def test_replica_drift_is_detected(report):

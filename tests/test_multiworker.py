@@ -201,10 +201,11 @@ def test_two_workers_train_as_one_process(gan, slices, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_workers_with_xla_per_replica_train_as_one_process(slices, tmp_path, monkeypatch):
-    """BEGAN with XLA across two CPU workers: each replica's forward and gradients compiled, the
-    all-reduces outside XLA, and the same weights as one plain process on the global batch."""
-    gan = "began"
+@pytest.mark.parametrize("gan", ["began", "dcgan"])
+def test_two_workers_with_xla_per_replica_train_as_one_process(gan, slices, tmp_path, monkeypatch):
+    """XLA across two CPU workers: each replica's computation compiled (BEGAN's at once, DCGAN's
+    between its synchronised batch norms), the all-reduces outside XLA, and the same weights as
+    one plain process on the global batch."""
     run_one = train_here(
         train_args(gan, slices, str(tmp_path / "one")) + ["--set", "train.jit_compile=false"],
         monkeypatch,

@@ -30,11 +30,14 @@ A GAN wraps a generator and a discriminator (both functional models from
   and fake, with parameters drawn from the same seed state as z.
 - XLA under several replicas: Keras compiles the function that calls `strategy.run`, so its
   XLA cluster holds every replica's variables and all-reduces, which fails on CPUs (one
-  cluster on one device; no CPU kernel for the collectives). A GAN whose step is written
-  per replica (`compiles_per_replica`, BEGAN) instead compiles only each replica's own
-  computation, a pure function of the weights' values and the batch (forward, losses,
-  gradients), and leaves the all-reduces (in `apply_gradients`, `cross_replica_mean`,
-  `assign_in_sync`) and the seed and metric updates outside XLA.
+  cluster on one device; no CPU kernel for the collectives). So under several replicas
+  (`jit_per_replica`) XLA compiles only each replica's own computation and leaves the
+  all-reduces (in `apply_gradients`, `cross_replica_mean`, `assign_in_sync`, synchronised
+  batch norm) and the seed and metric updates outside it. A GAN whose step is written per
+  replica (`compiles_per_replica`, BEGAN) compiles its forward, losses and gradients at once,
+  a pure function of the weights' values and the batch; the GANs with batch norm run their
+  networks as compiled segments between the batch norms (`kgan.segments`), since synchronised
+  batch norm all-reduces in the middle of the forward pass.
 - Both networks train on faster kernels of the same layers where the step allows
   (`kgan.kernels.accelerate`): the same function, variables and saved files.
 """
@@ -45,7 +48,7 @@ import keras
 import tensorflow as tf
 
 from kgan import augment as aug
-from kgan import distribute, kernels, optimizers
+from kgan import distribute, kernels, optimizers, segments
 
 _CONDITION_KEYS = ("modality", "tumour")
 
@@ -111,9 +114,9 @@ class GAN(keras.Model):
 
     gan_name = "gan"
     real_batches_per_step = 1
-    #: The step XLA-compiles each replica's computation apart (`replica_compiled`), so XLA
-    #: works under several replicas. Synchronised batch norm all-reduces in the middle of the
-    #: forward pass, so only GANs whose networks hold no batch norm can do this.
+    #: Under several replicas the step XLA-compiles each replica's whole computation at once
+    #: (`replica_compiled`). Only for networks without batch norm (whose synchronised moments
+    #: all-reduce mid-forward); the others run their networks in compiled segments.
     compiles_per_replica = False
     #: The step differentiates the discriminator's gradients (WGAN-GP's penalty), so its layers
     #: keep the kernels whose second derivatives Keras's tests cover.
@@ -171,6 +174,8 @@ class GAN(keras.Model):
         #: XLA compiles each replica's computation, not the whole step (set by `compile`).
         self.jit_per_replica = False
         self._replica_compiled = {}
+        #: The networks as compiled segments, by (network name, training), under jit_per_replica.
+        self._segmented = {}
         #: Images one replica receives per step, when the input pipeline cannot say: a dataset
         #: distributed across workers has no static batch size, and WGAN's split and XLA need one.
         self.replica_batch_size: int | None = None
@@ -185,13 +190,14 @@ class GAN(keras.Model):
           d_optimizer: optimizer of the discriminator / critic.
           g_optimizer: optimizer of the generator.
           jit_compile: XLA-compile the train step. Pass True explicitly: Keras'
-            "auto" turns XLA off on CPU and under tf.distribute. Under several replicas a
-            GAN that `compiles_per_replica` compiles each replica's computation instead.
+            "auto" turns XLA off on CPU and under tf.distribute. Under several replicas XLA
+            compiles each replica's computation instead (see the module docstring).
           **kwargs: passed to `keras.Model.compile` (e.g. steps_per_execution).
         """
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.jit_per_replica = jit_compile is True and replicas > 1 and self.compiles_per_replica
+        self.jit_per_replica = jit_compile is True and replicas > 1
         self._replica_compiled = {}
+        self._segmented = {}
         super().compile(
             optimizer=None, jit_compile=jit_compile and not self.jit_per_replica, **kwargs
         )
@@ -395,11 +401,20 @@ class GAN(keras.Model):
                 raise ValueError(f"conditional {role} needs (modality, tumour)")
             x = [x, conditions[0], conditions[1]]
         if weights is None:
+            if self.jit_per_replica and not self.compiles_per_replica:
+                # XLA between the batch norms, which all-reduce outside it (kgan.segments).
+                return self._segmented_network(network, training)(x)
             return network(x, training=training)
         # A pure call: the weights are the given tensors, so a replica-compiled function reads
         # no variable. The networks of such GANs hold no non-trainable state to update.
         outputs, _ = network.stateless_call(weights, [], x, training=training)
         return outputs
+
+    def _segmented_network(self, network, training: bool) -> segments.SegmentedNetwork:
+        key = (network.name, bool(training))
+        if key not in self._segmented:
+            self._segmented[key] = segments.SegmentedNetwork(network, training)
+        return self._segmented[key]
 
     def apply_loss_gradients(self, optimizer, loss, tape, variables) -> None:
         """One optimizer update of `variables` down the gradient of a loss recorded on `tape`.

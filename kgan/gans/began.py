@@ -36,7 +36,7 @@ class BEGAN(GAN):
 
     gan_name = "began"
     extra_metrics = ("k_t", "convergence")
-    compiles_per_replica = True  # no batch norm: see `GAN.replica_compiled`
+    compiles_per_replica = True  # no batch norm: one compiled function, `replica_gradients`
 
     def __init__(
         self,
