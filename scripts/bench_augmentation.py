@@ -20,25 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-
-
-def _cpu() -> str:
-    """The CPU model with its family and model numbers (lscpu names a Zen 4 just "AMD EPYC")."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    return (
-        f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, "
-        f"model {fields.get('model', '?')}), {os.cpu_count()} cores"
-    )
 
 
 def load(first_export: str, args):
@@ -287,7 +270,7 @@ def main(argv=None) -> int:
         help="instead: the average-pooled CNN against the lesion CNN, real only and ceiling",
     )
     args = p.parse_args(argv)
-    from kgan import atomic
+    from kgan import atomic, device
 
     with open(args.results) as f:
         stored = json.load(f)
@@ -308,7 +291,7 @@ def main(argv=None) -> int:
         render_table = render_classifiers
     else:
         result, render_table = _merged(measure(rows, real, seeds, draws, args), args.out), render
-    result["cpu"], result["load"] = _cpu(), f"{os.getloadavg()[0]:.1f}"
+    result["cpu"], result["load"] = device.cpu_description(), f"{os.getloadavg()[0]:.1f}"
     atomic.write_text(args.out, json.dumps(result, indent=1, default=str) + "\n")
     table = render_table(result)
     atomic.write_text(os.path.splitext(args.out)[0] + ".md", table)

@@ -255,8 +255,9 @@ def augmentation_view(results: dict, augmentation: dict | None) -> dict:
     """{run: (gains, where they come from)}: the augmentation gains each run is judged by.
 
     `scripts/bench_augmentation.py`'s mean over several draws of 4 patients when it measured
-    the same export (one draw is noisy: BEGAN's report draw gains +0.046, its mean over 3
-    draws +0.011), else the report's own draw, marked when an older evaluation made it.
+    the same export (one draw of 4 patients is noisy: in docs/quality/augmentation.md's per-draw
+    column a GAN's gain can change sign between draws), else the report's own draw, marked when an
+    older evaluation made it.
     """
     rows = (augmentation or {}).get("rows", {})
     view = {}

@@ -188,7 +188,7 @@ def toy_two_sample():
     seeds = {k: v for k, v in names.SEED_OFFSETS.items()}
 
     def run(s1, s2):
-        return report._two_sample(
+        return report.two_sample_test(
             ref_x, ref_c, s1, s2, seeds, 96, epochs=1, min_steps=40, resamples=300, repeats=2
         )
 

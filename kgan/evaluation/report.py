@@ -11,7 +11,7 @@ each half again into two quarters. Synthetic numbers compare the synthetic
 slices with half A; the floor is the same number for half B against half A,
 at the same sample count: a synthetic number near its floor is as good as
 another group of real patients. The two-sample test trains and tests on
-disjoint patients and samples (see `_two_sample`). Every number carries a
+disjoint patients and samples (see `two_sample_test`). Every number carries a
 95 % cluster-bootstrap interval (patients on the real side, slices on the
 synthetic side; `kgan.evaluation.bootstrap`).
 """
@@ -530,40 +530,43 @@ def _synthetic_modalities(source, real: RealSlices, s1, s1_mod, s1_head):
     return s1_head, "the encoder's modality head (unconditional generator)"
 
 
-def _coverage(
-    source,
-    enc,
-    real: RealSlices,
-    s1,
-    s1_mod,
-    s1_head,
-    s2_head,
-    seeds,
-    samples,
-    per_modality,
-    resamples,
-):
-    """Modality coverage, and the pool of synthetic slices per modality the fidelity step uses."""
-    modality_ids = real.modality_ids
+def _coverage(real: RealSlices, s1_head, s2_head, conditional: bool, seeds, resamples) -> dict:
+    """Modality coverage: the share of each modality among synthetic slices against real."""
     cover = coverage.shares(
         np.concatenate([s1_head, s2_head]),
         real.ref_head,
         real.ref_y["modality"],
         real.ref_c,
-        modalities=modality_ids,
+        modalities=real.modality_ids,
         seed=seeds["bootstrap"],
         resamples=resamples,
     )
     cover["classified_by"] = (
         "encoder modality head (synthetic and real alike); real_labels: true labels"
     )
-    if source.conditional:
+    if conditional:
         cover["note"] = (
             "conditional generator: shares follow the requested conditions; the head shows whether "
             "slices match them"
         )
-    pool_x, pool_mod = s1, s1_mod
-    if source.conditional and len(modality_ids) > 1:  # ask for each modality directly
+    return cover
+
+
+def _per_modality_pool(source, enc, real: RealSlices, s1, s1_mod, seeds, budget: _Budget):
+    """Synthetic slices with their modality, enough of each for the per-modality metrics.
+
+    A conditional generator is asked for each modality directly; an unconditional one draws
+    more slices until the encoder's head has found `budget.per_modality` of each (at most
+    8 x `budget.samples`).
+
+    Returns:
+      (images, modality, slices drawn by an unconditional generator or None).
+    """
+    modality_ids = real.modality_ids
+    per_modality = budget.per_modality
+    if len(modality_ids) == 1:
+        return s1, s1_mod, None
+    if source.conditional:
         rng_c = np.random.default_rng([seeds["extra_draws"], 1])
         parts, mods = [], []
         for k, m in enumerate(modality_ids):
@@ -578,18 +581,18 @@ def _coverage(
                 )
             )
             mods.append(np.full(per_modality, m))
-        pool_x, pool_mod = np.concatenate(parts), np.concatenate(mods)
-    elif not source.conditional and len(modality_ids) > 1:
-        drawn, k = len(s1), 0
-        while (
-            min(np.sum(pool_mod == m) for m in modality_ids) < per_modality and drawn < 8 * samples
-        ):
-            extra = source.draw(samples, seeds["extra_draws"] * 1000 + k)
-            pool_x = np.concatenate([pool_x, extra])
-            pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
-            drawn, k = drawn + samples, k + 1
-        cover["drawn_for_per_modality_metrics"] = int(drawn)
-    return cover, pool_x, pool_mod
+        return np.concatenate(parts), np.concatenate(mods), None
+    pool_x, pool_mod = s1, s1_mod
+    drawn, k = len(s1), 0
+    while (
+        min(np.sum(pool_mod == m) for m in modality_ids) < per_modality
+        and drawn < 8 * budget.samples
+    ):
+        extra = source.draw(budget.samples, seeds["extra_draws"] * 1000 + k)
+        pool_x = np.concatenate([pool_x, extra])
+        pool_mod = np.concatenate([pool_mod, enc.modality(extra)])
+        drawn, k = drawn + budget.samples, k + 1
+    return pool_x, pool_mod, int(drawn)
 
 
 def _fidelity(real: RealSlices, enc, f_ref, s1, pool, seeds, budget: _Budget, log):
@@ -704,7 +707,7 @@ def evaluate(
     """Evaluates a generator against real patients it never saw and writes the report.
 
     Load (`load_real`), draw, the encoder, the metrics (`_coverage`, `_fidelity`,
-    `_two_sample`, `_memorisation`, `_augmentation`), the figures (`_figures`) and the report
+    `two_sample_test`, `_memorisation`, `_augmentation`), the figures (`_figures`) and the report
     (`_report`, `_write_report`), in that order.
 
     Args:
@@ -766,9 +769,11 @@ def evaluate(
     s1_mod, modality_source = _synthetic_modalities(source, real, s1, s1_mod, s1_head)
 
     progress("coverage", "modality coverage: share of each modality, synthetic vs real")
-    cover, pool_x, pool_mod = _coverage(
-        source, enc, real, s1, s1_mod, s1_head, s2_head, seeds, samples, per_modality, resamples
-    )
+    budget = _Budget(samples, per_modality, resamples, swd_resamples, pairs)
+    cover = _coverage(real, s1_head, s2_head, source.conditional, seeds, resamples)
+    pool_x, pool_mod, drawn = _per_modality_pool(source, enc, real, s1, s1_mod, seeds, budget)
+    if drawn is not None:
+        cover["drawn_for_per_modality_metrics"] = drawn
     f_ref = enc.features(real.ref_x)
 
     progress(
@@ -776,7 +781,6 @@ def evaluate(
         "fidelity, intensity and diversity per group, with 95 % intervals "
         "(synthetic vs half A; floor: half B vs half A)",
     )
-    budget = _Budget(samples, per_modality, resamples, swd_resamples, pairs)
     fidelity, inten, div = _fidelity(real, enc, f_ref, s1, (pool_x, pool_mod), seeds, budget, log)
 
     progress(
@@ -784,7 +788,7 @@ def evaluate(
         "automated Visual Turing Test: classifier two-sample test, trained and "
         "tested on disjoint patients and samples",
     )
-    vtt = _two_sample(
+    vtt = two_sample_test(
         real.ref_x,
         real.ref_c,
         s1,
@@ -981,7 +985,7 @@ def _split(case_ids, seed: int):
     return (in_a, in_b, *_quarters(case_ids, in_a, seed + 1), *_quarters(case_ids, in_b, seed + 2))
 
 
-def _two_sample(
+def two_sample_test(
     ref_x,
     ref_c,
     s1,
