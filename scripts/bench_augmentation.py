@@ -271,16 +271,17 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     from kgan import atomic, device
+    from kgan.evaluation import sources
 
-    with open(args.results) as f:
-        stored = json.load(f)
-    wanted = [r for r in args.rows.split(",") if r] or list(stored)
-    rows = {k: stored[k]["export"] for k in wanted if os.path.isdir(stored[k]["export"])}
-    missing = sorted(set(wanted) - set(rows))
-    if missing:
-        print(f"skipped (export not on this machine): {', '.join(missing)}", file=sys.stderr)
+    keys = [r for r in args.rows.split(",") if r]
+    try:
+        rows = sources.stored_exports(
+            args.results, keys, log=lambda line: print(line, file=sys.stderr)
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not rows:
-        print(f"no export of {args.results} is on this machine", file=sys.stderr)
         return 1
     real, seeds, draws = load(next(iter(rows.values())), args)
     if args.compare_classifiers:

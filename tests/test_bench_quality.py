@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -232,3 +234,23 @@ def test_a_near_miss_never_prints_as_the_bar_itself(bench):
     checks = bench.bars(_summary(swd=(33.37, 21.94), shares=(30.01, 25, 25, 20), real=(25,) * 4))
     assert checks["swd_x1e3 <= 1.5x floor"] == (False, "1.52x")
     assert checks["every modality share within 5 points"] == (False, "worst 5.01 points")
+
+
+def test_stored_exports_keeps_the_runs_whose_export_is_here(tmp_path):
+    from kgan.evaluation import sources
+
+    here = tmp_path / "exports" / "dcgan" / "1"
+    here.mkdir(parents=True)
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps({"dcgan": {"export": str(here)}, "began": {"export": str(tmp_path / "gone")}})
+    )
+    lines = []
+    assert sources.stored_exports(str(results), log=lines.append) == {"dcgan": str(here)}
+    assert lines == ["skipped (export not on this machine): began"]
+    assert sources.stored_exports(str(results), ["dcgan"], log=lines.append) == {"dcgan": str(here)}
+    lines.clear()
+    assert sources.stored_exports(str(results), ["began"], log=lines.append) == {}
+    assert lines[-1] == f"no export of {results} is on this machine"
+    with pytest.raises(ValueError, match=r"results.json holds no run wgan; it holds dcgan, began"):
+        sources.stored_exports(str(results), ["wgan"])

@@ -68,3 +68,38 @@ def from_export(path: str) -> SyntheticSource:
         name=f"{sampler.gan} ({sampler.path})",
         metadata={"export": sampler.path, **sampler.metadata},
     )
+
+
+def stored_exports(results_path: str, keys: Sequence[str] = (), log=print) -> dict[str, str]:
+    """{run: export directory} of the runs `scripts/bench_quality.py` recorded, found here.
+
+    The benchmark scripts that re-measure stored runs start from this: results.json travels
+    with the repository, the exports do not, so a run whose export is not on this machine is
+    skipped with a line saying so.
+
+    Args:
+      results_path: bench_quality's results.json.
+      keys: the runs wanted (default: every stored run).
+      log: where the skipped runs are named.
+
+    Raises:
+      ValueError: a wanted run that results.json does not hold (named with the file).
+    """
+    import json
+    import os
+
+    with open(results_path) as f:
+        stored = json.load(f)
+    unknown = [k for k in keys if k not in stored]
+    if unknown:
+        raise ValueError(
+            f"{results_path} holds no run {', '.join(unknown)}; it holds {', '.join(stored)}"
+        )
+    wanted = list(keys) or list(stored)
+    found = {k: stored[k]["export"] for k in wanted if os.path.isdir(stored[k]["export"])}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        log(f"skipped (export not on this machine): {', '.join(missing)}")
+    if not found:
+        log(f"no export of {results_path} is on this machine")
+    return found
