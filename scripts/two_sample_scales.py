@@ -149,13 +149,7 @@ def main(argv=None) -> int:
     from kgan.evaluation import sources
 
     keys = [r for r in args.rows.split(",") if r]
-    try:
-        rows = sources.stored_exports(
-            args.results, keys, log=lambda line: print(line, file=sys.stderr)
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    rows = sources.stored_exports(args.results, keys, log=lambda line: print(line, file=sys.stderr))
     if not rows:
         return 1
     result = {

@@ -80,10 +80,10 @@ def stored_exports(results_path: str, keys: Sequence[str] = (), log=print) -> di
     Args:
       results_path: bench_quality's results.json.
       keys: the runs wanted (default: every stored run).
-      log: where the skipped runs are named.
+      log: where skipped runs, and wanted runs results.json does not hold, are named.
 
-    Raises:
-      ValueError: a wanted run that results.json does not hold (named with the file).
+    Returns:
+      The runs found; empty when none is here or a wanted run is unknown (said in `log`).
     """
     import json
     import os
@@ -92,9 +92,10 @@ def stored_exports(results_path: str, keys: Sequence[str] = (), log=print) -> di
         stored = json.load(f)
     unknown = [k for k in keys if k not in stored]
     if unknown:
-        raise ValueError(
-            f"{results_path} holds no run {', '.join(unknown)}; it holds {', '.join(stored)}"
+        log(
+            f"error: {results_path} holds no run {', '.join(unknown)}; it holds {', '.join(stored)}"
         )
+        return {}
     wanted = list(keys) or list(stored)
     found = {k: stored[k]["export"] for k in wanted if os.path.isdir(stored[k]["export"])}
     missing = [k for k in wanted if k not in found]
