@@ -108,7 +108,6 @@ def resolve_jit_compile(
     gpus: int,
     onednn: bool | None,
     cpu_replicas: int = 1,
-    across_workers: bool = False,
     per_replica: bool = False,
 ):
     """The `jit_compile` a run passes to Keras, and why (one short clause).
@@ -119,7 +118,6 @@ def resolve_jit_compile(
       onednn: whether oneDNN is on (`onednn_enabled()`).
       cpu_replicas: replicas of a MirroredStrategy over logical CPU devices, or of a
         MultiWorkerMirroredStrategy over CPU workers (1 otherwise).
-      across_workers: the replicas are those of a MultiWorkerMirroredStrategy.
       per_replica: the GAN's step compiles each replica's whole computation at once
         (`GAN.compiles_per_replica`: BEGAN); the others compile theirs in segments between
         their synchronised batch norms (`kgan.segments`). Only the reason differs.

@@ -476,7 +476,6 @@ def _train(
         gpus=len(gpus),
         onednn=onednn,
         cpu_replicas=cpu_replicas,
-        across_workers=across,
         per_replica=gans.GANS[config.gan].compiles_per_replica,
     )
     with strategy.scope():

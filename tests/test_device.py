@@ -35,30 +35,29 @@ def test_resolve_jit_compile(setting, gpus, onednn, replicas, expected):
 
 
 @pytest.mark.parametrize(
-    "setting,onednn,across,per_replica,expected,why",
+    "setting,onednn,per_replica,expected,why",
     [
         # BN GANs compile per replica between their synchronised batch norms
-        (True, False, False, False, True, "between the synchronised batch norms"),
-        (True, True, True, False, True, "between the synchronised batch norms"),
-        ("auto", False, True, False, True, "without oneDNN"),
-        ("auto", True, False, False, False, "with oneDNN"),
+        (True, False, False, True, "between the synchronised batch norms"),
+        (True, True, False, True, "between the synchronised batch norms"),
+        ("auto", False, False, True, "without oneDNN"),
+        ("auto", True, False, False, "with oneDNN"),
         # BEGAN compiles each replica's whole computation at once
-        (True, True, True, True, True, "compiled per replica, all-reduces outside"),
-        (True, False, False, True, True, "compiled per replica"),
-        ("auto", False, True, True, True, "without oneDNN"),
-        ("auto", True, True, True, False, "with oneDNN"),
-        (False, False, True, True, False, "turns XLA off"),
+        (True, True, True, True, "compiled per replica, all-reduces outside"),
+        (True, False, True, True, "compiled per replica"),
+        ("auto", False, True, True, "without oneDNN"),
+        ("auto", True, True, False, "with oneDNN"),
+        (False, False, True, False, "turns XLA off"),
     ],
 )
 def test_resolve_jit_compile_under_several_cpu_replicas(
-    setting, onednn, across, per_replica, expected, why
+    setting, onednn, per_replica, expected, why
 ):
     jit, reason = device.resolve_jit_compile(
         setting,
         gpus=0,
         onednn=onednn,
         cpu_replicas=2,
-        across_workers=across,
         per_replica=per_replica,
     )
     assert jit is expected
