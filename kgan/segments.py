@@ -63,10 +63,7 @@ class SegmentedNetwork:
             if kind == "xla":
                 part.run(values)
             else:
-                args, kwargs = part.arguments.fill_in(values)
-                outputs = part.operation(*args, training=self.training, **kwargs)
-                for reference, tensor in zip(part.outputs, tf.nest.flatten(outputs)):
-                    values[id(reference)] = tensor
+                _run_node(part, values, self.training)
         outputs = [values[id(reference)] for reference in self.network.outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -97,12 +94,17 @@ class _Segment:
         values = dict(zip(self.input_ids, inputs))
         with keras.StatelessScope(state_mapping=list(zip(self.variables, weights))):
             for node in self.nodes:
-                args, kwargs = node.arguments.fill_in(values)
-                # A layer whose call takes no `training` drops it (Layer.__call__).
-                outputs = node.operation(*args, training=self.training, **kwargs)
-                for reference, tensor in zip(node.outputs, tf.nest.flatten(outputs)):
-                    values[id(reference)] = tensor
+                _run_node(node, values, self.training)
         return [values[i] for i in self.output_ids]
+
+
+def _run_node(node, values: dict, training: bool) -> None:
+    """Calls one layer of the graph on its inputs from `values` and writes its outputs there."""
+    args, kwargs = node.arguments.fill_in(values)
+    # A layer whose call takes no `training` drops it (Layer.__call__).
+    outputs = node.operation(*args, training=training, **kwargs)
+    for reference, tensor in zip(node.outputs, tf.nest.flatten(outputs)):
+        values[id(reference)] = tensor
 
 
 def _nodes_in_order(network: keras.Model):
